@@ -1,0 +1,63 @@
+"""Binning spike times and computing velocity labels, exactly as NeuroBench 2.3.0's PrimateReaching.
+
+For a bin width ``w`` (a multiple of the 4 ms sample step, ``r = round(w / 4 ms)``):
+
+- edges ``e_m = t_0 - w + m * 4 ms`` (``np.arange(t_0 - w, t_end, 4 ms)``, the same floats);
+- the binary 4 ms train ``B[m + 1, c] = 1`` when any unit of channel ``c`` fired in
+  ``[e_m, e_{m+1})`` (the last edge is inclusive, as in ``np.histogram``); ``B[0] = 0``;
+- samples ``X[j, c] = sum_{i=j}^{j+r-1} B[i, c]`` (a trailing box sum, so counts saturate at r),
+  cut to the T time points of ``t``;
+- labels ``v_j = (p_{j+1} - p_{j-1}) / 2`` in float32 (one-sided at both ends), the velocity of
+  ``cursor_pos`` in mm per 4 ms step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from motordecode.errors import ConfigError
+
+STEP_S = 0.004
+
+
+def width_in_steps(bin_width_s: float) -> int:
+    """Number of 4 ms steps in one bin, ``round(bin_width / 4 ms)`` (NeuroBench's ``ratio``)."""
+    steps = int(np.round(bin_width_s / STEP_S))
+    if steps < 1 or abs(steps * STEP_S - bin_width_s) > 1e-9:
+        raise ConfigError(f"bin width {bin_width_s * 1e3:g} ms is not a positive multiple of 4 ms.")
+    return steps
+
+
+def bin_edges(t0: float, t_end: float, bin_width_s: float) -> np.ndarray:
+    """Histogram edges of the binary 4 ms train for samples of width ``bin_width_s``."""
+    return np.arange(t0 - bin_width_s, t_end, STEP_S)
+
+
+def mark_spikes(train: np.ndarray, channel: int, times: np.ndarray, edges: np.ndarray) -> None:
+    """OR spikes at ``times`` into column ``channel`` of the binary train (row = histogram bin + 1)."""
+    last = len(edges) - 2
+    bins = np.searchsorted(edges, times, side="right") - 1
+    bins[times == edges[-1]] = last  # np.histogram closes its last bin on the right
+    bins = bins[(bins >= 0) & (bins <= last)]
+    train[bins + 1, channel] = 1
+
+
+def box_sum(train: np.ndarray, steps: int) -> np.ndarray:
+    """Trailing sums of ``steps`` rows ('valid' part): ``out[j] = sum(train[j : j + steps])``."""
+    if steps == 1:
+        return train
+    n_out = train.shape[0] - steps + 1
+    out = train[:n_out].astype(np.uint8 if steps < 256 else np.uint16)
+    for shift in range(1, steps):
+        out += train[shift : shift + n_out]
+    return out
+
+
+def velocity_labels(position: np.ndarray) -> np.ndarray:
+    """Central-difference gradient along time of a (T, D) position, in float32, per step."""
+    pos = np.asarray(position, dtype=np.float32)
+    vel = np.empty_like(pos)
+    vel[1:-1] = (pos[2:] - pos[:-2]) / np.float32(2)
+    vel[0] = pos[1] - pos[0]
+    vel[-1] = pos[-1] - pos[-2]
+    return vel

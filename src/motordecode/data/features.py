@@ -1,0 +1,137 @@
+"""Window features: the one implementation behind training batches and the streaming decoder.
+
+For a sample stream ``x_i`` (T, C), the feature at time ``j`` is k sub-window sums, oldest first:
+
+    f_m(j) = sum_{i = q_m - w + 1}^{q_m} x_i,    q_m = j - (k - 1 - m) * s,    m = 0 .. k-1
+
+with sub-window width ``w`` and spacing ``s``. The AEGRU input (Fig. 2 of the paper) is N samples
+summed in k sub-windows: ``w = s = N / k`` on 4 ms samples (N = 100, k = 5). NeuroBench's
+``num_steps`` windows are ``w = 1, s = ratio`` on box-summed samples (newest-first there,
+chronological here). Optionally ``log(softplus(f))`` is applied.
+
+Both paths use cumulative sums ``S_p = sum_{i<p} x_i``: ``f_m(j) = S_{j+1+o_m} - S_{j+1+o_m-w}``
+with ``o_m = -(k-1-m) s``. Before the session start ``S_p = 0`` (no wrap-around, the default), or,
+with ``wrap=True``, ``S_p = S_{T+p} - S_T`` which pulls samples from the end of the session exactly
+like NeuroBench's negative indices. The batch path gathers S over the whole session; the stream keeps
+the last ``span + 1`` values of S in a ring buffer. Integer inputs give bit-identical features.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from motordecode.errors import ConfigError
+
+
+def log_softplus(x: np.ndarray) -> np.ndarray:
+    """``log(softplus(x)) = log(log(1 + e^x))``, computed stably, float32."""
+    x = np.asarray(x, dtype=np.float32)
+    return np.log(np.logaddexp(np.float32(0.0), x))
+
+
+TRANSFORMS = {None: None, "none": None, "log_softplus": log_softplus}
+
+
+class WindowFeatures:
+    """k sub-window sums of width ``sub_width`` spaced ``spacing`` apart, ending at each sample."""
+
+    def __init__(self, n_sub: int, sub_width: int, spacing: int | None = None,
+                 transform: str | None = None, wrap: bool = False):
+        spacing = sub_width if spacing is None else spacing
+        if n_sub < 1 or sub_width < 1 or spacing < 1:
+            raise ConfigError(f"n_sub, sub_width and spacing must be >= 1 (got {n_sub}, {sub_width}, {spacing}).")
+        if transform not in TRANSFORMS:
+            raise ConfigError(f"unknown transform {transform!r}; choose from none, log_softplus.")
+        self.n_sub, self.sub_width, self.spacing = int(n_sub), int(sub_width), int(spacing)
+        self.transform = TRANSFORMS[transform]
+        self.wrap = bool(wrap)
+        self._hi = -(self.n_sub - 1 - np.arange(self.n_sub)) * self.spacing  # offsets of S, rel. j+1
+        self._lo = self._hi - self.sub_width
+
+    @classmethod
+    def summed(cls, n_samples: int, n_sub: int, **kwargs) -> "WindowFeatures":
+        """N samples summed in k contiguous sub-windows (the AEGRU input, N=100, k=5)."""
+        if n_samples % n_sub:
+            raise ConfigError(f"window of {n_samples} samples does not split into {n_sub} equal sub-windows.")
+        return cls(n_sub, n_samples // n_sub, **kwargs)
+
+    @property
+    def span(self) -> int:
+        """Number of samples that one feature vector looks back over (including the current one)."""
+        return (self.n_sub - 1) * self.spacing + self.sub_width
+
+    def _finish(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        sums = (hi - lo).astype(np.float32)
+        return sums if self.transform is None else self.transform(sums)
+
+    def __call__(self, x: np.ndarray, ends: np.ndarray | None = None) -> np.ndarray:
+        """Features (len(ends), k, C) of the windows ending at sample indices ``ends`` (default all)."""
+        x = np.asarray(x)
+        if x.ndim != 2:
+            raise ConfigError(f"samples must be (T, C), got shape {x.shape}.")
+        n = len(x)
+        ends = np.arange(n) if ends is None else np.asarray(ends, dtype=np.int64)
+        if len(ends) and (ends.min() < 0 or ends.max() >= n):
+            raise ConfigError(f"window ends must lie in [0, {n - 1}].")
+        if self.wrap and self.span > n:
+            raise ConfigError(f"a window of {self.span} samples cannot wrap around a session of {n}.")
+        cumsum = _cumulative_sums(x)
+        return self._finish(self._gather(cumsum, ends[:, None] + 1 + self._hi),
+                            self._gather(cumsum, ends[:, None] + 1 + self._lo))
+
+    def _gather(self, cumsum: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        if not self.wrap:
+            return cumsum[np.maximum(pos, 0)]
+        n = len(cumsum) - 1
+        values = cumsum[np.where(pos < 0, pos + n, pos)]
+        return np.where((pos < 0)[..., None], values - cumsum[n], values)
+
+    def stream(self, n_channels: int) -> "FeatureStream":
+        """A streaming feature extractor: one sample in, the current (k, C) feature out."""
+        if self.wrap:
+            raise ConfigError("wrap-around needs the end of the session and cannot stream.")
+        return FeatureStream(self, n_channels)
+
+
+def _cumulative_sums(x: np.ndarray) -> np.ndarray:
+    """(T+1, C) running sums with a leading zero row; integers stay exact."""
+    if np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
+        dtype = np.int64
+        if len(x) and int(x.max(initial=0)) * len(x) < 2**31 and int(x.min(initial=0)) >= 0:
+            dtype = np.int32
+    else:
+        dtype = np.float64
+    out = np.empty((len(x) + 1, x.shape[1]), dtype=dtype)
+    out[0] = 0
+    np.cumsum(x, axis=0, dtype=dtype, out=out[1:])
+    return out
+
+
+class FeatureStream:
+    """Streaming twin of :class:`WindowFeatures` (no wrap-around; state starts at zero)."""
+
+    def __init__(self, features: WindowFeatures, n_channels: int):
+        self.features = features
+        self.n_channels = int(n_channels)
+        self._size = features.span + 1
+        self.reset()
+
+    def reset(self) -> None:
+        self._ring = None
+        self._head = -1  # slot holding S_{j+1} of the latest sample j
+
+    def push(self, sample: np.ndarray) -> np.ndarray:
+        """Add one sample (C,) and return the features (k, C) of the window ending at it."""
+        sample = np.asarray(sample)
+        if sample.shape != (self.n_channels,):
+            raise ConfigError(f"expected one sample of shape ({self.n_channels},), got {sample.shape}.")
+        if self._ring is None:
+            dtype = np.int64 if (np.issubdtype(sample.dtype, np.integer) or sample.dtype == bool) else np.float64
+            self._ring = np.zeros((self._size, self.n_channels), dtype=dtype)
+            self._head = 0
+        total = self._ring[self._head] + sample
+        self._head = (self._head + 1) % self._size
+        self._ring[self._head] = total
+        f = self.features
+        return f._finish(self._ring[(self._head + f._hi) % self._size],
+                         self._ring[(self._head + f._lo) % self._size])

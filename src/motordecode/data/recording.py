@@ -1,0 +1,56 @@
+"""The Recording: every data source produces one.
+
+A Recording is plain arrays plus metadata, time-major:
+
+- ``spikes``   (T, C) spike counts per bin (binary for 4 ms O'Doherty bins, box sums for wider
+  bins, counts for generic binned data);
+- ``velocity`` (T, D) labels, float32 (for O'Doherty files: cursor velocity in mm per 4 ms step,
+  the central-difference gradient of ``cursor_pos``, exactly as NeuroBench computes it);
+- ``bin_width_s`` the integration window of one sample; ``step_s`` the spacing of samples;
+- ``reach_bounds`` (R, 2) ``[start, end)`` sample indices of each reach, or None when the source
+  has no reach markers (the split is then contiguous in time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Recording:
+    spikes: np.ndarray
+    velocity: np.ndarray
+    bin_width_s: float
+    step_s: float
+    t: np.ndarray
+    reach_bounds: np.ndarray | None = None
+    name: str = ""
+    monkey: str | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.spikes.ndim != 2 or self.velocity.ndim != 2:
+            raise ValueError("spikes must be (T, C) and velocity (T, D)")
+        if len(self.spikes) != len(self.velocity) or len(self.t) != len(self.spikes):
+            raise ValueError(
+                f"spikes ({len(self.spikes)}), velocity ({len(self.velocity)}) and t ({len(self.t)})"
+                " must have the same number of samples"
+            )
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.spikes.shape[0])
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.spikes.shape[1])
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples * self.step_s
+
+    @property
+    def n_reaches(self) -> int | None:
+        return None if self.reach_bounds is None else int(len(self.reach_bounds))

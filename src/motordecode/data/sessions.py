@@ -1,0 +1,107 @@
+"""Catalog of the reaching sessions of Zenodo record 583331, local paths and MD5 checks.
+
+The six benchmark sessions of the NeuroBench primate-reaching task carry the MD5 sums NeuroBench
+checks; the other 96-channel Indy and all Loco sessions of the record (used for pre-training by
+the RSNN entries) have no known sums here. The 192-channel Indy sessions of April 2016 are left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from motordecode.errors import ConfigError
+
+ZENODO_RECORD = 583331
+ZENODO_FILES_URL = f"https://zenodo.org/record/{ZENODO_RECORD}/files/"
+CHANNELS = {"indy": 96, "loco": 192}
+
+BENCHMARK_MD5 = {
+    "indy_20170131_02": "2790b1c869564afaa7772dbf9e42d784",
+    "indy_20160630_01": "197413a5339630ea926cbd22b8b43338",
+    "indy_20160622_01": "c33d5fff31320d709d23fe445561fb6e",
+    "loco_20170301_05": "47342da09f9c950050c9213c3df38ea3",
+    "loco_20170215_02": "739b70762d838f3a1f358733c426bb02",
+    "loco_20170210_03": "4cae63b58c4cb9c8abd44929216c703b",
+}
+
+PRETRAINING = (
+    "indy_20160624_03 indy_20160627_01 indy_20160915_01 indy_20160916_01 indy_20160921_01 "
+    "indy_20160927_04 indy_20160927_06 indy_20160930_02 indy_20160930_05 indy_20161005_06 "
+    "indy_20161006_02 indy_20161007_02 indy_20161011_03 indy_20161013_03 indy_20161014_04 "
+    "indy_20161017_02 indy_20161024_03 indy_20161025_04 indy_20161026_03 indy_20161027_03 "
+    "indy_20161206_02 indy_20161207_02 indy_20161212_02 indy_20161220_02 indy_20170123_02 "
+    "indy_20170124_01 indy_20170127_03 loco_20170213_02 loco_20170214_02 loco_20170216_02 "
+    "loco_20170217_02 loco_20170227_04 loco_20170228_02 loco_20170302_02"
+).split()
+
+
+@dataclass(frozen=True)
+class Session:
+    name: str
+    monkey: str
+    channels: int
+    benchmark: bool
+    md5: str | None
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.mat"
+
+    @property
+    def url(self) -> str:
+        return ZENODO_FILES_URL + self.filename
+
+
+def _session(name: str, benchmark: bool) -> Session:
+    monkey = name.split("_")[0]
+    return Session(name, monkey, CHANNELS[monkey], benchmark, BENCHMARK_MD5.get(name))
+
+
+CATALOG = {s.name: s for s in
+           [_session(n, True) for n in BENCHMARK_MD5] + [_session(n, False) for n in PRETRAINING]}
+
+
+def get_session(name: str) -> Session:
+    """Catalog entry of a session name (with or without .mat)."""
+    key = name[:-4] if name.endswith(".mat") else name
+    if key not in CATALOG:
+        raise ConfigError(
+            f"unknown session '{name}'. Benchmark sessions: {', '.join(BENCHMARK_MD5)}; "
+            "`motordecode data list` shows all."
+        )
+    return CATALOG[key]
+
+
+def expected_channels_for(stem: str) -> int | None:
+    """Channel count of a known session (by file stem), None for any other file."""
+    entry = CATALOG.get(stem)
+    return entry.channels if entry else None
+
+
+def md5sum(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def session_status(session: Session, directory: str | os.PathLike, verify: bool = True) -> dict:
+    """Presence and checksum state of one session in ``directory``."""
+    path = Path(directory) / session.filename
+    row = {"name": session.name, "monkey": session.monkey, "channels": session.channels,
+           "benchmark": session.benchmark, "present": path.is_file(), "path": str(path),
+           "md5": session.md5, "verified": None, "status": "absent"}
+    if not row["present"]:
+        return row
+    if session.md5 is None:
+        row["status"] = "present (no known MD5)"
+    elif not verify:
+        row["status"] = "present (not checked)"
+    else:
+        row["verified"] = md5sum(path) == session.md5
+        row["status"] = "verified" if row["verified"] else "MD5 MISMATCH"
+    return row

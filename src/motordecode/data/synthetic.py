@@ -1,0 +1,156 @@
+"""Synthetic reaching sessions: the embedded default data set.
+
+Task: continuous random-target reaching. A target from an 8 x 8 grid appears the moment the
+cursor reaches the previous one (no gaps); after a reaction time (150-350 ms) the cursor moves with
+a minimum-jerk profile ``p(tau) = p0 + (g - p0)(10 tau^3 - 15 tau^4 + 6 tau^5)`` plus slow
+low-pass noise, for 0.35 s + 4 ms/mm of distance (+/- jitter).
+
+Neurons: each channel has 1-5 units (some channels are silent). A unit fires as an inhomogeneous
+Poisson process with rate
+
+    lambda(t) = b * exp(kappa * <v(t + lag), d> / V + beta * |v(t + lag)| / V) / Z
+
+with baseline b, preferred direction d, direction gain kappa, speed gain beta, lead ``lag``
+(neural activity precedes movement by 50-150 ms), V = 200 mm/s and Z normalising the mean rate to b.
+Spikes also occur in the 200 ms before ``t[0]``, as in the real files. Deterministic by seed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.signal
+
+from motordecode.data.sessions import CHANNELS
+from motordecode.data.write_mat import write_reaching_mat
+from motordecode.errors import ConfigError
+
+STEP_S = 0.004
+SPEED_SCALE_MM_S = 200.0
+_PREROLL_STEPS = 50
+
+
+@dataclass
+class SynthConfig:
+    monkey: str = "indy"
+    duration_s: float = 300.0
+    seed: int = 0
+    units_per_channel: tuple[int, int] = (1, 5)
+    silent_fraction: float = 0.08
+    rate_hz: tuple[float, float] = (2.0, 30.0)
+    workspace_mm: float = 70.0
+
+    def __post_init__(self):
+        if self.monkey not in CHANNELS:
+            raise ConfigError(f"monkey must be one of {', '.join(CHANNELS)}, got {self.monkey!r}.")
+        if not self.duration_s >= 1.0:
+            raise ConfigError(f"duration must be at least 1 s, got {self.duration_s}.")
+        lo, hi = self.units_per_channel
+        if not 1 <= lo <= hi <= 5:
+            raise ConfigError(f"units per channel must satisfy 1 <= min <= max <= 5, got {self.units_per_channel}.")
+        if not 0 <= self.silent_fraction < 1:
+            raise ConfigError(f"silent fraction must be in [0, 1), got {self.silent_fraction}.")
+        if not 0 < self.rate_hz[0] <= self.rate_hz[1]:
+            raise ConfigError(f"rate range must be positive and ordered, got {self.rate_hz}.")
+
+    @property
+    def n_channels(self) -> int:
+        return CHANNELS[self.monkey]
+
+
+@dataclass
+class SynthSession:
+    t: np.ndarray              # (T,)
+    cursor_pos: np.ndarray     # (T, 2) mm
+    target_pos: np.ndarray     # (T, 2) mm
+    finger_pos: np.ndarray     # (T, 3) cm, (z, -x, -y) as the hand tracker reports it
+    spike_times: list          # [channel][unit] -> sorted seconds
+    units: dict = field(default_factory=dict)  # tuning parameters per unit, arrays over all units
+
+
+def _lowpass_noise(rng: np.random.Generator, n: int, sigma: float, tau_steps: float) -> np.ndarray:
+    """AR(1) noise with time constant ``tau_steps`` and stationary std ``sigma``."""
+    a = np.exp(-1.0 / tau_steps)
+    drive = rng.normal(0.0, sigma * np.sqrt(1 - a * a), size=(n, 2))
+    return scipy.signal.lfilter([1.0], [1.0, -a], drive, axis=0)
+
+
+def _trajectory(cfg: SynthConfig, rng: np.random.Generator, n: int):
+    grid = np.linspace(-cfg.workspace_mm, cfg.workspace_mm, 8)
+    pos_parts, target_parts = [], []
+    current = np.zeros(2)
+    total = 0
+    while total < n:
+        target = current
+        while np.allclose(target, current):
+            target = np.array([rng.choice(grid), rng.choice(grid)])
+        distance = float(np.linalg.norm(target - current))
+        wait = int(rng.uniform(0.15, 0.35) / STEP_S)
+        move = max(int((0.35 + 0.004 * distance) * rng.uniform(0.85, 1.15) / STEP_S), 20)
+        tau = np.arange(1, move + 1) / move
+        shape = 10 * tau**3 - 15 * tau**4 + 6 * tau**5
+        path = np.concatenate([np.repeat(current[None], wait, 0), current + np.outer(shape, target - current)])
+        pos_parts.append(path)
+        target_parts.append(np.repeat(target[None], len(path), 0))
+        total += len(path)
+        current = target
+    pos = np.concatenate(pos_parts)[:n]
+    pos += _lowpass_noise(rng, n, sigma=1.0, tau_steps=50.0)
+    return pos, np.concatenate(target_parts)[:n]
+
+
+def _units(cfg: SynthConfig, rng: np.random.Generator) -> dict:
+    n_units = rng.integers(cfg.units_per_channel[0], cfg.units_per_channel[1] + 1, size=cfg.n_channels)
+    silent = rng.random(cfg.n_channels) < cfg.silent_fraction
+    n_units[silent] = 0
+    channel = np.repeat(np.arange(cfg.n_channels), n_units)
+    m = len(channel)
+    lo, hi = np.log(cfg.rate_hz[0]), np.log(cfg.rate_hz[1])
+    return {
+        "channel": channel,
+        "baseline_hz": np.exp(rng.uniform(lo, hi, m)),
+        "direction": rng.uniform(0, 2 * np.pi, m),
+        "kappa": rng.uniform(0.3, 1.2, m),
+        "beta": rng.uniform(0.0, 0.6, m),
+        "lag_steps": rng.integers(12, 38, m),  # 50-150 ms lead
+    }
+
+
+def generate_session(cfg: SynthConfig) -> SynthSession:
+    """Simulate a session (see the module docstring)."""
+    rng = np.random.default_rng(cfg.seed)
+    n = int(round(cfg.duration_s / STEP_S))
+    t0 = round(float(rng.uniform(5.0, 50.0)) / STEP_S) * STEP_S
+    t = t0 + np.arange(n) * STEP_S
+    pos, target = _trajectory(cfg, rng, n)
+    vel = np.gradient(pos, axis=0) / STEP_S  # mm/s
+    units = _units(cfg, rng)
+    # time grid including a pre-roll before t[0] (the cursor rests there)
+    pre = _PREROLL_STEPS
+    vel_ext = np.concatenate([np.zeros((pre, 2)), vel, np.zeros((40, 2))])
+    step_ends = t0 + (np.arange(n + pre) - pre) * STEP_S
+    spike_times: list[list[np.ndarray]] = [[] for _ in range(cfg.n_channels)]
+    for u, ch in enumerate(units["channel"]):
+        lead = units["lag_steps"][u]
+        v = vel_ext[lead : lead + n + pre] / SPEED_SCALE_MM_S
+        d = np.array([np.cos(units["direction"][u]), np.sin(units["direction"][u])])
+        drive = np.exp(units["kappa"][u] * (v @ d) + units["beta"][u] * np.linalg.norm(v, axis=1))
+        rate = np.minimum(units["baseline_hz"][u] * drive / drive.mean(), 300.0)
+        counts = rng.poisson(rate * STEP_S)
+        steps = np.repeat(np.arange(n + pre), counts)
+        times = step_ends[steps] - rng.uniform(0.0, STEP_S, size=steps.size)
+        spike_times[ch].append(np.sort(times))
+    finger = np.stack([np.full(n, 5.0) + 0.05 * rng.standard_normal(n), -pos[:, 0] / 10, -pos[:, 1] / 10], axis=1)
+    return SynthSession(t=t, cursor_pos=pos, target_pos=target, finger_pos=finger,
+                        spike_times=spike_times, units=units)
+
+
+def write_synthetic(path: str | os.PathLike, cfg: SynthConfig | None = None) -> Path:
+    """Generate a session and write it as a v7.3 .mat in the real layout."""
+    cfg = cfg or SynthConfig()
+    session = generate_session(cfg)
+    return write_reaching_mat(path, t=session.t, cursor_pos=session.cursor_pos, target_pos=session.target_pos,
+                              finger_pos=session.finger_pos, spike_times=session.spike_times)

@@ -1,0 +1,25 @@
+"""Exception types for problems a user can cause and fix.
+
+The CLI prints these without a traceback and exits with status 2. Every message says what is
+wrong and what to do about it.
+"""
+
+
+class MotordecodeError(Exception):
+    """Base class of all user-facing errors."""
+
+
+class DataFormatError(MotordecodeError, ValueError):
+    """A data file is missing, unreadable, truncated or does not have the expected layout."""
+
+
+class ChecksumError(MotordecodeError):
+    """A downloaded or local file does not match its known MD5 sum."""
+
+
+class DownloadError(MotordecodeError):
+    """A file could not be downloaded (offline, HTTP error, interrupted transfer)."""
+
+
+class ConfigError(MotordecodeError, ValueError):
+    """An option or parameter has an invalid value."""
