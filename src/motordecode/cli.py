@@ -1,0 +1,170 @@
+"""Command-line interface: ``motordecode [data list|fetch|info|synth] | demo``.
+
+Errors a user can cause print one line on stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from motordecode import __version__
+from motordecode.errors import MotordecodeError
+
+DEFAULT_DATA_DIR = os.environ.get("MOTORDECODE_DATA", "data")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own exit code is 2 as well; keep its usage line
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _json(obj) -> str:
+    def default(o):
+        if hasattr(o, "tolist"):
+            return o.tolist()
+        raise TypeError(f"cannot serialise {type(o).__name__}")
+    return json.dumps(obj, indent=2, default=default)
+
+
+# -- commands ------------------------------------------------------------------------------------
+def cmd_data_list(args) -> int:
+    from motordecode.data.sessions import CATALOG, session_status
+
+    rows = [session_status(s, args.dir, verify=not args.no_verify) for s in CATALOG.values()]
+    if args.json:
+        print(_json(rows))
+        return 0
+    print(f"sessions of Zenodo record 583331 in {Path(args.dir).resolve()}:")
+    for bench in (True, False):
+        print("benchmark sessions:" if bench else "other sessions (pre-training):")
+        for r in (r for r in rows if r["benchmark"] == bench):
+            print(f"  {r['name']:<18} {r['monkey']:<5} {r['channels']:>3} ch  {r['status']}")
+    return 0
+
+
+def cmd_data_fetch(args) -> int:
+    from motordecode.data.download import fetch_session
+    from motordecode.data.sessions import get_session
+
+    for name in args.sessions:  # validate every name before downloading anything
+        get_session(name)
+    for name in args.sessions:
+        progress = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+            bar = tqdm(unit="B", unit_scale=True, desc=name, leave=False)
+
+            def progress(done, total, bar=bar):
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+        path, what = fetch_session(name, args.dir, base_url=args.base_url, timeout=args.timeout,
+                                   progress=progress)
+        print(f"{name}: {what} -> {path}")
+    return 0
+
+
+def cmd_data_info(args) -> int:
+    from motordecode.data.load import load_recording
+    from motordecode.data.summary import format_summary, summarize
+
+    recording = load_recording(args.file, bin_width_s=args.bin_width_ms / 1e3 if args.bin_width_ms else None)
+    info = summarize(recording)
+    print(_json(info) if args.json else format_summary(info))
+    return 0
+
+
+def cmd_data_synth(args) -> int:
+    from motordecode.data.synthetic import SynthConfig, write_synthetic
+
+    cfg = SynthConfig(monkey=args.monkey, duration_s=args.duration, seed=args.seed)
+    path = write_synthetic(args.out, cfg)
+    note = "" if cfg.monkey in path.name.lower() else (
+        f" (note: NeuroBench's loader needs '{cfg.monkey}' in the file name)")
+    print(f"wrote {path}: {cfg.monkey}, {cfg.n_channels} channels, {cfg.duration_s:g} s, seed {cfg.seed}{note}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from motordecode.data.load import load_recording
+    from motordecode.data.summary import format_summary, summarize
+    from motordecode.data.synthetic import SynthConfig, write_synthetic
+
+    cfg = SynthConfig(monkey="indy", duration_s=args.duration, seed=args.seed)
+    path = Path(args.dir) / f"indy_synthetic_seed{args.seed}.mat"
+    print(f"1. generating a synthetic Indy session ({cfg.duration_s:g} s, seed {cfg.seed}) -> {path}")
+    write_synthetic(path, cfg)
+    print("2. reading, binning (4 ms), labelling and splitting it as NeuroBench does:")
+    print(format_summary(summarize(load_recording(path))))
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="motordecode", description="Decode finger velocity from motor-cortex spikes.")
+    parser.add_argument("--version", action="version", version=f"motordecode {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    data = commands.add_parser("data", help="list, fetch, inspect or synthesise recordings")
+    data_cmds = data.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
+    data_cmds.required = True
+
+    p = data_cmds.add_parser("list", help="sessions of the record, which are present and verified")
+    p.add_argument("--dir", default=DEFAULT_DATA_DIR, help="data directory (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--no-verify", action="store_true", help="skip the MD5 check of present files")
+    p.set_defaults(func=cmd_data_list)
+
+    p = data_cmds.add_parser("fetch", help="download sessions from Zenodo (resumes, checks MD5)")
+    p.add_argument("sessions", nargs="+", metavar="SESSION", help="session name, e.g. indy_20170131_02")
+    p.add_argument("--dir", default=DEFAULT_DATA_DIR, help="data directory (default: %(default)s)")
+    p.add_argument("--base-url", default=None, help="mirror to download from (default: Zenodo)")
+    p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
+    p.set_defaults(func=cmd_data_fetch)
+
+    p = data_cmds.add_parser("info", help="summary of a recording file (.mat v7.3, v5 .mat, .npz)")
+    p.add_argument("file", help="recording file")
+    p.add_argument("--bin-width-ms", type=float, default=None, help="bin width for v7.3 sessions (default 4)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_data_info)
+
+    p = data_cmds.add_parser("synth", help="write a synthetic session in the real v7.3 layout")
+    p.add_argument("--out", required=True, help="output .mat file (include indy/loco in the name for NeuroBench)")
+    p.add_argument("--monkey", choices=("indy", "loco"), default="indy", help="96 (indy) or 192 (loco) channels")
+    p.add_argument("--duration", type=float, default=300.0, help="seconds (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.set_defaults(func=cmd_data_synth)
+
+    p = commands.add_parser("demo", help="the main job on the embedded default (a synthetic session)")
+    p.add_argument("--dir", default="demo_out", help="output directory (default: %(default)s)")
+    p.add_argument("--duration", type=float, default=120.0, help="seconds of synthetic data")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "base_url", "unset") is None:
+        from motordecode.data.sessions import ZENODO_FILES_URL
+        args.base_url = ZENODO_FILES_URL
+    try:
+        return args.func(args)
+    except MotordecodeError as exc:
+        print(f"motordecode: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into e.g. `head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:  # permissions, full disk, missing directories
+        print(f"motordecode: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("motordecode: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,37 @@
+"""Shared fixtures: small synthetic sessions in the real layout, and the real recording in ../shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from motordecode.data.synthetic import SynthConfig, write_synthetic
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MOTORDECODE_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("synth")
+
+
+@pytest.fixture(scope="session")
+def indy_file(synth_dir) -> Path:
+    return write_synthetic(synth_dir / "indy_synth.mat", SynthConfig(monkey="indy", duration_s=40, seed=1))
+
+
+@pytest.fixture(scope="session")
+def loco_file(synth_dir) -> Path:
+    return write_synthetic(synth_dir / "loco_synth.mat", SynthConfig(monkey="loco", duration_s=40, seed=2))
+
+
+@pytest.fixture(scope="session")
+def stevenson_file() -> Path:
+    path = SHARED / "data" / "m1_stevenson_2011.mat"
+    if not path.is_file():
+        pytest.fail(f"the real recording {path} is missing: the tests need ../shared/data next to the repository "
+                    "(or MOTORDECODE_SHARED pointing at shared/).")
+    return path
