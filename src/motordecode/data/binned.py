@@ -39,7 +39,7 @@ def _read_variables(path: Path) -> dict:
         raise DataFormatError(
             f"{path}: is MATLAB v7.3 (HDF5); read reaching sessions with load_recording / `data info`."
         ) from None
-    except (ValueError, OSError, TypeError) as exc:
+    except (ValueError, OSError, TypeError, scipy.io.matlab.MatReadError) as exc:
         raise DataFormatError(f"{path}: not a readable MATLAB v5 .mat file ({exc}).") from None
 
 

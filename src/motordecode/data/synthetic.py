@@ -2,8 +2,8 @@
 
 Task: continuous random-target reaching. A target from an 8 x 8 grid appears the moment the
 cursor reaches the previous one (no gaps); after a reaction time (150-350 ms) the cursor moves with
-a minimum-jerk profile ``p(tau) = p0 + (g - p0)(10 tau^3 - 15 tau^4 + 6 tau^5)`` plus slow
-low-pass noise, for 0.35 s + 4 ms/mm of distance (+/- jitter).
+a minimum-jerk profile ``p(tau) = p0 + (g - p0)(10 tau^3 - 15 tau^4 + 6 tau^5)`` plus smooth
+(Gaussian-filtered, 100 ms) noise of 1 mm, for 0.35 s + 4 ms/mm of distance (+/- jitter).
 
 Neurons: each channel has 1-5 units (some channels are silent). A unit fires as an inhomogeneous
 Poisson process with rate
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy.signal
+import scipy.ndimage
 
 from motordecode.data.sessions import CHANNELS
 from motordecode.data.write_mat import write_reaching_mat
@@ -71,11 +71,10 @@ class SynthSession:
     units: dict = field(default_factory=dict)  # tuning parameters per unit, arrays over all units
 
 
-def _lowpass_noise(rng: np.random.Generator, n: int, sigma: float, tau_steps: float) -> np.ndarray:
-    """AR(1) noise with time constant ``tau_steps`` and stationary std ``sigma``."""
-    a = np.exp(-1.0 / tau_steps)
-    drive = rng.normal(0.0, sigma * np.sqrt(1 - a * a), size=(n, 2))
-    return scipy.signal.lfilter([1.0], [1.0, -a], drive, axis=0)
+def _smooth_noise(rng: np.random.Generator, n: int, sigma: float, width_steps: float) -> np.ndarray:
+    """Gaussian-smoothed white noise (smooth derivatives), rescaled to standard deviation ``sigma``."""
+    noise = scipy.ndimage.gaussian_filter1d(rng.normal(size=(n, 2)), width_steps, axis=0, mode="wrap")
+    return noise * (sigma / max(float(noise.std()), 1e-12))
 
 
 def _trajectory(cfg: SynthConfig, rng: np.random.Generator, n: int):
@@ -98,7 +97,7 @@ def _trajectory(cfg: SynthConfig, rng: np.random.Generator, n: int):
         total += len(path)
         current = target
     pos = np.concatenate(pos_parts)[:n]
-    pos += _lowpass_noise(rng, n, sigma=1.0, tau_steps=50.0)
+    pos += _smooth_noise(rng, n, sigma=1.0, width_steps=25.0)
     return pos, np.concatenate(target_parts)[:n]
 
 

@@ -1,0 +1,30 @@
+# Fresh machine: `make demo` runs the main job on the embedded default, `make test` runs the suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	# neurobench is the reference implementation the tests compare against; its declared
+	# dependencies would pull unpinned torch builds, so it goes in without them.
+	$(BIN)/python -m pip install --quiet --no-deps neurobench==2.3.0
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/motordecode demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/bench_data_pipeline.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache .hypothesis

@@ -1,0 +1,93 @@
+"""The synthetic generator: real layout, task structure, tuned units, determinism."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from motordecode.data.load import load_reaching
+from motordecode.data.read_mat import ReachingFile
+from motordecode.data.synthetic import SynthConfig, generate_session, write_synthetic
+from motordecode.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def session():
+    return generate_session(SynthConfig(duration_s=120, seed=11))
+
+
+def test_layout_matches_the_zenodo_files(indy_file):
+    with open(indy_file, "rb") as fh:
+        assert fh.read(19) == b"MATLAB 7.3 MAT-file"
+    with h5py.File(indy_file, "r") as f:
+        assert f["t"].shape == (1, 10000) and f["cursor_pos"].shape == (2, 10000)
+        assert f["target_pos"].shape == (2, 10000) and f["finger_pos"].shape == (3, 10000)
+        assert f["spikes"].shape == (5, 96) and f["wf"].shape == (5, 96) and f["chan_names"].shape == (1, 96)
+        assert f["spikes"].attrs["MATLAB_class"] == b"cell" and f["t"].attrs["MATLAB_class"] == b"double"
+        kinds = {"empty": 0, "times": 0}
+        for ref in f["spikes"][()].ravel():
+            node = f[ref]
+            if node.attrs.get("MATLAB_empty", 0):
+                assert node.dtype == np.uint64 and node[()].tolist() == [0, 0]
+                kinds["empty"] += 1
+            else:
+                assert node.shape[0] == 1 and node.shape[1] > 0
+                kinds["times"] += 1
+        assert kinds["empty"] > 0 and kinds["times"] > 0
+        name = f[f["chan_names"][0, 0]][()]
+        assert "".join(map(chr, name.ravel())) == "elec1"
+
+
+def test_continuous_reaching_without_gaps(session):
+    pos, target = session.cursor_pos, session.target_pos
+    assert np.isfinite(target).all()  # every sample has a target
+    switches = np.nonzero(np.any(target[1:] != target[:-1], axis=1))[0]
+    assert len(switches) > 60
+    # a new target appears when the cursor has reached the current one
+    assert np.linalg.norm(pos[switches] - target[switches], axis=1).max() < 6.0
+    speed = np.linalg.norm(np.gradient(pos, axis=0) / 0.004, axis=1)
+    assert 100 < np.percentile(speed, 99) < 1000  # mm/s, hand-like
+    accel = np.abs(np.diff(speed)) / 0.004
+    assert np.percentile(accel, 99) < 1e4  # smooth profiles, no jumps
+
+
+def test_units_channels_and_tuning(session):
+    units = session.units
+    per_channel = np.bincount(units["channel"], minlength=96)
+    assert per_channel.max() <= 5 and (per_channel == 0).sum() >= 1 and (per_channel >= 1).sum() > 80
+    assert len(session.spike_times) == 96
+    rates = np.array([len(times) / 120.0 for units in session.spike_times for times in units])
+    assert 2 < np.median(rates) < 30 and rates.std() > 1
+    # spike counts of a unit follow the velocity along its preferred direction
+    vel = np.gradient(session.cursor_pos, axis=0) / 0.004
+    u = int(np.argmax(units["kappa"] * units["baseline_hz"]))
+    ch = units["channel"][u]
+    times = session.spike_times[ch][int(np.sum(units["channel"][:u] == ch))]
+    counts = np.histogram(times, bins=np.append(session.t, session.t[-1] + 0.004) - 0.004)[0]
+    lead = units["lag_steps"][u]
+    d = np.array([np.cos(units["direction"][u]), np.sin(units["direction"][u])])
+    smooth = np.convolve(counts, np.ones(25), "same")
+    assert np.corrcoef(smooth[:-lead], (vel @ d)[lead:])[0, 1] > 0.3
+
+
+def test_deterministic_by_seed(tmp_path):
+    a = load_reaching(write_synthetic(tmp_path / "indy_a.mat", SynthConfig(duration_s=8, seed=4)))
+    b = load_reaching(write_synthetic(tmp_path / "indy_b.mat", SynthConfig(duration_s=8, seed=4)))
+    c = load_reaching(write_synthetic(tmp_path / "indy_c.mat", SynthConfig(duration_s=8, seed=5)))
+    np.testing.assert_array_equal(a.spikes, b.spikes)
+    np.testing.assert_array_equal(a.velocity, b.velocity)
+    assert not np.array_equal(a.spikes, c.spikes)
+
+
+def test_loco_has_192_channels(loco_file):
+    with ReachingFile(loco_file) as f:
+        assert f.n_channels == 192 and f.n_unit_rows == 5
+
+
+def test_bad_configuration():
+    for kwargs, message in [({"monkey": "bob"}, "monkey must be"), ({"duration_s": 0.5}, "at least 1 s"),
+                            ({"units_per_channel": (0, 5)}, "units per channel"),
+                            ({"rate_hz": (5, 1)}, "rate range")]:
+        with pytest.raises(ConfigError, match=message):
+            SynthConfig(**kwargs)
