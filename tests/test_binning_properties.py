@@ -56,3 +56,22 @@ def test_width_must_be_a_multiple_of_the_step():
             assert "multiple of 4 ms" in str(exc)
         else:
             raise AssertionError(f"{bad} accepted")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.floats(9.8, 10.6, allow_nan=False), st.sampled_from([np.nan, np.inf, -np.inf])),
+                max_size=40),
+       st.sampled_from([0.004, 0.028, 0.08]), st.floats(1.0, 5000.0))
+def test_histogram_bins_equal_a_binary_search(times, width, t0):
+    from motordecode.data.binning import histogram_bins
+
+    t = t0 + np.arange(150) * STEP_S
+    edges = bin_edges(t[0], t[-1], width)
+    # spikes at, just below and just above every kind of edge, plus arbitrary ones
+    picks = edges[[0, 1, len(edges) // 2, -2, -1]]
+    times = np.concatenate([np.array(times) - 10.0 + t0, picks, np.nextafter(picks, -np.inf),
+                            np.nextafter(picks, np.inf)])
+    expected = np.searchsorted(edges, times, side="right") - 1
+    expected[times == edges[-1]] = len(edges) - 2
+    expected[(expected < 0) | (expected > len(edges) - 2) | np.isnan(times)] = -1
+    np.testing.assert_array_equal(histogram_bins(times, edges), expected)
