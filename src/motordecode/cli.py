@@ -12,15 +12,10 @@ import sys
 from pathlib import Path
 
 from motordecode import __version__
+from motordecode.data.sessions import ZENODO_FILES_URL
 from motordecode.errors import MotordecodeError
 
 DEFAULT_DATA_DIR = os.environ.get("MOTORDECODE_DATA", "data")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's own exit code is 2 as well; keep its usage line
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _json(obj) -> str:
@@ -106,13 +101,13 @@ def cmd_demo(args) -> int:
 
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="motordecode", description="Decode finger velocity from motor-cortex spikes.")
+    parser = argparse.ArgumentParser(prog="motordecode", description="Decode finger velocity from motor-cortex spikes.")
     parser.add_argument("--version", action="version", version=f"motordecode {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
     data = commands.add_parser("data", help="list, fetch, inspect or synthesise recordings")
-    data_cmds = data.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
+    data_cmds = data.add_subparsers(dest="data_command", metavar="ACTION")
     data_cmds.required = True
 
     p = data_cmds.add_parser("list", help="sessions of the record, which are present and verified")
@@ -124,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = data_cmds.add_parser("fetch", help="download sessions from Zenodo (resumes, checks MD5)")
     p.add_argument("sessions", nargs="+", metavar="SESSION", help="session name, e.g. indy_20170131_02")
     p.add_argument("--dir", default=DEFAULT_DATA_DIR, help="data directory (default: %(default)s)")
-    p.add_argument("--base-url", default=None, help="mirror to download from (default: Zenodo)")
+    p.add_argument("--base-url", default=ZENODO_FILES_URL, help="mirror to download from (default: %(default)s)")
     p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
     p.set_defaults(func=cmd_data_fetch)
 
@@ -150,10 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "base_url", "unset") is None:
-        from motordecode.data.sessions import ZENODO_FILES_URL
-        args.base_url = ZENODO_FILES_URL
+    args = build_parser().parse_args(argv)  # usage errors exit with status 2 as well
     try:
         return args.func(args)
     except MotordecodeError as exc:
