@@ -55,8 +55,15 @@ def test_npz_in_either_orientation(tmp_path):
     ({"spikes": np.zeros((9, 3)), "velocity": np.zeros((10, 2)), "bin_width_s": 0.05}, "neither axis has the 10"),
     ({"spikes": np.zeros((10, 3)), "velocity": np.full((10, 2), np.nan), "bin_width_s": 0.05}, "NaN"),
     ({"spikes": -np.ones((10, 3)), "velocity": np.zeros((10, 2)), "bin_width_s": 0.05}, ">= 0"),
-    ({"spikes": np.zeros((3, 3)), "velocity": np.zeros((3, 2)), "time": np.array([0, 1, 1.0])},
-     "not strictly increasing"),
+    ({"spikes": np.zeros((5, 3)), "velocity": np.zeros((5, 2)), "time": np.array([0, 1, 1.0, 2, 3])},
+     "finite and strictly increasing"),
+    ({"spikes": np.zeros((5, 3)), "velocity": np.zeros((5, 2)), "time": np.array([0, 1, np.nan, 2, 3])},
+     "finite and strictly increasing"),
+    ({"spikes": np.zeros((10, 0)), "velocity": np.zeros((10, 2)), "bin_width_s": 0.05}, "non-empty real numeric"),
+    ({"spikes": np.zeros((10, 3)) + 1j, "velocity": np.zeros((10, 2)), "bin_width_s": 0.05}, "real numeric"),
+    ({"spikes": np.array(["a"] * 10), "velocity": np.zeros((10, 2)), "bin_width_s": 0.05}, "real numeric"),
+    ({"spikes": np.zeros((10, 3)), "velocity": np.zeros((10, 2)), "bin_width_s": np.inf}, "positive number"),
+    ({"spikes": np.zeros((10, 3)), "velocity": np.zeros((10, 2)), "bin_width_s": "x"}, "real numeric"),
 ])
 def test_binned_errors(tmp_path, variables, message):
     np.savez(tmp_path / "bad.npz", **variables)
@@ -68,6 +75,13 @@ def test_unreadable_binned_files(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"garbage")
     with pytest.raises(DataFormatError, match="not a readable .npz"):
         load_binned(tmp_path / "junk.npz")
+    np.save(tmp_path / "single.npy", np.zeros(3))
+    (tmp_path / "single.npy").rename(tmp_path / "single.npz")
+    with pytest.raises(DataFormatError, match="single array, not named variables"):
+        load_binned(tmp_path / "single.npz")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(DataFormatError, match="not a readable .npz"):
+        load_binned(tmp_path / "empty.npz")
     (tmp_path / "junk.mat").write_bytes(b"MATLAB 5.0 garbage")
     with pytest.raises(DataFormatError, match="not a readable MATLAB v5"):
         load_recording(tmp_path / "junk.mat")

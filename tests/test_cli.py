@@ -80,9 +80,10 @@ def test_synth_writes_a_readable_file_and_rejects_bad_options(tmp_path):
     assert result.returncode == 0, result.stderr
     info = json.loads(run("data", "info", str(out), "--json").stdout)
     assert info["channels"] == 192 and info["bins"] == 1250
-    assert_user_error(run("data", "synth", "--out", str(tmp_path / "x.mat"), "--duration", "0"),
-                      "duration must be at least 1 s")
-    assert not (tmp_path / "x.mat").exists()
+    for option, value, message in [("--duration", "0", "duration must be between"),
+                                   ("--duration", "inf", "duration must be between"),
+                                   ("--seed", "-1", "seed must be a non-negative integer")]:
+        assert_user_error(run("data", "synth", "--out", str(tmp_path / "x.mat"), option, value), message)
     result = run("data", "synth", "--out", str(tmp_path / "x.mat"), "--monkey", "bob")
     assert result.returncode == 2 and "invalid choice" in result.stderr and "Traceback" not in result.stderr
 
@@ -91,3 +92,24 @@ def test_demo_runs(tmp_path):
     result = run("demo", "--dir", str(tmp_path), "--duration", "10")
     assert result.returncode == 0, result.stderr
     assert "channels      96" in result.stdout and "split         by reaches" in result.stdout
+
+
+def test_bad_inputs_to_info(tmp_path):
+    assert_user_error(run("data", "info", str(tmp_path)), "is not a file")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    assert_user_error(run("data", "info", str(tmp_path / "empty.npz")), "not a readable .npz")
+    import numpy as np
+    np.savez(tmp_path / "strings.npz", spikes=np.array(["a"] * 5), velocity=np.zeros((5, 2)), bin_width_s=0.05)
+    assert_user_error(run("data", "info", str(tmp_path / "strings.npz")), "real numeric")
+
+
+def test_bin_width_zero_is_rejected_not_ignored(indy_file):
+    assert_user_error(run("data", "info", str(indy_file), "--bin-width-ms", "0"), "not a positive multiple of 4 ms")
+
+
+def test_fetch_bad_destination_and_url(tmp_path):
+    (tmp_path / "file").write_text("x")
+    assert_user_error(run("data", "fetch", "indy_20170131_02", "--dir", str(tmp_path / "file")),
+                      "is a file, not a data directory")
+    assert_user_error(run("data", "fetch", "indy_20170131_02", "--dir", str(tmp_path / "d"), "--base-url", "notaurl",
+                          env={"MOTORDECODE_CACHE": str(tmp_path / "cache")}), "Give an http(s) URL")

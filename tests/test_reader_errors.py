@@ -104,7 +104,7 @@ def _t_with(edit):
 
 def test_nan_in_t(small_file, tmp_path):
     path = _edited(small_file, tmp_path, _t_with(lambda t: t.__setitem__((0, 10), np.nan)))
-    with pytest.raises(DataFormatError, match="'t' contains 1 NaN values"):
+    with pytest.raises(DataFormatError, match="'t' contains 1 NaN or infinite values"):
         load_reaching(path)
 
 
@@ -126,7 +126,7 @@ def test_nan_in_cursor_pos(small_file, tmp_path):
         pos[1, 5:8] = np.nan
         _replace("cursor_pos", pos)(f)
     path = _edited(small_file, tmp_path, edit)
-    with pytest.raises(DataFormatError, match="'cursor_pos' contains NaN at 3 time points"):
+    with pytest.raises(DataFormatError, match="'cursor_pos' contains NaN or infinite values at 3 time points"):
         load_reaching(path)
 
 
@@ -149,3 +149,45 @@ def test_dangling_reference(small_file, tmp_path):
     path = _edited(small_file, tmp_path, edit)
     with pytest.raises(DataFormatError, match=r"spikes\{1,4\} is a null reference"):
         load_reaching(path)
+
+
+def test_infinite_t(small_file, tmp_path):
+    path = _edited(small_file, tmp_path, _t_with(lambda t: t.__setitem__((0, 50), np.inf)))
+    with pytest.raises(DataFormatError, match="'t' contains 1 NaN or infinite values"):
+        load_reaching(path)
+
+
+def test_uneven_t(small_file, tmp_path):
+    t = 10 + np.arange(1000) * 0.004
+    t[600:] = t[599] + np.arange(1, 401) * 0.001  # the last 400 steps are 1 ms: median stays 4 ms
+    path = _edited(small_file, tmp_path, _replace("t", t[None, :]))
+    with pytest.raises(DataFormatError, match="'t' has uneven steps"):
+        load_reaching(path)
+
+
+def test_variable_of_the_wrong_kind(small_file, tmp_path):
+    path = _edited(small_file, tmp_path, lambda f: (f.__delitem__("t"), f.create_group("t")))
+    with pytest.raises(DataFormatError, match="'t' is a Group, expected an array"):
+        load_reaching(path)
+    path = _edited(small_file, tmp_path, _replace("cursor_pos", np.array([[b"a"] * 1000] * 2)))
+    with pytest.raises(DataFormatError, match=r"'cursor_pos' holds \|S1 values, expected numbers"):
+        load_reaching(path)
+
+
+def test_damaged_bytes_give_a_data_error_or_load(small_file, tmp_path):
+    """Random damage inside the file must never escape as anything but DataFormatError."""
+    data = bytearray(small_file.read_bytes())
+    rng = np.random.default_rng(0)
+    outcomes = {"error": 0, "loaded": 0}
+    for trial in range(40):
+        damaged = bytearray(data)
+        for pos in rng.integers(512, len(data), size=8):
+            damaged[pos] ^= 0xFF
+        path = tmp_path / f"indy_damaged_{trial}.mat"
+        path.write_bytes(bytes(damaged))
+        try:
+            load_reaching(path)
+            outcomes["loaded"] += 1
+        except DataFormatError:
+            outcomes["error"] += 1
+    assert outcomes["error"] > 0, outcomes

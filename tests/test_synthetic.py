@@ -86,8 +86,35 @@ def test_loco_has_192_channels(loco_file):
 
 
 def test_bad_configuration():
-    for kwargs, message in [({"monkey": "bob"}, "monkey must be"), ({"duration_s": 0.5}, "at least 1 s"),
+    for kwargs, message in [({"monkey": "bob"}, "monkey must be"), ({"duration_s": 0.5}, "between 1 s and 1 day"),
                             ({"units_per_channel": (0, 5)}, "units per channel"),
                             ({"rate_hz": (5, 1)}, "rate range")]:
         with pytest.raises(ConfigError, match=message):
             SynthConfig(**kwargs)
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    from motordecode.data import write_mat
+
+    calls = {"n": 0}
+    original = write_mat._Refs.array
+
+    def failing(self, data, matlab_class):
+        calls["n"] += 1
+        if calls["n"] > 50:
+            raise OSError(28, "No space left on device")
+        return original(self, data, matlab_class)
+
+    monkeypatch.setattr(write_mat._Refs, "array", failing)
+    with pytest.raises(OSError, match="No space left"):
+        write_synthetic(tmp_path / "indy_fail.mat", SynthConfig(duration_s=5, seed=1))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_written_files_have_ordinary_permissions(indy_file):
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(indy_file).st_mode) == 0o666 & ~mask

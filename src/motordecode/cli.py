@@ -68,7 +68,7 @@ def cmd_data_info(args) -> int:
     from motordecode.data.load import load_recording
     from motordecode.data.summary import format_summary, summarize
 
-    recording = load_recording(args.file, bin_width_s=args.bin_width_ms / 1e3 if args.bin_width_ms else None)
+    recording = load_recording(args.file, bin_width_s=None if args.bin_width_ms is None else args.bin_width_ms / 1e3)
     info = summarize(recording)
     print(_json(info) if args.json else format_summary(info))
     return 0
@@ -160,3 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("motordecode: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: say so in one line; MOTORDECODE_DEBUG=1 shows the traceback
+        if os.environ.get("MOTORDECODE_DEBUG"):
+            raise
+        print(f"motordecode: internal error: {type(exc).__name__}: {exc}. Please report it; run again "
+              "with MOTORDECODE_DEBUG=1 for the traceback.", file=sys.stderr)
+        return 1

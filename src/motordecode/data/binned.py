@@ -29,9 +29,12 @@ def _read_variables(path: Path) -> dict:
         raise DataFormatError(f"{path}: no such file.")
     if path.suffix == ".npz":
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            loaded = np.load(path, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single array, not named variables")
+            with loaded as npz:
                 return {k: npz[k] for k in npz.files}
-        except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
             raise DataFormatError(f"{path}: not a readable .npz file ({exc}).") from None
     try:
         return {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
@@ -46,7 +49,11 @@ def _read_variables(path: Path) -> dict:
 def _pick(variables: dict, names: tuple, what: str, path: Path, required: bool = True):
     for name in names:
         if name in variables:
-            return np.asarray(variables[name])
+            value = np.asarray(variables[name])
+            if value.dtype.kind not in "buif" or value.size == 0:
+                raise DataFormatError(f"{path}: '{name}' ({what}) must be a non-empty real numeric array, "
+                                      f"got {value.dtype} of shape {value.shape}.")
+            return value
     if required:
         raise DataFormatError(
             f"{path}: no {what} variable (looked for {', '.join(names)}; found {', '.join(sorted(variables)) or 'none'})."
@@ -82,22 +89,25 @@ def load_binned(path: str | os.PathLike, *, spikes_var: str | None = None, veloc
     velocity = _time_major(velocity, n, "velocity", path)[:, :velocity_dims].astype(np.float32)
     if not np.isfinite(velocity).all():
         raise DataFormatError(f"{path}: velocity contains NaN or infinite values.")
-    if np.issubdtype(spikes.dtype, np.floating) and not np.isfinite(spikes).all():
+    if spikes.dtype.kind == "f" and not np.isfinite(spikes).all():
         raise DataFormatError(f"{path}: spike counts contain NaN or infinite values.")
     if (spikes < 0).any():
         raise DataFormatError(f"{path}: spike counts must be >= 0.")
+    if spikes.shape[1] == 0 or n < 4:
+        raise DataFormatError(f"{path}: needs at least one channel and 4 time bins, got {spikes.shape}.")
+    if time is not None and not (np.isfinite(time).all() and (np.diff(time) > 0).all()):
+        raise DataFormatError(f"{path}: bin times must be finite and strictly increasing.")
     if bin_width_s is None and "bin_width_s" in variables:
-        bin_width_s = float(np.asarray(variables["bin_width_s"]).reshape(-1)[0])
+        bin_width_s = _pick(variables, ("bin_width_s",), "bin width", path).reshape(-1)[0]
     if bin_width_s is None:
-        if time is None or n < 2:
+        if time is None:
             raise DataFormatError(f"{path}: give the bin width (no 'time' or 'bin_width_s' variable).")
-        bin_width_s = float(np.median(np.diff(time)))
-    if not bin_width_s > 0:
-        raise DataFormatError(f"{path}: bin width must be positive, got {bin_width_s}.")
+        bin_width_s = np.median(np.diff(time))
+    bin_width_s = float(bin_width_s)
+    if not (np.isfinite(bin_width_s) and bin_width_s > 0):
+        raise DataFormatError(f"{path}: bin width must be a positive number of seconds, got {bin_width_s}.")
     if time is None:
         time = np.arange(n) * bin_width_s
-    elif (np.diff(time) <= 0).any():
-        raise DataFormatError(f"{path}: bin times are not strictly increasing.")
     if np.issubdtype(spikes.dtype, np.floating) and np.array_equal(spikes, np.round(spikes)):
         spikes = spikes.astype(np.uint16 if spikes.max(initial=0) < 2**16 else np.int64)
     return Recording(

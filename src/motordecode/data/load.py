@@ -19,6 +19,7 @@ from motordecode.data.read_mat import ReachingFile
 from motordecode.data.recording import Recording
 from motordecode.data.sessions import expected_channels_for
 from motordecode.data.splits import reach_bounds
+from motordecode.errors import DataFormatError
 
 
 def load_reaching(path: str | os.PathLike, bin_width_s: float = 0.004,
@@ -42,9 +43,16 @@ def load_reaching(path: str | os.PathLike, bin_width_s: float = 0.004,
                 units[channel] += 1
                 counts[channel] += times.size
         n = len(f.t)
-        spikes = box_sum(train, steps)[:n]
+        samples = box_sum(train, steps)
+        if len(samples) < n:
+            raise DataFormatError(
+                f"{path}: 't' has uneven steps: {len(samples)} bins of 4 ms span its {n} time points."
+            )
+        spikes = samples[:n]
+        # NeuroBench's float arange can give one more sample than there are labels; its wrap-around
+        # reads it, so it is kept for exact reproduction (Recording.samples_with_tail)
         meta = {"source": str(path), "format": "mat-v7.3", "units_per_channel": units,
-                "spike_counts": counts, "n_unit_rows": f.n_unit_rows}
+                "spike_counts": counts, "n_unit_rows": f.n_unit_rows, "tail": np.array(samples[n:])}
         name = path.stem
         return Recording(
             spikes=np.ascontiguousarray(spikes), velocity=velocity_labels(f.cursor_pos),
@@ -56,13 +64,12 @@ def load_reaching(path: str | os.PathLike, bin_width_s: float = 0.004,
 def load_recording(path: str | os.PathLike, bin_width_s: float | None = None, **kwargs) -> Recording:
     """Load a reaching session (HDF5) or a binned recording (.npz / v5 .mat), by content."""
     path = Path(path)
-    if path.exists() and path.is_file() and h5py.is_hdf5(str(path)):
+    if not path.is_file():
+        raise DataFormatError(f"{path}: no such file." if not path.exists() else f"{path}: is not a file.")
+    with open(path, "rb") as fh:
+        head = fh.read(10)
+    if h5py.is_hdf5(str(path)):
         return load_reaching(path, 0.004 if bin_width_s is None else bin_width_s, **kwargs)
-    if path.suffix in (".npz", ".mat") or not path.exists():
-        if path.suffix == ".mat" and path.exists():
-            with open(path, "rb") as fh:
-                head = fh.read(10)
-            if not head.startswith(b"MATLAB 5.0"):
-                return load_reaching(path)  # raises the precise format error
+    if head.startswith(b"MATLAB 5.0") or path.suffix.lower() == ".npz":
         return load_binned(path, bin_width_s=bin_width_s, **kwargs)
-    return load_reaching(path)  # unknown suffix: report what the file is not
+    return load_reaching(path)  # raises the precise "not an HDF5 file" error

@@ -20,6 +20,8 @@ import numpy as np
 from motordecode.errors import DataFormatError
 
 REQUIRED_VARIABLES = ("t", "cursor_pos", "target_pos", "spikes")
+# what h5py and numpy raise on damaged files or variables of the wrong kind
+_DAMAGE = (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError, AttributeError)
 SAMPLE_STEP_S = 0.004
 _STEP_TOLERANCE_S = 1e-6
 
@@ -48,7 +50,7 @@ def check_is_hdf5(path: Path) -> None:
     if head.startswith(b"MATLAB 5.0"):
         raise DataFormatError(
             f"{path}: is a MATLAB v5 file, not v7.3 (HDF5). Reaching sessions from Zenodo 583331 are "
-            "v7.3; for binned recordings (spike counts + velocity) use load_binned / `data info`."
+            "v7.3; binned recordings (spike counts + velocity) in v5 files load with load_recording."
         )
     raise DataFormatError(
         f"{path}: is not an HDF5 / MATLAB v7.3 file (first bytes {head[:16]!r}). "
@@ -68,12 +70,12 @@ class ReachingFile:
             raise _corrupt(self.path, exc) from None
         try:
             self._validate(expected_channels)
-        except OSError as exc:
-            self._file.close()
-            raise _corrupt(self.path, exc) from None
-        except Exception:
+        except DataFormatError:
             self._file.close()
             raise
+        except _DAMAGE as exc:
+            self._file.close()
+            raise _corrupt(self.path, exc) from None
 
     # -- layout checks -------------------------------------------------------------------------
     def _variable(self, name: str) -> np.ndarray:
@@ -83,18 +85,22 @@ class ReachingFile:
                 f"{self.path}: missing variable '{name}' (present: {present or 'none'}). "
                 "Is this a session of Zenodo record 583331?"
             )
-        return self._file[name][()]
+        node = self._file[name]
+        if not isinstance(node, h5py.Dataset):
+            raise DataFormatError(f"{self.path}: '{name}' is a {type(node).__name__}, expected an array.")
+        return node[()]
 
     def _validate(self, expected_channels: int | None) -> None:
         for name in REQUIRED_VARIABLES:
             if name not in self._file:
                 self._variable(name)  # raises with the list of present variables
-        t = np.asarray(self._variable("t"), dtype=np.float64)
+        t = self._numeric("t")
         if t.ndim != 2 or 1 not in t.shape or t.size < 3:
             raise DataFormatError(f"{self.path}: 't' has shape {t.shape}, expected (1, T) with T >= 3.")
         t = t.reshape(-1)
-        if np.isnan(t).any():
-            raise DataFormatError(f"{self.path}: 't' contains {int(np.isnan(t).sum())} NaN values.")
+        if not np.isfinite(t).all():
+            bad = ~np.isfinite(t)
+            raise DataFormatError(f"{self.path}: 't' contains {int(bad.sum())} NaN or infinite values.")
         steps = np.diff(t)
         if (steps <= 0).any():
             first = int(np.argmax(steps <= 0))
@@ -113,14 +119,14 @@ class ReachingFile:
         self.target_pos = self._xy("target_pos", n, allow_nan=True)
         self.finger_pos = None
         if "finger_pos" in self._file:
-            finger = np.asarray(self._file["finger_pos"][()], dtype=np.float64)
+            finger = self._numeric("finger_pos")
             if finger.ndim != 2 or finger.shape[1] != n or finger.shape[0] not in (3, 6):
                 raise DataFormatError(
                     f"{self.path}: 'finger_pos' has shape {finger.shape}, expected (3, {n}) or (6, {n})."
                 )
             self.finger_pos = finger.T
         spikes = self._file["spikes"]
-        if spikes.ndim != 2 or h5py.check_dtype(ref=spikes.dtype) is None:
+        if not isinstance(spikes, h5py.Dataset) or spikes.ndim != 2 or h5py.check_dtype(ref=spikes.dtype) is None:
             raise DataFormatError(
                 f"{self.path}: 'spikes' must be a 2-D cell array of references (units x channels), "
                 f"found shape {spikes.shape} dtype {spikes.dtype}."
@@ -133,13 +139,19 @@ class ReachingFile:
                 "Indy sessions of the benchmark have 96 channels and Loco sessions 192."
             )
 
+    def _numeric(self, name: str) -> np.ndarray:
+        value = np.asarray(self._variable(name))
+        if value.dtype.kind not in "biuf":
+            raise DataFormatError(f"{self.path}: '{name}' holds {value.dtype} values, expected numbers.")
+        return value.astype(np.float64)
+
     def _xy(self, name: str, n: int, allow_nan: bool) -> np.ndarray:
-        value = np.asarray(self._variable(name), dtype=np.float64)
+        value = self._numeric(name)
         if value.shape != (2, n):
             raise DataFormatError(f"{self.path}: '{name}' has shape {value.shape}, expected (2, {n}).")
-        if not allow_nan and np.isnan(value).any():
-            bad = int(np.isnan(value).any(axis=0).sum())
-            raise DataFormatError(f"{self.path}: '{name}' contains NaN at {bad} time points.")
+        if not allow_nan and not np.isfinite(value).all():
+            bad = int((~np.isfinite(value)).any(axis=0).sum())
+            raise DataFormatError(f"{self.path}: '{name}' contains NaN or infinite values at {bad} time points.")
         return value.T
 
     # -- spikes --------------------------------------------------------------------------------
@@ -161,7 +173,9 @@ class ReachingFile:
                 if node.attrs.get("MATLAB_empty", 0):
                     continue
                 units.append(np.asarray(node[()], dtype=np.float64).reshape(-1))
-        except OSError as exc:
+        except DataFormatError:
+            raise
+        except _DAMAGE as exc:
             raise _corrupt(self.path, exc) from None
         return units
 

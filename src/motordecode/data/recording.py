@@ -52,5 +52,11 @@ class Recording:
         return self.n_samples * self.step_s
 
     @property
+    def samples_with_tail(self) -> np.ndarray:
+        """``spikes`` plus NeuroBench's label-less trailing sample, if it made one (for exact wrap)."""
+        tail = self.meta.get("tail")
+        return self.spikes if tail is None or len(tail) == 0 else np.concatenate([self.spikes, tail])
+
+    @property
     def n_reaches(self) -> int | None:
         return None if self.reach_bounds is None else int(len(self.reach_bounds))

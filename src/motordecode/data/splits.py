@@ -1,7 +1,7 @@
 """Reach segmentation and train / validation / test splits.
 
 Reaches (NeuroBench 2.3.0): a reach ends where ``target_pos`` changes, at each index ``i`` with
-``target[i + 1] != target[i]``; the bounds are ``[0, i_1), [i_1, i_2), ..., [i_K, T)``.
+``|target[i + 1] - target[i]|_1 != 0``; the bounds are ``[0, i_1), [i_1, i_2), ..., [i_K, T)``.
 
 Split by reach order with ``train_ratio`` rho over R reaches: the first ``floor(rho R)`` reaches
 train, the next ``floor((R - floor(rho R)) / 2)`` validate, the rest test; the samples of a reach
@@ -35,8 +35,12 @@ class Split:
 
 def reach_bounds(target_pos: np.ndarray) -> np.ndarray:
     """(R, 2) ``[start, end)`` of each reach from a (T, 2) target position."""
-    target = np.asarray(target_pos)
-    changes = np.nonzero(np.any(target[1:] != target[:-1], axis=1))[0]
+    target = np.asarray(target_pos, dtype=np.float64)
+    # NeuroBench's rule, NaN included: a step whose summed |difference| is not exactly 0 (the last
+    # sample is compared with itself, which counts only when it is NaN or infinite)
+    with np.errstate(invalid="ignore"):
+        steps = np.diff(target, axis=0, append=target[-1:])
+    changes = np.nonzero(np.abs(steps).sum(axis=1))[0]
     starts = np.concatenate([[0], changes])
     ends = np.concatenate([changes, [len(target)]])
     return np.stack([starts, ends], axis=1).astype(np.int64)

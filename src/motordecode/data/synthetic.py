@@ -46,8 +46,10 @@ class SynthConfig:
     def __post_init__(self):
         if self.monkey not in CHANNELS:
             raise ConfigError(f"monkey must be one of {', '.join(CHANNELS)}, got {self.monkey!r}.")
-        if not self.duration_s >= 1.0:
-            raise ConfigError(f"duration must be at least 1 s, got {self.duration_s}.")
+        if not (np.isfinite(self.duration_s) and 1.0 <= self.duration_s <= 86400.0):
+            raise ConfigError(f"duration must be between 1 s and 1 day, got {self.duration_s}.")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed}.")
         lo, hi = self.units_per_channel
         if not 1 <= lo <= hi <= 5:
             raise ConfigError(f"units per channel must satisfy 1 <= min <= max <= 5, got {self.units_per_channel}.")

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import datetime
 import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from motordecode.fileio import atomic_write_path
 
 _USERBLOCK = 512
 
@@ -78,10 +79,7 @@ def write_reaching_mat(path: str | os.PathLike, *, t: np.ndarray, cursor_pos: np
                        spike_times: list[list[np.ndarray]], n_unit_rows: int = 5) -> Path:
     """Write a session. Positions are (T, D) time-major; ``spike_times[c][u]`` are seconds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_write_path(path) as tmp:
         with h5py.File(tmp, "w", userblock_size=_USERBLOCK, libver="earliest") as f:
             refs = _Refs(f)
             n_channels = len(spike_times)
@@ -106,8 +104,4 @@ def write_reaching_mat(path: str | os.PathLike, *, t: np.ndarray, cursor_pos: np
             _cell(f, "chan_names", names)
         with open(tmp, "r+b") as fh:
             fh.write(_matlab_header())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
