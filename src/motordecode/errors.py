@@ -23,3 +23,7 @@ class DownloadError(MotordecodeError):
 
 class ConfigError(MotordecodeError, ValueError):
     """An option or parameter has an invalid value."""
+
+
+class MetricError(MotordecodeError, RuntimeError):
+    """A metric cannot be computed; the message names the layer and the reason."""

@@ -1,0 +1,25 @@
+"""Helpers that run neurobench 2.3.0's Benchmark in the task's streaming configuration."""
+
+from __future__ import annotations
+
+import torch
+from neurobench.benchmarks import Benchmark
+from neurobench.metrics.static import ConnectionSparsity, Footprint
+from neurobench.metrics.workload import R2, ActivationSparsity, SynapticOperations
+import snntorch
+from neurobench.models import TorchModel
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def run_neurobench(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """Stream (T, C) inputs one 4 ms step per batch (shape (1, 1, C)); return NeuroBench's results.
+
+    The network keeps its own state across batches (TorchModel; snntorch neurons are added as
+    activation modules, as SNNTorchModel does, without its per-batch reset).
+    """
+    loader = DataLoader(TensorDataset(x[:, None, :].float(), y.float()), batch_size=1, shuffle=False)
+    model = TorchModel(net)
+    model.add_activation_module(snntorch.SpikingNeuron)
+    bench = Benchmark(model, loader, [], [],
+                      [[Footprint, ConnectionSparsity], [R2, ActivationSparsity, SynapticOperations]])
+    return bench.run(quiet=True)
