@@ -25,6 +25,7 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_data_pipeline.py
+	$(BIN)/python benchmarks/bench_harness.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .hypothesis
