@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from motordecode.metrics.activity import ActivityRecorder
+from motordecode.metrics.deployed import deployed_footprint_bytes
 from motordecode.metrics.footprint import footprint_bytes
 from motordecode.metrics.ops import model_ops
 from motordecode.metrics.r2 import r2_per_axis
@@ -28,18 +29,21 @@ def _default_run(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate_stream(model: nn.Module, inputs, labels, *, run: Callable | None = None,
-                    neurobench_gru_slip: bool = False) -> dict:
+                    deployed_bits: dict[str, int] | None = None, neurobench_gru_slip: bool = False):
     """(metrics row, predictions) of ``model`` on a stream of ``inputs`` (T, ...) with ``labels`` (T, D).
 
     ``run(model, inputs) -> predictions (T, D)`` defaults to ``model(inputs)``; a model with a
-    ``reset()`` method is reset first.
+    ``reset()`` method is reset first. ``deployed_bits`` maps parameter names to their deployed bit
+    width (see :mod:`motordecode.metrics.deployed`).
     """
     inputs = torch.as_tensor(inputs, dtype=torch.float32)
     labels = np.asarray(labels)
     model.eval()
     if hasattr(model, "reset"):
         model.reset()
-    row = {"footprint_bytes": footprint_bytes(model), "connection_sparsity": connection_sparsity(model)}
+    row = {"footprint_bytes": footprint_bytes(model),
+           "deployed_footprint_bytes": deployed_footprint_bytes(model, deployed_bits),
+           "connection_sparsity": connection_sparsity(model)}
     start = time.perf_counter()
     with torch.no_grad(), ActivityRecorder(model) as recorder:
         pred = (run or _default_run)(model, inputs)

@@ -1,0 +1,37 @@
+"""RUN_DIR/metrics.json: one metrics row per run, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from motordecode import __version__
+from motordecode.fileio import atomic_write_path
+
+REQUIRED_KEYS = ("recipe", "session", "seed", "r2", "r2_x", "r2_y", "val_r2", "footprint_bytes",
+                 "deployed_footprint_bytes", "connection_sparsity", "activation_sparsity", "dense_ops",
+                 "effective_macs", "effective_acs")
+
+
+def package_versions() -> dict:
+    return {"motordecode": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def write_metrics(run_dir: str | os.PathLike, row: dict, *, recipe: str, session: str, seed: int,
+                  val_r2: float | None) -> Path:
+    """Write ``row`` (from the harness) with the run's identity and the package versions."""
+    record = {"recipe": recipe, "session": session, "seed": seed, "val_r2": val_r2, **row,
+              "versions": package_versions()}
+    missing = [k for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        raise ValueError(f"metrics row lacks {', '.join(missing)}")
+    path = Path(run_dir) / "metrics.json"
+    with atomic_write_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    return path

@@ -1,0 +1,1 @@
+"""Reports: published reference numbers and Markdown tables next to them."""

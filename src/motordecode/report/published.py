@@ -1,0 +1,47 @@
+"""Published results of the NeuroBench primate-reaching task, with their sources.
+
+R2 is the mean of the x and y R2 over the test split; footprint in bytes; operations per 4 ms step.
+Per-session R2 is listed in the order of ``SESSIONS``.
+"""
+
+from __future__ import annotations
+
+SESSIONS = ("indy_20160622_01", "indy_20160630_01", "indy_20170131_02",
+            "loco_20170210_03", "loco_20170215_02", "loco_20170301_05")
+
+AEGRU_PAPER = "AEGRU paper (BioCAS 2024 Grand Challenge), Table III"
+RSNN_README = "tinyRSNN/bigRSNN repository README"
+
+# name -> (R2 per session, std per session or None, source)
+R2_PER_SESSION = {
+    "ANN2D": ((0.633, 0.524, 0.622, 0.573, 0.475, 0.627), None, "NeuroBench example benchmark_2d_ann.py"),
+    "ANN3D": ((0.674, 0.593, 0.659, 0.597, 0.528, 0.641), None, "NeuroBench example benchmark_3d_ann.py"),
+    "SNN2": ((0.677, 0.501, 0.599, 0.571, 0.515, 0.620), None, RSNN_README + ", baseline SNN2"),
+    "SNN3D": ((0.697, 0.577, 0.652, 0.623, 0.568, 0.681), None, RSNN_README + ", baseline SNN3"),
+    "tinyRSNN": ((0.752, 0.545, 0.746, 0.622, 0.608, 0.690), (0.003, 0.004, 0.007, 0.003, 0.006, 0.006),
+                 RSNN_README + " (mean of 5 seeds)"),
+    "bigRSNN": ((0.770, 0.585, 0.772, 0.698, 0.629, 0.734), (0.003, 0.012, 0.006, 0.006, 0.008, 0.005),
+                RSNN_README + " (mean of 5 seeds)"),
+    "AEGRU": ((0.76, 0.65, 0.76, 0.68, 0.62, 0.70), (0.014, 0.008, 0.006, 0.013, 0.014, 0.015),
+              AEGRU_PAPER + " (5 seeds, unpruned)"),
+    "GRU": ((0.74, 0.64, 0.75, 0.61, 0.60, 0.66), (0.006, 0.011, 0.004, 0.017, 0.009, 0.013),
+            AEGRU_PAPER + ", vanilla GRU (5 seeds)"),
+    "GRU-t2": ((0.721, 0.577, 0.670, 0.585, 0.502, 0.670), None, "KIT challenge entry, arXiv 2409.04428"),
+}
+
+# name -> summary facts (mean over sessions unless the key says otherwise) and source
+SUMMARY = {
+    "ANN2D": {"r2": 0.58, "footprint_bytes": 27200, "ops": 5000, "source": "AEGRU paper, Table II"},
+    "ANN3D": {"r2": 0.62, "footprint_bytes": 137800, "ops": 11500, "source": "AEGRU paper, Table II"},
+    "SNN3D": {"r2": 0.63, "footprint_bytes": 34000, "ops": 38100, "source": "AEGRU paper, Table II"},
+    "SNN streaming": {"r2": 0.58, "footprint_bytes": 29200, "ops": 400, "source": "AEGRU paper, Table II"},
+    "AEGRU": {"r2": 0.70, "footprint_bytes": 45500, "ops": 42800, "source": "AEGRU paper, Table II"},
+    "AEGRU pruned 50%": {"r2": 0.71, "footprint_bytes": 45500, "ops": 25100, "connection_sparsity": 0.504,
+                         "source": "AEGRU paper, Table II; footprint 39184 B Indy / 51856 B Loco self-reported"},
+    "tinyRSNN": {"r2": 0.660, "footprint_bytes": 27144, "connection_sparsity": 0.45, "activation_sparsity": 0.9836,
+                 "dense_ops": 13440, "effective_macs": 0, "source": RSNN_README + " (fp16)"},
+    "bigRSNN": {"r2": 0.698, "footprint_bytes": 4833360, "connection_sparsity": 0.0, "activation_sparsity": 0.9683,
+                "dense_ops": 1206272, "effective_macs": 0, "effective_acs": 45266, "source": RSNN_README},
+    "GRU-t1": {"r2": 0.707, "dense_ops": 22342, "effective_macs": 8518, "effective_acs": 793,
+               "source": "NeuroBench leaderboard (KIT, arXiv 2409.04428)"},
+}
