@@ -19,8 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from neurobench_reference import run_neurobench  # noqa: E402
-from test_harness import SequenceDecoder  # noqa: E402
+from neurobench_reference import SequenceDecoder, run_neurobench  # noqa: E402
 
 from motordecode.data.load import load_reaching  # noqa: E402
 from motordecode.data.synthetic import SynthConfig, write_synthetic  # noqa: E402

@@ -4,32 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from motordecode.data.load import load_reaching
 from motordecode.data.splits import split_by_reaches
 from motordecode.metrics.harness import evaluate_stream
-from neurobench_reference import run_neurobench
-
-
-class SequenceDecoder(nn.Module):
-    """Linear -> GRUCell -> Linear; the Linear layers see the whole stream in one call."""
-
-    def __init__(self, c: int, h: int = 32):
-        super().__init__()
-        self.fc1, self.cell, self.fc2 = nn.Linear(c, h), nn.GRUCell(h, h), nn.Linear(h, 2)
-        self.reset()
-
-    def reset(self):
-        self.h = torch.zeros(1, self.cell.hidden_size)
-
-    def forward(self, x):
-        a = self.fc1(x.reshape(-1, x.shape[-1]))
-        states = []
-        for row in a:
-            self.h = self.cell(row[None], self.h)
-            states.append(self.h)
-        return self.fc2(torch.cat(states))
+from neurobench_reference import SequenceDecoder, run_neurobench
 
 
 @pytest.mark.parametrize("bin_s", [0.004, 0.028])

@@ -15,13 +15,15 @@ from motordecode.metrics.footprint import footprint_bytes
 from motordecode.metrics.ops import model_ops
 from motordecode.metrics.r2 import r2_score
 from motordecode.metrics.sparsity import activation_sparsity, connection_sparsity, connection_tensors
-from neurobench_reference import run_neurobench
+from neurobench_reference import SequenceDecoder, run_neurobench
 
 STEPS = 250
 
 
 class StreamNet(nn.Module):
-    """Calls its layers once per 4 ms step and keeps recurrent state across calls."""
+    """Calls its layers once per 4 ms step and keeps recurrent state across calls.
+
+    Model (a), Linear -> GRUCell -> Linear, is neurobench_reference.SequenceDecoder."""
 
     def reset(self):
         pass
@@ -29,20 +31,6 @@ class StreamNet(nn.Module):
     def forward(self, x):
         x = x.reshape(-1, x.shape[-1])
         return torch.cat([self.step(row[None]) for row in x])
-
-
-class LinearGRU(StreamNet):  # (a) Linear -> GRUCell -> Linear
-    def __init__(self, c, h=32):
-        super().__init__()
-        self.fc1, self.cell, self.fc2 = nn.Linear(c, h), nn.GRUCell(h, h), nn.Linear(h, 2)
-        self.reset()
-
-    def reset(self):
-        self.h = torch.zeros(1, self.cell.hidden_size)
-
-    def step(self, x):
-        self.h = self.cell(self.fc1(x), self.h)
-        return self.fc2(self.h)
 
 
 class ReluMLP(StreamNet):  # (b) ANN2D-like: Linear-BatchNorm-ReLU x2 -> Linear
@@ -88,7 +76,7 @@ def streams(indy_file):
 
 def ours(net: StreamNet, x: torch.Tensor, y: torch.Tensor) -> dict:
     net.eval()
-    net.reset()
+    net.reset()  # (a) is called on the whole stream at once; (b) and (c) step by step
     with torch.no_grad(), ActivityRecorder(net) as rec:
         pred = net(x[:, None, :])
     ops = model_ops(rec.layers, neurobench_gru_slip=True).per_step(len(x))
@@ -97,7 +85,7 @@ def ours(net: StreamNet, x: torch.Tensor, y: torch.Tensor) -> dict:
             "Effective_MACs": ops.effective_macs, "Effective_ACs": ops.effective_acs, "Dense": ops.dense}
 
 
-@pytest.mark.parametrize("model", [LinearGRU, ReluMLP, LeakyNet])
+@pytest.mark.parametrize("model", [SequenceDecoder, ReluMLP, LeakyNet])
 @pytest.mark.parametrize("inputs", ["binary", "counts"])
 @pytest.mark.parametrize("pruned", [False, True])
 def test_metrics_equal_neurobench(streams, model, inputs, pruned):
@@ -120,7 +108,7 @@ def test_metrics_equal_neurobench(streams, model, inputs, pruned):
     assert round(mine["ConnectionSparsity"], 4) == ref["ConnectionSparsity"]  # NeuroBench rounds
     assert mine["ConnectionSparsity"] == pytest.approx(0.5 if pruned else 0.0, abs=1e-3)
     assert mine["R2"] == pytest.approx(ref["R2"], rel=1e-5, abs=1e-6)
-    if isinstance(net, LinearGRU):
+    if isinstance(net, SequenceDecoder):
         assert mine["ActivationSparsity"] is None and ref["ActivationSparsity"] == 0.0  # no activation module
     else:
         assert mine["ActivationSparsity"] == pytest.approx(ref["ActivationSparsity"], rel=1e-6)
