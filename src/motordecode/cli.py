@@ -49,19 +49,22 @@ def cmd_data_fetch(args) -> int:
     for name in args.sessions:  # validate every name before downloading anything
         get_session(name)
     for name in args.sessions:
-        progress = None
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-            bar = tqdm(unit="B", unit_scale=True, desc=name, leave=False)
-
-            def progress(done, total, bar=bar):
-                bar.total = total
-                bar.n = done
-                bar.refresh()
         path, what = fetch_session(name, args.dir, base_url=args.base_url, timeout=args.timeout,
-                                   progress=progress)
+                                   progress=_progress_bar(name) if sys.stderr.isatty() else None)
         print(f"{name}: {what} -> {path}")
     return 0
+
+
+def _progress_bar(name: str):
+    from tqdm import tqdm
+
+    bar = tqdm(unit="B", unit_scale=True, desc=name, leave=False)
+
+    def update(done, total):
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+    return update
 
 
 def cmd_data_info(args) -> int:

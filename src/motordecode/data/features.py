@@ -93,9 +93,13 @@ class WindowFeatures:
         return FeatureStream(self, n_channels)
 
 
+def _counts_dtype(dtype) -> bool:
+    return np.issubdtype(dtype, np.integer) or dtype == bool
+
+
 def _cumulative_sums(x: np.ndarray) -> np.ndarray:
     """(T+1, C) running sums with a leading zero row; integers stay exact."""
-    if np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
+    if _counts_dtype(x.dtype):
         dtype = np.int64
         if len(x) and int(x.max(initial=0)) * len(x) < 2**31 and int(x.min(initial=0)) >= 0:
             dtype = np.int32
@@ -126,7 +130,7 @@ class FeatureStream:
         if sample.shape != (self.n_channels,):
             raise ConfigError(f"expected one sample of shape ({self.n_channels},), got {sample.shape}.")
         if self._ring is None:
-            dtype = np.int64 if (np.issubdtype(sample.dtype, np.integer) or sample.dtype == bool) else np.float64
+            dtype = np.int64 if _counts_dtype(sample.dtype) else np.float64
             self._ring = np.zeros((self._size, self.n_channels), dtype=dtype)
             self._head = 0
         total = self._ring[self._head] + sample

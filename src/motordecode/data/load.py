@@ -10,19 +10,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from motordecode.data.binned import load_binned
-from motordecode.data.binning import bin_edges, box_sum, mark_spikes, velocity_labels, width_in_steps
-from motordecode.data.read_mat import ReachingFile
+from motordecode.data.binning import STEP_S, bin_edges, box_sum, mark_spikes, velocity_labels, width_in_steps
+from motordecode.data.read_mat import ReachingFile, file_kind
 from motordecode.data.recording import Recording
 from motordecode.data.sessions import expected_channels_for
 from motordecode.data.splits import reach_bounds
 from motordecode.errors import DataFormatError
 
 
-def load_reaching(path: str | os.PathLike, bin_width_s: float = 0.004,
+def load_reaching(path: str | os.PathLike, bin_width_s: float = STEP_S,
                   expected_channels: int | None = None) -> Recording:
     """Read an O'Doherty session: samples (T, C) of width ``bin_width_s``, velocity, reach bounds.
 
@@ -56,7 +55,7 @@ def load_reaching(path: str | os.PathLike, bin_width_s: float = 0.004,
         name = path.stem
         return Recording(
             spikes=np.ascontiguousarray(spikes), velocity=velocity_labels(f.cursor_pos),
-            bin_width_s=steps * 0.004, step_s=0.004, t=f.t, reach_bounds=reach_bounds(f.target_pos),
+            bin_width_s=steps * STEP_S, step_s=STEP_S, t=f.t, reach_bounds=reach_bounds(f.target_pos),
             name=name, monkey=next((m for m in ("indy", "loco") if m in name.lower()), None), meta=meta,
         )
 
@@ -64,12 +63,9 @@ def load_reaching(path: str | os.PathLike, bin_width_s: float = 0.004,
 def load_recording(path: str | os.PathLike, bin_width_s: float | None = None, **kwargs) -> Recording:
     """Load a reaching session (HDF5) or a binned recording (.npz / v5 .mat), by content."""
     path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(f"{path}: no such file." if not path.exists() else f"{path}: is not a file.")
-    with open(path, "rb") as fh:
-        head = fh.read(10)
-    if h5py.is_hdf5(str(path)):
-        return load_reaching(path, 0.004 if bin_width_s is None else bin_width_s, **kwargs)
-    if head.startswith(b"MATLAB 5.0") or path.suffix.lower() == ".npz":
+    kind = file_kind(path)
+    if kind == "hdf5":
+        return load_reaching(path, STEP_S if bin_width_s is None else bin_width_s, **kwargs)
+    if kind == "matlab-v5" or path.suffix.lower() == ".npz":
         return load_binned(path, bin_width_s=bin_width_s, **kwargs)
     return load_reaching(path)  # raises the precise "not an HDF5 file" error

@@ -17,12 +17,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from motordecode.data.binning import STEP_S
 from motordecode.errors import DataFormatError
 
 REQUIRED_VARIABLES = ("t", "cursor_pos", "target_pos", "spikes")
 # what h5py and numpy raise on damaged files or variables of the wrong kind
 _DAMAGE = (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError, AttributeError)
-SAMPLE_STEP_S = 0.004
 _STEP_TOLERANCE_S = 1e-6
 
 
@@ -37,23 +37,32 @@ def _corrupt(path: Path, exc: Exception) -> DataFormatError:
     return DataFormatError(f"{path}: the HDF5 file is corrupt or unreadable ({text}); fetch it again.")
 
 
-def check_is_hdf5(path: Path) -> None:
-    """Raise DataFormatError unless ``path`` exists and is an HDF5 (MATLAB v7.3) file."""
+def file_kind(path: Path) -> str:
+    """'hdf5' (MATLAB v7.3), 'matlab-v5' or 'other', from the file's content; errors if not a file."""
     if not path.exists():
         raise DataFormatError(f"{path}: no such file.")
-    if path.is_dir():
-        raise DataFormatError(f"{path}: is a directory, expected a .mat file.")
-    with open(path, "rb") as fh:
-        head = fh.read(128)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: is not a file.")
     if h5py.is_hdf5(str(path)):
+        return "hdf5"
+    with open(path, "rb") as fh:
+        return "matlab-v5" if fh.read(10).startswith(b"MATLAB 5.0") else "other"
+
+
+def check_is_hdf5(path: Path) -> None:
+    """Raise DataFormatError unless ``path`` is an HDF5 (MATLAB v7.3) file."""
+    kind = file_kind(path)
+    if kind == "hdf5":
         return
-    if head.startswith(b"MATLAB 5.0"):
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if kind == "matlab-v5":
         raise DataFormatError(
             f"{path}: is a MATLAB v5 file, not v7.3 (HDF5). Reaching sessions from Zenodo 583331 are "
             "v7.3; binned recordings (spike counts + velocity) in v5 files load with load_recording."
         )
     raise DataFormatError(
-        f"{path}: is not an HDF5 / MATLAB v7.3 file (first bytes {head[:16]!r}). "
+        f"{path}: is not an HDF5 / MATLAB v7.3 file (first bytes {head!r}). "
         "Check that the download finished and that this is a session .mat file."
     )
 
@@ -109,7 +118,7 @@ class ReachingFile:
                 f"t[{first + 1}]={t[first + 1]!r})."
             )
         median_step = float(np.median(steps))
-        if abs(median_step - SAMPLE_STEP_S) > _STEP_TOLERANCE_S:
+        if abs(median_step - STEP_S) > _STEP_TOLERANCE_S:
             raise DataFormatError(
                 f"{self.path}: 't' is sampled every {median_step * 1e3:.3f} ms, expected 4 ms."
             )

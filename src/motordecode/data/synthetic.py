@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import scipy.ndimage
 
+from motordecode.data.binning import STEP_S
 from motordecode.data.sessions import CHANNELS
 from motordecode.data.write_mat import write_reaching_mat
 from motordecode.errors import ConfigError
 
-STEP_S = 0.004
 SPEED_SCALE_MM_S = 200.0
 _PREROLL_STEPS = 50
 

@@ -35,7 +35,6 @@ class _Refs:
 
     def __init__(self, f: h5py.File):
         self.group = f.create_group("#refs#")
-        self.count = 0
         empty = self.group.create_dataset("a", data=np.zeros(2, dtype=np.uint64))
         empty.attrs["MATLAB_class"] = np.bytes_("canonical empty")
         empty.attrs["MATLAB_empty"] = np.uint8(1)

@@ -40,7 +40,7 @@ def _detach(value):
     return value
 
 
-def _spike_output(module: nn.Module, output):
+def _spike_output(output):
     """The spike tensor of an activation module's output (snntorch returns (spk, mem) tuples)."""
     if isinstance(output, tuple):
         return output[0]
@@ -80,7 +80,7 @@ class ActivityRecorder:
 
     def _activation_hook(self, name: str):
         def hook(module, inputs, output):
-            self.activations[name].append(_detach(_spike_output(module, output)))
+            self.activations[name].append(_detach(_spike_output(output)))
         return hook
 
     def __exit__(self, *exc) -> None:

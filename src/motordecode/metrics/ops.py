@@ -74,7 +74,7 @@ def _rows(calls: LayerCalls, index: int = 0, feature_dims: int = 1) -> torch.Ten
 
 
 # -- stateless layers ----------------------------------------------------------------------------
-def linear_ops(calls: LayerCalls) -> OpCounts:
+def linear_ops(calls: LayerCalls, neurobench_gru_slip: bool = False) -> OpCounts:
     layer: nn.Linear = calls.module
     x = _rows(calls)
     nnz_per_input = _b(layer.weight.detach()).sum(dim=0)
@@ -82,7 +82,7 @@ def linear_ops(calls: LayerCalls) -> OpCounts:
     return _split(effective, _spiking_rows(x), float(len(x) * layer.weight.numel()))
 
 
-def conv_ops(calls: LayerCalls) -> OpCounts:
+def conv_ops(calls: LayerCalls, neurobench_gru_slip: bool = False) -> OpCounts:
     layer = calls.module
     dims = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}[type(layer)]
     x = _rows(calls, feature_dims=dims + 1)
@@ -161,8 +161,6 @@ def _cell_weights(module, suffix=""):
 
 def recurrent_cell_ops(calls: LayerCalls, neurobench_gru_slip: bool = False) -> OpCounts:
     cell = calls.module
-    if not isinstance(cell, (nn.GRUCell, nn.LSTMCell)):
-        raise MetricError(f"{type(cell).__name__}: only GRUCell and LSTMCell are counted.")
     weights = _cell_weights(cell)
     xs, hs, cs = [], [], []
     for args in calls.inputs:
@@ -190,8 +188,6 @@ def recurrent_layer_ops(calls: LayerCalls, neurobench_gru_slip: bool = False) ->
     """Full nn.GRU / nn.LSTM (one layer, one direction), counted step by step."""
     layer = calls.module
     name = type(layer).__name__
-    if not isinstance(layer, (nn.GRU, nn.LSTM)):
-        raise MetricError(f"{name}: only nn.GRU and nn.LSTM layers are counted.")
     if layer.num_layers != 1 or layer.bidirectional or getattr(layer, "proj_size", 0):
         raise MetricError(f"{name}(num_layers={layer.num_layers}, bidirectional={layer.bidirectional}): only "
                           "single-layer, unidirectional layers without projection are counted.")
@@ -241,6 +237,7 @@ def _lstm_cell_states(x, h_prev, c0, w_ih, w_hh, b_ih, b_hh) -> torch.Tensor:
     return torch.stack(states)
 
 
+# every counter takes (calls, neurobench_gru_slip); only the recurrent ones use the flag
 COUNTERS = {
     nn.Linear: linear_ops,
     nn.Conv1d: conv_ops, nn.Conv2d: conv_ops, nn.Conv3d: conv_ops,
@@ -257,9 +254,7 @@ def layer_ops(name: str, calls: LayerCalls, neurobench_gru_slip: bool = False) -
     if not calls.inputs:
         return OpCounts()
     try:
-        if counter in (recurrent_cell_ops, recurrent_layer_ops):
-            return counter(calls, neurobench_gru_slip=neurobench_gru_slip)
-        return counter(calls)
+        return counter(calls, neurobench_gru_slip=neurobench_gru_slip)
     except MetricError as exc:
         raise MetricError(f"layer '{name}': {exc}") from None
     except (RuntimeError, ValueError, IndexError, TypeError) as exc:
