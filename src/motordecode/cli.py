@@ -1,4 +1,4 @@
-"""Command-line interface: ``motordecode [data list|fetch|info|synth] | demo``.
+"""Command-line interface: ``motordecode data list|fetch|info|synth | train | evaluate | demo``.
 
 Errors a user can cause print one line on stderr and exit with status 2, without a traceback.
 """
@@ -102,6 +102,43 @@ def cmd_demo(args) -> int:
     return 0
 
 
+PUBLISHED_ROWS = {"aegru": ("AEGRU",), "aegru-pruned": ("AEGRU pruned 50%",)}
+
+
+def _format_row(row: dict) -> str:
+    """The run's windowed and stateful rows, then the published rows of the same system."""
+    from motordecode.report.tables import metrics_table
+
+    name = f"{row['recipe']} {row.get('session', '')}".strip()
+    rows = [{**row, "label": f"{name} (windowed)"},
+            {**row, **row.get("stateful", {}), "label": f"{name} (stateful)"}]
+    return metrics_table(rows, published=PUBLISHED_ROWS.get(row["recipe"], ()))
+
+
+def cmd_train(args) -> int:
+    from motordecode.pipeline import train_run
+    from motordecode.recipes import get_recipe, override
+
+    recipe = override(get_recipe(args.recipe), args.set or [])
+    out = args.out or f"runs/{recipe.name}-{Path(args.data).stem}-seed{args.seed}"
+    row = train_run(recipe, args.data, seed=args.seed, out=out, resume=args.resume,
+                    progress=not args.quiet and sys.stderr.isatty())
+    if args.json:
+        print(_json(row))
+    else:
+        print(f"run: {out}")
+        print(_format_row(row))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from motordecode.pipeline import evaluate_run
+
+    row = evaluate_run(args.run_dir, data=args.data, write=not args.no_write)
+    print(_json(row) if args.json else _format_row(row))
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="motordecode", description="Decode finger velocity from motor-cortex spikes.")
@@ -138,6 +175,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=300.0, help="seconds (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.set_defaults(func=cmd_data_synth)
+
+    p = commands.add_parser("train", help="train a recipe (aegru, aegru-pruned, gru) on a recording")
+    p.add_argument("recipe", help="recipe name: aegru, aegru-pruned or gru")
+    p.add_argument("--data", required=True, help="session .mat (v7.3) or binned recording (.npz, v5 .mat)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--out", default=None, help="run directory (default: runs/RECIPE-DATA-seedN)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field, e.g. epochs=5")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the metrics row as JSON")
+    p.set_defaults(func=cmd_train)
+
+    p = commands.add_parser("evaluate", help="re-evaluate a saved run and rewrite its metrics.json")
+    p.add_argument("run_dir", help="run directory written by 'motordecode train'")
+    p.add_argument("--data", default=None, help="evaluate on this file instead of the run's own")
+    p.add_argument("--no-write", action="store_true", help="print only; leave metrics.json as it is")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_evaluate)
 
     p = commands.add_parser("demo", help="the main job on the embedded default (a synthetic session)")
     p.add_argument("--dir", default="demo_out", help="output directory (default: %(default)s)")

@@ -66,31 +66,50 @@ class WindowFeatures:
 
     def __call__(self, x: np.ndarray, ends: np.ndarray | None = None) -> np.ndarray:
         """Features (len(ends), k, C) of the windows ending at sample indices ``ends`` (default all)."""
+        table = self.table(x)
+        return table(np.arange(table.n_samples) if ends is None else ends)
+
+    def table(self, x: np.ndarray) -> "FeatureTable":
+        """Precompute the running sums of ``x`` (T, C) once; the table then cuts any windows fast."""
         x = np.asarray(x)
         if x.ndim != 2:
             raise ConfigError(f"samples must be (T, C), got shape {x.shape}.")
-        n = len(x)
-        ends = np.arange(n) if ends is None else np.asarray(ends, dtype=np.int64)
-        if len(ends) and (ends.min() < 0 or ends.max() >= n):
-            raise ConfigError(f"window ends must lie in [0, {n - 1}].")
-        if self.wrap and self.span > n:
-            raise ConfigError(f"a window of {self.span} samples cannot wrap around a session of {n}.")
-        cumsum = _cumulative_sums(x)
-        return self._finish(self._gather(cumsum, ends[:, None] + 1 + self._hi),
-                            self._gather(cumsum, ends[:, None] + 1 + self._lo))
-
-    def _gather(self, cumsum: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        if not self.wrap:
-            return cumsum[np.maximum(pos, 0)]
-        n = len(cumsum) - 1
-        values = cumsum[np.where(pos < 0, pos + n, pos)]
-        return np.where((pos < 0)[..., None], values - cumsum[n], values)
+        if self.wrap and self.span > len(x):
+            raise ConfigError(f"a window of {self.span} samples cannot wrap around a session of {len(x)}.")
+        return FeatureTable(self, _cumulative_sums(x))
 
     def stream(self, n_channels: int) -> "FeatureStream":
         """A streaming feature extractor: one sample in, the current (k, C) feature out."""
         if self.wrap:
             raise ConfigError("wrap-around needs the end of the session and cannot stream.")
         return FeatureStream(self, n_channels)
+
+
+class FeatureTable:
+    """Windows of one recording, cut from its precomputed running sums (see the module docstring)."""
+
+    def __init__(self, features: WindowFeatures, cumsum: np.ndarray):
+        self.features = features
+        self.cumsum = cumsum
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.cumsum) - 1
+
+    def __call__(self, ends: np.ndarray) -> np.ndarray:
+        """Features (len(ends), k, C) of the windows ending at sample indices ``ends``."""
+        ends = np.asarray(ends, dtype=np.int64)
+        if len(ends) and (ends.min() < 0 or ends.max() >= self.n_samples):
+            raise ConfigError(f"window ends must lie in [0, {self.n_samples - 1}].")
+        f = self.features
+        return f._finish(self._gather(ends[:, None] + 1 + f._hi), self._gather(ends[:, None] + 1 + f._lo))
+
+    def _gather(self, pos: np.ndarray) -> np.ndarray:
+        if not self.features.wrap:
+            return self.cumsum[np.maximum(pos, 0)]
+        n = self.n_samples
+        values = self.cumsum[np.where(pos < 0, pos + n, pos)]
+        return np.where((pos < 0)[..., None], values - self.cumsum[n], values)
 
 
 def _counts_dtype(dtype) -> bool:

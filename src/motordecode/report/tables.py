@@ -16,14 +16,14 @@ def _cell(value, fmt: str) -> str:
 
 
 def metrics_table(rows: list[dict], published: tuple[str, ...] = ()) -> str:
-    """One line per measured row (labelled by 'recipe' and 'session'), then the published rows asked for.
+    """One line per measured row (labelled by 'label', else 'recipe' and 'session'), then the published rows asked for.
 
     Sources that do not say whether their operation count is dense or effective fill the last column.
     """
     header = "| model | source | " + " | ".join(title for _, title, _ in COLUMNS) + " |"
     lines = [header, "|" + "---|" * (len(COLUMNS) + 2)]
     for row in rows:
-        label = " ".join(str(row[k]) for k in ("recipe", "session") if row.get(k))
+        label = row.get("label") or " ".join(str(row[k]) for k in ("recipe", "session") if row.get(k))
         lines.append(f"| {label or 'run'} | measured | "
                      + " | ".join(_cell(row.get(key), fmt) for key, _, fmt in COLUMNS) + " |")
     for name in published:

@@ -1,0 +1,120 @@
+"""The main job: train a recipe on a recording, compress it, evaluate both inference modes, save the run.
+
+``train_run`` = load -> split -> train (+ prune, fine-tune, quantise) -> evaluate -> RUN_DIR;
+``evaluate_run`` re-evaluates a saved RUN_DIR (optionally on another file with the same channels).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from motordecode.data.load import load_recording
+from motordecode.data.read_mat import file_kind
+from motordecode.data.splits import default_split
+from motordecode.errors import ConfigError
+from motordecode.fileio import atomic_write_path
+from motordecode.inference import MODES, make_inference
+from motordecode.metrics.harness import evaluate_stream
+from motordecode.metrics.results import write_metrics
+from motordecode.recipes import Recipe
+from motordecode.runs import (METRICS_FILE, PREDICTIONS_FILE, load_model, run_config, save_model,
+                              start_run)
+from motordecode.training.trainer import Trainer
+
+MODE_KEYS = ("r2", "r2_x", "r2_y", "activation_sparsity", "dense_ops", "effective_macs", "effective_acs")
+
+
+def load_for_recipe(path: str | os.PathLike, recipe: Recipe):
+    """A session .mat is binned at the recipe's ``bin_ms``; a binned recording keeps its own bins."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"data file {path} does not exist.")
+    if file_kind(path) == "hdf5":
+        return load_recording(path, bin_width_s=recipe.bin_ms / 1000.0)
+    return load_recording(path)
+
+
+def evaluate_model(model, recipe: Recipe, recording, split, deployed_bits: dict | None = None):
+    """{mode: (metrics row, predictions)} for both inference modes on the test split."""
+    transform = None if recipe.transform == "none" else recipe.transform
+    sub_width = recipe.sub_width(recording.step_s)
+    labels = recording.velocity[split.test]
+    results = {}
+    for mode in MODES:
+        inference = make_inference(mode, recipe.n_sub, sub_width, transform)
+        inputs = inference.inputs(recording.spikes, split.test)
+        results[mode] = evaluate_stream(model, inputs, labels, run=inference.run, deployed_bits=deployed_bits)
+    return results
+
+
+def _metrics_row(results: dict, recipe: Recipe, recording) -> dict:
+    """The windowed (published) row, with the stateful mode's numbers beside it."""
+    row = dict(results["windowed"][0])
+    row["mode"] = "windowed"
+    row["stateful"] = {k: results["stateful"][0][k] for k in MODE_KEYS}
+    sub_width = recipe.sub_width(recording.step_s)
+    row["window"] = {"n_sub": recipe.n_sub, "sub_width_samples": sub_width, "step_ms": recording.step_s * 1000,
+                     "window_ms": recipe.n_sub * sub_width * recording.step_s * 1000}
+    return row
+
+
+def _save_predictions(run_dir: Path, results: dict, labels: np.ndarray, test_index: np.ndarray) -> None:
+    with atomic_write_path(run_dir / PREDICTIONS_FILE) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, labels=labels, test_index=test_index,
+                     **{mode: np.asarray(pred, dtype=np.float32) for mode, (_, pred) in results.items()})
+
+
+def train_run(recipe: Recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.PathLike,
+              resume: bool = False, progress: bool = True) -> dict:
+    """Train, compress and evaluate ``recipe`` on ``data``; returns the metrics row written to ``out``."""
+    started = time.perf_counter()
+    recording = load_for_recipe(data, recipe)
+    split = default_split(recording)
+    config = run_config(recipe, data, recording.name, seed, recording.n_channels, recording.velocity.shape[1],
+                        recording.step_s)
+    run_dir = start_run(out, config, resume)
+    trainer = Trainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress)
+    result = trainer.fit(resume=resume)
+    trained = time.perf_counter()
+    save_model(run_dir, result.model, result.deployed_bits)
+    results = evaluate_model(result.model, recipe, recording, split, result.deployed_bits)
+    row = _metrics_row(results, recipe, recording)
+    row["timings"] = {**row["timings"], "train_s": trained - started, "total_s": time.perf_counter() - started,
+                      "train_samples_per_s": _samples_per_s(result.history, trainer, trained - started)}
+    row["history"] = result.history
+    _save_predictions(run_dir, results, recording.velocity[split.test], split.test)
+    write_metrics(run_dir, row, recipe=recipe.name, session=recording.name, seed=seed, val_r2=result.val_r2)
+    return json.loads((Path(run_dir) / METRICS_FILE).read_text())
+
+
+def _samples_per_s(history: list, trainer: Trainer, seconds: float) -> float:
+    sizes = {"train": len(trainer.train_batches), "finetune": len(trainer.finetune_batches)}
+    return sum(sizes[h["stage"]] for h in history) / max(seconds, 1e-9)
+
+
+def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, write: bool = True) -> dict:
+    """Re-evaluate a saved run (on its own data file, or ``data``); rewrites metrics.json when ``write``."""
+    run_dir = Path(run_dir)
+    recipe, config, model, bits = load_model(run_dir)
+    recording = load_for_recipe(data or config["data"], recipe)
+    if recording.n_channels != config["n_channels"]:
+        raise ConfigError(f"{data}: {recording.n_channels} channels, but the run was trained on {config['n_channels']}.")
+    split = default_split(recording)
+    results = evaluate_model(model, recipe, recording, split, bits)
+    row = _metrics_row(results, recipe, recording)
+    previous = {}
+    if (run_dir / METRICS_FILE).is_file():
+        previous = json.loads((run_dir / METRICS_FILE).read_text())
+    row["data"] = str(Path(data or config["data"]).resolve())
+    if write:
+        write_metrics(run_dir, row, recipe=recipe.name, session=recording.name, seed=config["seed"],
+                      val_r2=previous.get("val_r2"))
+        _save_predictions(run_dir, results, recording.velocity[split.test], split.test)
+    return {"recipe": recipe.name, "session": recording.name, "seed": config["seed"],
+            "val_r2": previous.get("val_r2"), **row}

@@ -1,0 +1,135 @@
+"""Recipes: named, complete decoder configurations with the published defaults.
+
+A recipe fixes the features, the model, the training, and the compression. The CLI and the sweeps
+pick a recipe and override single fields with ``key=value`` strings (:func:`override`).
+
+Window lengths are in milliseconds and are mapped onto the recording's sample spacing: a sub-window
+of ``window_ms / n_sub`` ms covers ``max(1, round(sub_ms / step_ms))`` samples (20 samples of 4 ms for
+the published 400 ms in 5 sub-windows; 2 bins of 50 ms on a 50 ms recording).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from motordecode.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    # model
+    model: str = "aegru"            # "aegru" (input FC + autoencoder branch) or "gru" (vanilla)
+    hidden: int = 32
+    logvar_hidden: int = 128
+    batchnorm: bool = False
+    layernorm: bool = False
+    dropout: float = 0.0
+    # features
+    window_ms: float = 400.0        # N samples of 4 ms (N = 100)
+    n_sub: int = 5                  # k sub-windows, the GRU steps of the windowed decoder
+    train_steps: int = 0            # sub-windows per training example (0: n_sub)
+    transform: str = "log_softplus"
+    bin_ms: float = 4.0             # sample width when reading a session .mat
+    # training
+    epochs: int = 50
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+    mse_weight: float = 10.0
+    pnll_weight: float = 1.0
+    jitter_p: float = 0.5
+    standardize_labels: bool = True  # train on (v - mean) / std of the training labels (see models)
+    # compression
+    prune_rate: float = 0.0
+    finetune_epochs: int = 10
+    finetune_lr: float = 1e-4
+    quant_bits: int = 0             # 0: float32 weights; 8 with quant_frac_bits 7: Q1.7
+    quant_frac_bits: int = 7
+
+    def __post_init__(self):
+        checks = [
+            (self.model in ("aegru", "gru"), f"model must be 'aegru' or 'gru', got {self.model!r}"),
+            (self.hidden >= 1 and self.logvar_hidden >= 1, "hidden sizes must be >= 1"),
+            (0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}"),
+            (self.window_ms > 0 and self.n_sub >= 1, "window_ms must be > 0 and n_sub >= 1"),
+            (self.train_steps >= 0, "train_steps must be >= 0"),
+            (self.transform in ("log_softplus", "none"), f"transform must be log_softplus or none, got {self.transform!r}"),
+            (self.bin_ms > 0, "bin_ms must be > 0"),
+            (self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be >= 1"),
+            (self.lr > 0 and self.finetune_lr > 0 and self.weight_decay >= 0, "learning rates must be > 0"),
+            (0.0 <= self.jitter_p <= 1.0, f"jitter_p must be in [0, 1], got {self.jitter_p}"),
+            (0.0 <= self.prune_rate < 1.0, f"prune_rate must be in [0, 1), got {self.prune_rate}"),
+            (self.finetune_epochs >= 0, "finetune_epochs must be >= 0"),
+            (self.quant_bits == 0 or 0 <= self.quant_frac_bits < self.quant_bits <= 16,
+             "quant_bits must be 0 (float) or 2..16 with 0 <= quant_frac_bits < quant_bits"),
+            (not (self.batchnorm and self.model == "gru"), "batchnorm follows the input FC, which the vanilla GRU lacks"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"recipe {self.name!r}: {message}.")
+
+    @property
+    def steps_per_example(self) -> int:
+        return self.train_steps or self.n_sub
+
+    def sub_width(self, step_s: float) -> int:
+        """Samples per sub-window on a recording with sample spacing ``step_s``."""
+        return max(1, round(self.window_ms / self.n_sub / (step_s * 1000.0)))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+RECIPES = {
+    "aegru": Recipe("aegru"),
+    "aegru-pruned": Recipe("aegru-pruned", prune_rate=0.5, quant_bits=8, quant_frac_bits=7),
+    "gru": Recipe("gru", model="gru", pnll_weight=0.0),
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ConfigError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}.") from None
+
+
+def _parse(kind, text: str, key: str):
+    if kind is bool or kind == "bool":
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"--set {key}={text}: expected true or false.")
+    try:
+        return {"int": int, "float": float, "str": str}.get(kind, kind)(text)
+    except ValueError:
+        raise ConfigError(f"--set {key}={text}: expected a value of type {kind}.") from None
+
+
+def override(recipe: Recipe, assignments: list[str] | dict) -> Recipe:
+    """A copy of ``recipe`` with fields set from ``key=value`` strings (or a dict of values)."""
+    types = {f.name: f.type for f in fields(Recipe) if f.name != "name"}
+    items = assignments.items() if isinstance(assignments, dict) else [_split(a) for a in assignments]
+    changes = {}
+    for key, value in items:
+        if key not in types:
+            raise ConfigError(f"unknown recipe field {key!r}; fields are: {', '.join(types)}.")
+        changes[key] = _parse(types[key], value, key) if isinstance(value, str) else value
+    return replace(recipe, **changes)
+
+
+def _split(assignment: str) -> tuple[str, str]:
+    key, sep, value = assignment.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set expects key=value, got {assignment!r}.")
+    return key.strip(), value.strip()
+
+
+def recipe_from_dict(data: dict) -> Recipe:
+    known = {f.name for f in fields(Recipe)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"saved recipe has unknown fields {', '.join(sorted(unknown))}.")
+    return Recipe(**data)

@@ -1,0 +1,95 @@
+"""A run directory: everything one training run produced, enough to re-evaluate it later.
+
+    RUN_DIR/config.json     recipe (all fields), data file, session, seed, channels, sample spacing
+    RUN_DIR/model.pt        the decoder's state dict (after pruning and quantisation)
+    RUN_DIR/train_state.pt  the per-epoch checkpoint that ``--resume`` continues from
+    RUN_DIR/metrics.json    the metrics row (see motordecode.metrics.results)
+    RUN_DIR/predictions.npz test-split predictions and labels of both inference modes
+
+Checkpoints are loaded with ``torch.load(..., weights_only=True)``; all files are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from motordecode import __version__
+from motordecode.errors import ConfigError, DataFormatError
+from motordecode.fileio import atomic_write_path
+from motordecode.models.build import build_decoder
+from motordecode.recipes import Recipe, recipe_from_dict
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.pt"
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.npz"
+
+
+def run_config(recipe: Recipe, data: str | os.PathLike, session: str, seed: int, n_channels: int,
+               n_outputs: int, step_s: float) -> dict:
+    return {"recipe": recipe.to_dict(), "data": str(Path(data).resolve()), "session": session, "seed": int(seed),
+            "n_channels": int(n_channels), "n_outputs": int(n_outputs), "step_s": float(step_s),
+            "motordecode": __version__}
+
+
+def _write_json(path: Path, obj) -> None:
+    with atomic_write_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def start_run(run_dir: str | os.PathLike, config: dict, resume: bool) -> Path:
+    """Create RUN_DIR for a new run, or check that a resumed one was started with the same config."""
+    run_dir = Path(run_dir)
+    existing = run_dir / CONFIG_FILE
+    if resume:
+        if not existing.exists():
+            raise ConfigError(f"cannot resume: {run_dir} holds no {CONFIG_FILE}.")
+        saved = read_config(run_dir)
+        changed = [k for k in ("recipe", "data", "seed", "n_channels") if saved.get(k) != config.get(k)]
+        if changed:
+            raise ConfigError(f"cannot resume {run_dir}: it was started with a different {', '.join(changed)}.")
+        return run_dir
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ConfigError(f"{run_dir} is not empty; pick another --out, or add --resume to continue that run.")
+    _write_json(run_dir / CONFIG_FILE, config)
+    return run_dir
+
+
+def read_config(run_dir: str | os.PathLike) -> dict:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no {CONFIG_FILE}).")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"{path} is not valid JSON ({exc}).") from None
+
+
+def save_model(run_dir: str | os.PathLike, model: torch.nn.Module, deployed_bits: dict) -> Path:
+    path = Path(run_dir) / MODEL_FILE
+    with atomic_write_path(path) as tmp:
+        torch.save({"state_dict": model.state_dict(), "deployed_bits": dict(deployed_bits)}, tmp)
+    return path
+
+
+def load_model(run_dir: str | os.PathLike):
+    """(recipe, config, model in eval mode, deployed bits) of a saved run."""
+    config = read_config(run_dir)
+    recipe = recipe_from_dict(config["recipe"])
+    path = Path(run_dir) / MODEL_FILE
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} holds no trained model ({MODEL_FILE}); finish it with --resume.")
+    try:
+        blob = torch.load(path, weights_only=True)
+    except Exception as exc:  # a truncated or foreign file
+        raise DataFormatError(f"{path} is not a readable checkpoint ({exc}).") from None
+    model = build_decoder(recipe, config["n_channels"], config["n_outputs"])
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except (KeyError, RuntimeError) as exc:
+        raise DataFormatError(f"{path} does not match the run's recipe ({exc}).") from None
+    return recipe, config, model.eval(), dict(blob.get("deployed_bits", {}))

@@ -1,0 +1,1 @@
+"""Training, pruning and quantisation of decoders."""

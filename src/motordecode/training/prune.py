@@ -1,0 +1,42 @@
+"""Global L1 unstructured pruning (AEGRU paper, Sec. II-F1).
+
+Over all pruned tensors together, the ``round(rate * n)`` weights of smallest |w| are set to zero
+(ties broken by position, so the rate is met exactly). The masks are kept outside the model (the
+NeuroBench footprint counts the model's parameters and buffers; a mask buffer would double it) and
+are re-applied after every optimiser step of the fine-tune, so pruned weights stay exactly zero.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from motordecode.errors import ConfigError
+
+
+def global_l1_masks(weights: dict[str, torch.Tensor], rate: float) -> dict[str, torch.Tensor]:
+    """Boolean keep-masks (True = kept) that prune a fraction ``rate`` of all weights by magnitude."""
+    if not 0.0 <= rate < 1.0:
+        raise ConfigError(f"pruning rate must be in [0, 1), got {rate}.")
+    flat = torch.cat([w.detach().abs().reshape(-1) for w in weights.values()])
+    n_prune = int(round(rate * flat.numel()))
+    keep = torch.ones(flat.numel(), dtype=torch.bool)
+    if n_prune:
+        keep[torch.argsort(flat, stable=True)[:n_prune]] = False
+    masks, start = {}, 0
+    for name, w in weights.items():
+        masks[name] = keep[start : start + w.numel()].reshape(w.shape)
+        start += w.numel()
+    return masks
+
+
+@torch.no_grad()
+def apply_masks(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> None:
+    """Zero the pruned weights in place."""
+    for name, w in weights.items():
+        if name in masks:
+            w.mul_(masks[name].to(w.dtype))
+
+
+def pruned_fraction(weights: dict[str, torch.Tensor]) -> float:
+    total = sum(w.numel() for w in weights.values())
+    return sum(int((w == 0).sum()) for w in weights.values()) / total
