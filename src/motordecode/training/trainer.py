@@ -24,7 +24,7 @@ from motordecode.fileio import atomic_write_path
 from motordecode.inference import WindowedInference
 from motordecode.metrics.r2 import r2_score
 from motordecode.models.build import build_branch, build_decoder
-from motordecode.training.batches import WindowBatches
+from motordecode.training.batches import WindowBatches, prefetched
 from motordecode.training.losses import decoder_loss
 from motordecode.training.prune import apply_masks, global_l1_masks
 from motordecode.training.quantize import quantize_weights
@@ -140,7 +140,18 @@ class Trainer:
 
     # -- loop ----------------------------------------------------------------------------------
     def fit(self, resume: bool = False, stop_after_epochs: int | None = None) -> TrainResult | None:
-        """Train (or resume) to the end; with ``stop_after_epochs`` stop early (returns None)."""
+        """Train (or resume) to the end; with ``stop_after_epochs`` stop early (returns None).
+
+        Torch computes on all cores but one; the last one cuts and jitters the next batches.
+        """
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+        try:
+            return self._fit(resume, stop_after_epochs)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, resume: bool, stop_after_epochs: int | None) -> TrainResult | None:
         if resume:
             if self.run_dir is None or not (self.run_dir / STATE_FILE).exists():
                 raise ConfigError(f"nothing to resume: no {STATE_FILE} in {self.run_dir}.")
@@ -173,7 +184,7 @@ class Trainer:
         n_batches = -(-len(batches) // self.recipe.batch_size)
         bar = _bar(n_batches, f"{stage} {state['epoch'] + 1}/{total}", self.progress)
         loss_sum, seen = 0.0, 0
-        for x, counts, labels in batches.epoch(self.recipe.batch_size, rng, self.recipe.jitter_p):
+        for x, counts, labels in prefetched(batches.epoch(self.recipe.batch_size, rng, self.recipe.jitter_p)):
             if model.bn is not None and len(x) * x.shape[1] < 2:
                 continue
             loss, _ = self._loss(model, branch, x, counts, labels)

@@ -1,0 +1,67 @@
+"""PNG plots made from saved results: predicted against true velocity, and R2 against operations."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from motordecode.fileio import atomic_write_path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    with atomic_write_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def plot_predictions(path: str | os.PathLike, labels: np.ndarray, predictions: dict[str, np.ndarray],
+                     step_s: float, seconds: float = 20.0, title: str = "") -> Path:
+    """Velocity x and y over the first ``seconds`` of the test split: true and each mode's prediction."""
+    plt = _pyplot()
+    n = min(len(labels), max(1, int(round(seconds / step_s))))
+    t = np.arange(n) * step_s
+    fig, axes = plt.subplots(labels.shape[1], 1, figsize=(10, 2.6 * labels.shape[1]), sharex=True, squeeze=False)
+    for axis, ax in enumerate(axes[:, 0]):
+        ax.plot(t, labels[:n, axis], color="black", lw=1.2, label="true")
+        for mode, pred in predictions.items():
+            ax.plot(t, pred[:n, axis], lw=0.9, alpha=0.85, label=mode)
+        ax.set_ylabel(f"velocity {'xyz'[axis] if axis < 3 else axis}")
+    axes[-1, 0].set_xlabel("time in the test split (s)")
+    axes[0, 0].legend(loc="upper right", ncol=len(predictions) + 1, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_tradeoff(path: str | os.PathLike, rows: list[dict], label_key: str, x_key: str = "effective_macs",
+                  y_key: str = "r2", published: dict[str, tuple[float, float]] | None = None,
+                  title: str = "") -> Path:
+    """R2 against operations per step, one point per row labelled by ``label_key``; published as stars."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs = [r[x_key] for r in rows]
+    ys = [r[y_key] for r in rows]
+    ax.plot(xs, ys, "o", color="tab:blue", label="measured")
+    for r, x, y in zip(rows, xs, ys):
+        ax.annotate(str(r[label_key]), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    for name, (x, y) in (published or {}).items():
+        ax.plot([x], [y], "*", markersize=12, label=f"published: {name}")
+    ax.set_xlabel(x_key.replace("_", " ") + " per 4 ms step" if "ops" in x_key or "mac" in x_key else x_key)
+    ax.set_ylabel(y_key.upper() if y_key == "r2" else y_key)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
