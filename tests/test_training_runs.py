@@ -119,3 +119,31 @@ def test_resume_refuses_a_changed_recipe(indy_file, tmp_path, capsys):
     assert main(base + ["--set", "lr=0.01", "--resume"]) == 2
     assert "different recipe" in capsys.readouterr().err
     assert main(base + ["--resume"]) == 0  # a finished run resumes to the same result
+
+
+def test_sweep_runs_points_in_parallel_and_continues(indy_file, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    argv = ["sweep", "prune", "--data", str(indy_file), "--out", str(out), "--rates", "0,0.5", "--workers", "2",
+            *[f"--set={k}={v}" for k, v in SMALL.items()]]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "prune0 " in printed and "prune0.5 " in printed
+    rows = json.loads((out / "sweep.json").read_text())["rows"]
+    assert [r["point"] for r in rows] == ["prune0", "prune0.5"]
+    assert rows[0]["connection_sparsity"] < 0.1 < 0.45 < rows[1]["connection_sparsity"]
+    assert rows[1]["effective_macs"] < rows[0]["effective_macs"]
+    assert (out / "sweep.png").stat().st_size > 1000 and (out / "sweep.md").is_file()
+    stamp = (out / "prune0-seed0" / "metrics.json").stat().st_mtime_ns
+    assert main(argv) == 0  # finished points are read back, not retrained
+    assert (out / "prune0-seed0" / "metrics.json").stat().st_mtime_ns == stamp
+    assert json.loads((out / "sweep.json").read_text())["rows"] == rows
+
+
+def test_nk_sweep_points_and_errors(indy_file, tmp_path, capsys):
+    from motordecode.sweep import nk_points, parse_grid
+    assert nk_points(parse_grid("100x5,200x10")) == [("N100-k5", {"window_ms": 400.0, "n_sub": 5}),
+                                                    ("N200-k10", {"window_ms": 800.0, "n_sub": 10})]
+    assert main(["sweep", "nk", "--data", str(indy_file), "--grid", "100by5"]) == 2
+    assert "NxK" in capsys.readouterr().err
+    assert main(["sweep", "nk", "--data", str(indy_file), "--rates", "0.5"]) == 2
+    assert "belongs to the prune sweep" in capsys.readouterr().err

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from motordecode import __version__
 from motordecode.data.sessions import ZENODO_FILES_URL
-from motordecode.errors import MotordecodeError
+from motordecode.errors import ConfigError, MotordecodeError
 
 DEFAULT_DATA_DIR = os.environ.get("MOTORDECODE_DATA", "data")
 
@@ -88,20 +88,6 @@ def cmd_data_synth(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
-    from motordecode.data.load import load_recording
-    from motordecode.data.summary import format_summary, summarize
-    from motordecode.data.synthetic import SynthConfig, write_synthetic
-
-    cfg = SynthConfig(monkey="indy", duration_s=args.duration, seed=args.seed)
-    path = Path(args.dir) / f"indy_synthetic_seed{args.seed}.mat"
-    print(f"1. generating a synthetic Indy session ({cfg.duration_s:g} s, seed {cfg.seed}) -> {path}")
-    write_synthetic(path, cfg)
-    print("2. reading, binning (4 ms), labelling and splitting it as NeuroBench does:")
-    print(format_summary(summarize(load_recording(path))))
-    return 0
-
-
 PUBLISHED_ROWS = {"aegru": ("AEGRU",), "aegru-pruned": ("AEGRU pruned 50%",)}
 
 
@@ -136,6 +122,62 @@ def cmd_evaluate(args) -> int:
 
     row = evaluate_run(args.run_dir, data=args.data, write=not args.no_write)
     print(_json(row) if args.json else _format_row(row))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from motordecode.sweep import nk_points, parse_floats, parse_grid, prune_points, run_sweep
+
+    points = None
+    if args.grid:
+        if args.kind != "nk":
+            raise ConfigError("--grid belongs to the nk sweep.")
+        points = nk_points(parse_grid(args.grid))
+    if args.rates:
+        if args.kind != "prune":
+            raise ConfigError("--rates belongs to the prune sweep.")
+        points = prune_points(parse_floats(args.rates, "--rates"))
+    seeds = [int(s) for s in parse_floats(args.seeds, "--seeds")]
+    out = args.out or f"runs/sweep-{args.kind}-{Path(args.data).stem}"
+    rows = run_sweep(args.kind, args.data, out, seeds=seeds, workers=args.workers, points=points,
+                     settings=args.set or [])
+    from motordecode.sweep import sweep_table
+
+    print(sweep_table(rows))
+    print(f"table {Path(out) / 'sweep.md'}, plot {Path(out) / 'sweep.png'}, rows {Path(out) / 'sweep.json'}")
+    return 0
+
+
+DEMO_SETTINGS = ("epochs=12", "finetune_epochs=3")
+
+
+def cmd_demo(args) -> int:
+    import shutil
+
+    from motordecode.data.load import load_recording
+    from motordecode.data.summary import format_summary, summarize
+    from motordecode.data.synthetic import SynthConfig, write_synthetic
+    from motordecode.pipeline import train_run
+    from motordecode.recipes import get_recipe, override
+    from motordecode.runs import CONFIG_FILE
+
+    cfg = SynthConfig(monkey="indy", duration_s=args.duration, seed=args.seed)
+    path = Path(args.dir) / f"indy_synthetic_seed{args.seed}.mat"
+    print(f"1. generating a synthetic Indy session ({cfg.duration_s:g} s, seed {cfg.seed}) -> {path}")
+    write_synthetic(path, cfg)
+    print("2. reading, binning (4 ms), labelling and splitting it as NeuroBench does:")
+    print(format_summary(summarize(load_recording(path))))
+    recipe = override(get_recipe("aegru-pruned"), list(DEMO_SETTINGS) + (args.set or []))
+    run_dir = Path(args.dir) / "aegru-pruned"
+    if (run_dir / CONFIG_FILE).is_file():  # the demo's own previous run
+        shutil.rmtree(run_dir)
+    print(f"3. training AEGRU ({recipe.epochs} epochs; the published recipe runs 50), pruning 50%, "
+          f"fine-tuning {recipe.finetune_epochs} epochs, quantising to Q1.7 -> {run_dir}")
+    row = train_run(recipe, path, seed=args.seed, out=run_dir, progress=sys.stderr.isatty())
+    print(f"4. test split, both inference modes, next to the published AEGRU "
+          f"(trained {row['timings']['train_s']:.0f} s):")
+    print(_format_row(row))
+    print(f"5. predicted against true velocity: {run_dir / 'predictions.png'}")
     return 0
 
 
@@ -194,10 +236,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_evaluate)
 
+    p = commands.add_parser("sweep", help="the AEGRU paper's (N, k) grid or pruning-rate sweep, in parallel")
+    p.add_argument("kind", choices=("nk", "prune"), help="nk: Fig. 3 grid; prune: Fig. 4 rates 0-0.9")
+    p.add_argument("--data", required=True, help="session .mat (v7.3) or binned recording")
+    p.add_argument("--out", default=None, help="sweep directory (default: runs/sweep-KIND-DATA)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel runs (default: cores)")
+    p.add_argument("--grid", default=None, help="nk points as NxK, e.g. 100x5,200x10 (N samples of 4 ms)")
+    p.add_argument("--rates", default=None, help="pruning rates, e.g. 0,0.5,0.9")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field for every run")
+    p.set_defaults(func=cmd_sweep)
+
     p = commands.add_parser("demo", help="the main job on the embedded default (a synthetic session)")
     p.add_argument("--dir", default="demo_out", help="output directory (default: %(default)s)")
-    p.add_argument("--duration", type=float, default=120.0, help="seconds of synthetic data")
+    p.add_argument("--duration", type=float, default=300.0, help="seconds of synthetic data")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -22,7 +22,8 @@ from motordecode.inference import MODES, make_inference
 from motordecode.metrics.harness import evaluate_stream
 from motordecode.metrics.results import write_metrics
 from motordecode.recipes import Recipe
-from motordecode.runs import (METRICS_FILE, PREDICTIONS_FILE, load_model, run_config, save_model,
+from motordecode.report.plots import plot_predictions
+from motordecode.runs import (METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, load_model, run_config, save_model,
                               start_run)
 from motordecode.training.trainer import Trainer
 
@@ -71,7 +72,7 @@ def _save_predictions(run_dir: Path, results: dict, labels: np.ndarray, test_ind
 
 
 def train_run(recipe: Recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.PathLike,
-              resume: bool = False, progress: bool = True) -> dict:
+              resume: bool = False, progress: bool = True, threads: int | None = None) -> dict:
     """Train, compress and evaluate ``recipe`` on ``data``; returns the metrics row written to ``out``."""
     started = time.perf_counter()
     recording = load_for_recipe(data, recipe)
@@ -79,7 +80,7 @@ def train_run(recipe: Recipe, data: str | os.PathLike, *, seed: int = 0, out: st
     config = run_config(recipe, data, recording.name, seed, recording.n_channels, recording.velocity.shape[1],
                         recording.step_s)
     run_dir = start_run(out, config, resume)
-    trainer = Trainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress)
+    trainer = Trainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress, threads=threads)
     result = trainer.fit(resume=resume)
     trained = time.perf_counter()
     save_model(run_dir, result.model, result.deployed_bits)
@@ -89,6 +90,10 @@ def train_run(recipe: Recipe, data: str | os.PathLike, *, seed: int = 0, out: st
                       "train_samples_per_s": _samples_per_s(result.history, trainer, trained - started)}
     row["history"] = result.history
     _save_predictions(run_dir, results, recording.velocity[split.test], split.test)
+    plot_predictions(run_dir / PLOT_FILE, recording.velocity[split.test],
+                     {mode: pred for mode, (_, pred) in results.items()}, recording.step_s,
+                     title=f"{recipe.name} on {recording.name}, seed {seed}: test R2 {row['r2']:.3f} (windowed), "
+                           f"{row['stateful']['r2']:.3f} (stateful)")
     write_metrics(run_dir, row, recipe=recipe.name, session=recording.name, seed=seed, val_r2=result.val_r2)
     return json.loads((Path(run_dir) / METRICS_FILE).read_text())
 

@@ -5,6 +5,7 @@
     RUN_DIR/train_state.pt  the per-epoch checkpoint that ``--resume`` continues from
     RUN_DIR/metrics.json    the metrics row (see motordecode.metrics.results)
     RUN_DIR/predictions.npz test-split predictions and labels of both inference modes
+    RUN_DIR/predictions.png predicted against true velocity (the first 20 s of the test split)
 
 Checkpoints are loaded with ``torch.load(..., weights_only=True)``; all files are written atomically.
 """
@@ -27,6 +28,7 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.pt"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.npz"
+PLOT_FILE = "predictions.png"
 
 
 def run_config(recipe: Recipe, data: str | os.PathLike, session: str, seed: int, n_channels: int,

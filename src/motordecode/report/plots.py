@@ -45,22 +45,24 @@ def plot_predictions(path: str | os.PathLike, labels: np.ndarray, predictions: d
     return _save(fig, path)
 
 
-def plot_tradeoff(path: str | os.PathLike, rows: list[dict], label_key: str, x_key: str = "effective_macs",
-                  y_key: str = "r2", published: dict[str, tuple[float, float]] | None = None,
-                  title: str = "") -> Path:
-    """R2 against operations per step, one point per row labelled by ``label_key``; published as stars."""
+def plot_tradeoff(path: str | os.PathLike, series: dict[str, list[dict]], label_key: str,
+                  x_key: str = "effective_macs", y_key: str = "r2",
+                  published: dict[str, tuple[float, float]] | None = None, title: str = "") -> Path:
+    """R2 against operations per step: one marker series per entry of ``series`` (rows labelled by
+    ``label_key``), published points as stars."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    xs = [r[x_key] for r in rows]
-    ys = [r[y_key] for r in rows]
-    ax.plot(xs, ys, "o", color="tab:blue", label="measured")
-    for r, x, y in zip(rows, xs, ys):
-        ax.annotate(str(r[label_key]), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for name, rows in series.items():
+        xs, ys = [r[x_key] for r in rows], [r[y_key] for r in rows]
+        ax.plot(xs, ys, "o", label=name)
+        for r, x, y in zip(rows, xs, ys):
+            ax.annotate(str(r[label_key]), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
     for name, (x, y) in (published or {}).items():
         ax.plot([x], [y], "*", markersize=12, label=f"published: {name}")
-    ax.set_xlabel(x_key.replace("_", " ") + " per 4 ms step" if "ops" in x_key or "mac" in x_key else x_key)
-    ax.set_ylabel(y_key.upper() if y_key == "r2" else y_key)
-    ax.grid(alpha=0.3)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"{x_key.replace('_', ' ')} per 4 ms step (log)")
+    ax.set_ylabel("test R2" if y_key == "r2" else y_key)
+    ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)

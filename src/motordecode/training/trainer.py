@@ -53,10 +53,11 @@ def predict_windows(model, inputs: torch.Tensor) -> np.ndarray:
 
 class Trainer:
     def __init__(self, recipe, recording, split, seed: int = 0, run_dir: str | os.PathLike | None = None,
-                 progress: bool = True):
+                 progress: bool = True, threads: int | None = None):
         self.recipe, self.recording, self.split, self.seed = recipe, recording, split, int(seed)
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.progress = progress
+        self.threads = threads or max(1, (os.cpu_count() or 2) - 1)
         self.sub_width = recipe.sub_width(recording.step_s)
         transform = None if recipe.transform == "none" else recipe.transform
         if len(split.train) == 0 or len(split.val) == 0:
@@ -142,10 +143,10 @@ class Trainer:
     def fit(self, resume: bool = False, stop_after_epochs: int | None = None) -> TrainResult | None:
         """Train (or resume) to the end; with ``stop_after_epochs`` stop early (returns None).
 
-        Torch computes on all cores but one; the last one cuts and jitters the next batches.
+        Torch computes on ``threads`` cores (default: all but one, which cuts and jitters the batches).
         """
         threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+        torch.set_num_threads(self.threads)
         try:
             return self._fit(resume, stop_after_epochs)
         finally:

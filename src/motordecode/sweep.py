@@ -1,0 +1,134 @@
+"""Sweeps: one recipe trained at many settings and seeds by parallel local workers, then a table and a plot.
+
+Built-in sweeps of the AEGRU paper on one session:
+
+- ``nk``: the (N, k) grid of Fig. 3: windows of N samples of 4 ms summed in k sub-windows;
+- ``prune``: the target pruning rate of Fig. 4, from 0 to 0.9 (prune, fine-tune; no quantisation).
+
+Every point is an ordinary run directory under OUT (``OUT/<point>-seed<s>``); a point whose
+metrics.json exists is read, not retrained, and an interrupted one is resumed, so an interrupted
+sweep continues where it stopped. Workers are separate processes with one torch thread each.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from motordecode.errors import ConfigError
+from motordecode.fileio import atomic_write_path
+from motordecode.recipes import Recipe, get_recipe, override
+from motordecode.runs import CONFIG_FILE, METRICS_FILE
+
+DEFAULT_GRID = ((50, 2), (50, 5), (50, 10), (100, 2), (100, 5), (100, 10), (150, 5), (150, 10), (200, 5), (200, 10))
+DEFAULT_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+SAMPLE_MS = 4.0
+
+
+def nk_points(grid=DEFAULT_GRID) -> list[tuple[str, dict]]:
+    return [(f"N{n}-k{k}", {"window_ms": n * SAMPLE_MS, "n_sub": k}) for n, k in grid]
+
+
+def prune_points(rates=DEFAULT_RATES) -> list[tuple[str, dict]]:
+    return [(f"prune{r:g}", {"prune_rate": float(r)}) for r in rates]
+
+
+SWEEPS = {"nk": ("aegru", nk_points), "prune": ("aegru", prune_points)}
+
+
+def parse_grid(text: str) -> list[tuple[int, int]]:
+    """'100x5,200x10' -> [(100, 5), (200, 10)]."""
+    try:
+        return [tuple(int(v) for v in item.split("x")) for item in text.split(",") if item]
+    except ValueError:
+        raise ConfigError(f"--grid expects NxK pairs like 100x5,200x10, got {text!r}.") from None
+
+
+def parse_floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v]
+    except ValueError:
+        raise ConfigError(f"{what} expects comma-separated numbers, got {text!r}.") from None
+
+
+def _run_point(job: dict) -> dict:
+    from motordecode.pipeline import train_run
+
+    run_dir = Path(job["out"])
+    if (run_dir / METRICS_FILE).is_file():
+        return json.loads((run_dir / METRICS_FILE).read_text())
+    recipe = Recipe(**job["recipe"])
+    return train_run(recipe, job["data"], seed=job["seed"], out=run_dir,
+                     resume=(run_dir / CONFIG_FILE).is_file(), progress=False, threads=1)
+
+
+def run_sweep(kind: str, data: str | os.PathLike, out: str | os.PathLike, *, seeds=(0,), workers: int = 2,
+              points: list[tuple[str, dict]] | None = None, settings: list[str] | None = None,
+              log=print) -> list[dict]:
+    """Train every (point, seed); returns one summary row per point (mean and std over seeds)."""
+    if kind not in SWEEPS:
+        raise ConfigError(f"unknown sweep {kind!r}; choose from {', '.join(SWEEPS)}.")
+    recipe_name, default_points = SWEEPS[kind]
+    base = override(get_recipe(recipe_name), settings or [])
+    points = points or default_points()
+    if not Path(data).is_file():
+        raise ConfigError(f"data file {data} does not exist.")
+    recipes = {label: override(base, changes) for label, changes in points}  # validates every point first
+    jobs = [{"label": label, "seed": int(seed), "recipe": recipes[label].to_dict(), "data": str(data),
+             "out": str(Path(out) / f"{label}-seed{seed}")} for label in recipes for seed in seeds]
+    log(f"sweep {kind}: {len(points)} points x {len(seeds)} seeds = {len(jobs)} runs on {workers} workers -> {out}")
+    results = {}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
+        futures = {pool.submit(_run_point, job): job for job in jobs}
+        for future in futures:
+            job = futures[future]
+            results[(job["label"], job["seed"])] = future.result()
+            row = results[(job["label"], job["seed"])]
+            log(f"  {job['label']} seed {job['seed']}: R2 {row['r2']:.3f} (stateful {row['stateful']['r2']:.3f}), "
+                f"{row['effective_macs']:.0f} effective MACs")
+    rows = [_summary(label, [results[(label, s)] for s in seeds]) for label, _ in points]
+    write_sweep(out, kind, rows)
+    return rows
+
+
+def _summary(label: str, runs: list[dict]) -> dict:
+    def stat(get):
+        values = np.array([get(r) for r in runs], dtype=np.float64)
+        return float(values.mean()), float(values.std())
+    row = {"point": label, "seeds": [r["seed"] for r in runs]}
+    row["r2"], row["r2_std"] = stat(lambda r: r["r2"])
+    row["stateful_r2"], row["stateful_r2_std"] = stat(lambda r: r["stateful"]["r2"])
+    for key in ("effective_macs", "dense_ops", "connection_sparsity", "footprint_bytes", "deployed_footprint_bytes"):
+        row[key] = stat(lambda r: r[key])[0]
+    row["stateful_effective_macs"] = stat(lambda r: r["stateful"]["effective_macs"])[0]
+    row["window_ms"] = runs[0]["window"]["window_ms"]
+    return row
+
+
+def sweep_table(rows: list[dict]) -> str:
+    lines = ["| point | window (ms) | R2 windowed | eff. MACs windowed | R2 stateful | eff. MACs stateful | "
+             "conn. sparsity | deployed (B) |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['point']} | {r['window_ms']:.0f} | {r['r2']:.3f} ± {r['r2_std']:.3f} | {r['effective_macs']:.0f} | "
+                     f"{r['stateful_r2']:.3f} ± {r['stateful_r2_std']:.3f} | {r['stateful_effective_macs']:.0f} | "
+                     f"{r['connection_sparsity']:.3f} | {r['deployed_footprint_bytes']:.0f} |")
+    return "\n".join(lines)
+
+
+def write_sweep(out: str | os.PathLike, kind: str, rows: list[dict]) -> None:
+    from motordecode.report.plots import plot_tradeoff
+
+    out = Path(out)
+    with atomic_write_path(out / "sweep.json") as tmp:
+        tmp.write_text(json.dumps({"sweep": kind, "rows": rows}, indent=2) + "\n")
+    with atomic_write_path(out / "sweep.md") as tmp:
+        tmp.write_text(sweep_table(rows) + "\n")
+    stateful = [{**r, "r2": r["stateful_r2"], "effective_macs": r["stateful_effective_macs"]} for r in rows]
+    plot_tradeoff(out / "sweep.png", {"windowed": rows, "stateful": stateful}, label_key="point",
+                  title=f"AEGRU {kind} sweep: test R2 against effective MACs")
