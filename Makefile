@@ -26,6 +26,8 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/bench_data_pipeline.py
 	$(BIN)/python benchmarks/bench_harness.py
+	$(BIN)/python benchmarks/bench_streaming_latency.py
+	$(BIN)/python benchmarks/bench_aegru_pipeline.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .hypothesis

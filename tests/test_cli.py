@@ -88,10 +88,17 @@ def test_synth_writes_a_readable_file_and_rejects_bad_options(tmp_path):
     assert result.returncode == 2 and "invalid choice" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_demo_runs(tmp_path):
-    result = run("demo", "--dir", str(tmp_path), "--duration", "10")
+def test_demo_runs_the_whole_job(tmp_path):
+    args = ("demo", "--dir", str(tmp_path), "--duration", "30", "--set", "epochs=2", "--set", "finetune_epochs=1")
+    result = run(*args)
     assert result.returncode == 0, result.stderr
     assert "channels      96" in result.stdout and "split         by reaches" in result.stdout
+    assert "(windowed) | measured" in result.stdout and "(stateful) | measured" in result.stdout
+    assert "| AEGRU pruned 50% | published" in result.stdout
+    metrics = json.loads((tmp_path / "aegru-pruned" / "metrics.json").read_text())
+    assert metrics["recipe"] == "aegru-pruned" and metrics["connection_sparsity"] > 0.45
+    assert (tmp_path / "aegru-pruned" / "predictions.png").stat().st_size > 10000
+    assert run(*args).returncode == 0  # a second demo replaces its own previous run
 
 
 def test_bad_inputs_to_info(tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from motordecode.inference import StatefulInference, WindowedInference
 from motordecode.metrics.footprint import footprint_bytes
