@@ -48,18 +48,26 @@ def plot_predictions(path: str | os.PathLike, labels: np.ndarray, predictions: d
 def plot_tradeoff(path: str | os.PathLike, series: dict[str, list[dict]], label_key: str,
                   x_key: str = "effective_macs", y_key: str = "r2",
                   published: dict[str, tuple[float, float]] | None = None, title: str = "") -> Path:
-    """R2 against operations per step: one marker series per entry of ``series`` (rows labelled by
-    ``label_key``), published points as stars."""
+    """R2 against operations per step: one marker series per entry of ``series`` (the points of the
+    first labelled by ``label_key``), published points as stars."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for name, rows in series.items():
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    for index, (name, rows) in enumerate(series.items()):
+        rows = sorted(rows, key=lambda r: r[x_key])
         xs, ys = [r[x_key] for r in rows], [r[y_key] for r in rows]
         ax.plot(xs, ys, "o", label=name)
         for r, x, y in zip(rows, xs, ys):
-            ax.annotate(str(r[label_key]), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+            if index == 0:  # label the points once; every series has the same ones
+                ax.annotate(str(r[label_key]), (x, y), textcoords="offset points", xytext=(3, -10), fontsize=7,
+                            rotation=-30)
     for name, (x, y) in (published or {}).items():
         ax.plot([x], [y], "*", markersize=12, label=f"published: {name}")
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"{x_key.replace('_', ' ')} per 4 ms step (log)")
     ax.set_ylabel("test R2" if y_key == "r2" else y_key)
     ax.grid(alpha=0.3, which="both")
