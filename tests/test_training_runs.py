@@ -90,6 +90,10 @@ def test_cli_train_then_evaluate(indy_file, tmp_path, capsys):
     for key in ("r2", "r2_x", "r2_y", "effective_macs", "dense_ops", "footprint_bytes", "deployed_footprint_bytes"):
         assert again[key] == pytest.approx(metrics[key], rel=1e-6), key
     assert again["stateful"]["r2"] == pytest.approx(metrics["stateful"]["r2"], rel=1e-6)
+    assert main(["evaluate", str(out)]) == 0  # rewrites metrics.json, keeping what training recorded
+    rewritten = json.loads((out / "metrics.json").read_text())
+    assert rewritten["history"] == metrics["history"] and rewritten["val_r2"] == metrics["val_r2"]
+    assert rewritten["r2"] == pytest.approx(metrics["r2"], rel=1e-6)
 
 
 def test_cli_train_errors_are_one_line(indy_file, tmp_path, capsys):

@@ -117,6 +117,9 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = No
     if (run_dir / METRICS_FILE).is_file():
         previous = json.loads((run_dir / METRICS_FILE).read_text())
     row["data"] = str(Path(data or config["data"]).resolve())
+    if "history" in previous:  # training facts survive a re-evaluation
+        row["history"] = previous["history"]
+        row["timings"] = {**previous.get("timings", {}), **row["timings"]}
     if write:
         write_metrics(run_dir, row, recipe=recipe.name, session=recording.name, seed=config["seed"],
                       val_r2=previous.get("val_r2"))
