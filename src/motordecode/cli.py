@@ -126,7 +126,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from motordecode.sweep import nk_points, parse_floats, parse_grid, prune_points, run_sweep
+    from motordecode.sweep import nk_points, parse_grid, parse_list, prune_points, run_sweep, sweep_table
 
     points = None
     if args.grid:
@@ -136,13 +136,11 @@ def cmd_sweep(args) -> int:
     if args.rates:
         if args.kind != "prune":
             raise ConfigError("--rates belongs to the prune sweep.")
-        points = prune_points(parse_floats(args.rates, "--rates"))
-    seeds = [int(s) for s in parse_floats(args.seeds, "--seeds")]
+        points = prune_points(parse_list(args.rates, "--rates"))
+    seeds = parse_list(args.seeds, "--seeds", int)
     out = args.out or f"runs/sweep-{args.kind}-{Path(args.data).stem}"
     rows = run_sweep(args.kind, args.data, out, seeds=seeds, workers=args.workers, points=points,
                      settings=args.set or [])
-    from motordecode.sweep import sweep_table
-
     print(sweep_table(rows))
     print(f"table {Path(out) / 'sweep.md'}, plot {Path(out) / 'sweep.png'}, rows {Path(out) / 'sweep.json'}")
     return 0

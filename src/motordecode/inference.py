@@ -23,7 +23,15 @@ from motordecode.errors import ConfigError
 MODES = ("windowed", "stateful")
 
 
-class WindowedInference:
+class _Inference:
+    mode: str
+    features: WindowFeatures
+
+    def stream(self, model, n_channels: int) -> "StreamingDecoder":
+        return StreamingDecoder(self, model, n_channels)
+
+
+class WindowedInference(_Inference):
     mode = "windowed"
 
     def __init__(self, n_sub: int, sub_width: int, transform: str | None = "log_softplus"):
@@ -37,11 +45,13 @@ class WindowedInference:
     def run(model, inputs: torch.Tensor) -> torch.Tensor:
         return model(inputs)[:, -1]
 
-    def stream(self, model, n_channels: int) -> "StreamingDecoder":
-        return StreamingDecoder(self, model, n_channels)
+    @staticmethod
+    def step(model, x: torch.Tensor, count: int, states: dict) -> torch.Tensor:
+        """One streaming step on the (1, k, C) window: the GRU from h = 0."""
+        return model(x)[0, -1]
 
 
-class StatefulInference:
+class StatefulInference(_Inference):
     mode = "stateful"
 
     def __init__(self, sub_width: int, transform: str | None = "log_softplus"):
@@ -68,8 +78,11 @@ class StatefulInference:
             outputs.append(y[:, 0])
         return torch.cat(outputs)
 
-    def stream(self, model, n_channels: int) -> "StreamingDecoder":
-        return StreamingDecoder(self, model, n_channels)
+    def step(self, model, x: torch.Tensor, count: int, states: dict) -> torch.Tensor:
+        """One streaming step on the (1, 1, C) newest sub-window: phase ``count mod s`` advances."""
+        phase = count % self.phases
+        out, states[phase] = model.sequence(x, states.get(phase))
+        return out[0, -1]
 
 
 class StreamingDecoder:
@@ -89,19 +102,16 @@ class StreamingDecoder:
     @torch.no_grad()
     def push(self, sample: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(self.features.push(sample))[None]  # (1, k, C)
-        if self.inference.mode == "windowed":
-            y = self.model(x)[0, -1]
-        else:
-            phase = self.count % self.inference.phases
-            out, self.states[phase] = self.model.sequence(x, self.states.get(phase))
-            y = out[0, -1]
+        y = self.inference.step(self.model, x, self.count, self.states)
         self.count += 1
         return y.numpy()
 
 
-def make_inference(mode: str, n_sub: int, sub_width: int, transform: str | None):
+def make_inference(mode: str, recipe, step_s: float):
+    """The inference of ``mode`` with the recipe's window mapped onto samples ``step_s`` apart."""
+    sub_width = recipe.sub_width(step_s)
     if mode == "windowed":
-        return WindowedInference(n_sub, sub_width, transform)
+        return WindowedInference(recipe.n_sub, sub_width, recipe.transform)
     if mode == "stateful":
-        return StatefulInference(sub_width, transform)
+        return StatefulInference(sub_width, recipe.transform)
     raise ConfigError(f"unknown inference mode {mode!r}; choose from {', '.join(MODES)}.")

@@ -20,7 +20,7 @@ from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
 from motordecode.inference import MODES, make_inference
 from motordecode.metrics.harness import evaluate_stream
-from motordecode.metrics.results import write_metrics
+from motordecode.metrics.results import metrics_record, write_metrics
 from motordecode.recipes import Recipe
 from motordecode.report.plots import plot_predictions
 from motordecode.runs import (METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, load_model, run_config, save_model,
@@ -42,12 +42,10 @@ def load_for_recipe(path: str | os.PathLike, recipe: Recipe):
 
 def evaluate_model(model, recipe: Recipe, recording, split, deployed_bits: dict | None = None):
     """{mode: (metrics row, predictions)} for both inference modes on the test split."""
-    transform = None if recipe.transform == "none" else recipe.transform
-    sub_width = recipe.sub_width(recording.step_s)
     labels = recording.velocity[split.test]
     results = {}
     for mode in MODES:
-        inference = make_inference(mode, recipe.n_sub, sub_width, transform)
+        inference = make_inference(mode, recipe, recording.step_s)
         inputs = inference.inputs(recording.spikes, split.test)
         results[mode] = evaluate_stream(model, inputs, labels, run=inference.run, deployed_bits=deployed_bits)
     return results
@@ -94,8 +92,9 @@ def train_run(recipe: Recipe, data: str | os.PathLike, *, seed: int = 0, out: st
                      {mode: pred for mode, (_, pred) in results.items()}, recording.step_s,
                      title=f"{recipe.name} on {recording.name}, seed {seed}: test R2 {row['r2']:.3f} (windowed), "
                            f"{row['stateful']['r2']:.3f} (stateful)")
-    write_metrics(run_dir, row, recipe=recipe.name, session=recording.name, seed=seed, val_r2=result.val_r2)
-    return json.loads((Path(run_dir) / METRICS_FILE).read_text())
+    identity = dict(recipe=recipe.name, session=recording.name, seed=seed, val_r2=result.val_r2)
+    write_metrics(run_dir, row, **identity)
+    return metrics_record(row, **identity)
 
 
 def _samples_per_s(history: list, trainer: Trainer, seconds: float) -> float:
@@ -120,9 +119,8 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = No
     if "history" in previous:  # training facts survive a re-evaluation
         row["history"] = previous["history"]
         row["timings"] = {**previous.get("timings", {}), **row["timings"]}
+    identity = dict(recipe=recipe.name, session=recording.name, seed=config["seed"], val_r2=previous.get("val_r2"))
     if write:
-        write_metrics(run_dir, row, recipe=recipe.name, session=recording.name, seed=config["seed"],
-                      val_r2=previous.get("val_r2"))
+        write_metrics(run_dir, row, **identity)
         _save_predictions(run_dir, results, recording.velocity[split.test], split.test)
-    return {"recipe": recipe.name, "session": recording.name, "seed": config["seed"],
-            "val_r2": previous.get("val_r2"), **row}
+    return metrics_record(row, **identity)

@@ -49,11 +49,13 @@ def parse_grid(text: str) -> list[tuple[int, int]]:
         raise ConfigError(f"--grid expects NxK pairs like 100x5,200x10, got {text!r}.") from None
 
 
-def parse_floats(text: str, what: str) -> list[float]:
+def parse_list(text: str, what: str, kind=float) -> list:
+    """'0,0.5,0.9' -> [0.0, 0.5, 0.9] (``kind=int`` for seeds: '1.5' is refused, not truncated)."""
     try:
-        return [float(v) for v in text.split(",") if v]
+        return [kind(v) for v in text.split(",") if v]
     except ValueError:
-        raise ConfigError(f"{what} expects comma-separated numbers, got {text!r}.") from None
+        noun = "integers" if kind is int else "numbers"
+        raise ConfigError(f"{what} expects comma-separated {noun}, got {text!r}.") from None
 
 
 def _run_point(job: dict) -> dict:

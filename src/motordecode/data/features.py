@@ -60,8 +60,8 @@ class WindowFeatures:
         """Number of samples that one feature vector looks back over (including the current one)."""
         return (self.n_sub - 1) * self.spacing + self.sub_width
 
-    def _finish(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-        sums = (hi - lo).astype(np.float32)
+    def _finish(self, sums: np.ndarray) -> np.ndarray:
+        sums = sums.astype(np.float32)
         return sums if self.transform is None else self.transform(sums)
 
     def __call__(self, x: np.ndarray, ends: np.ndarray | None = None) -> np.ndarray:
@@ -98,11 +98,15 @@ class FeatureTable:
 
     def __call__(self, ends: np.ndarray) -> np.ndarray:
         """Features (len(ends), k, C) of the windows ending at sample indices ``ends``."""
+        return self.features._finish(self.sums(ends))
+
+    def sums(self, ends: np.ndarray) -> np.ndarray:
+        """The raw sub-window sums (len(ends), k, C), before any transform: exact integers for counts."""
         ends = np.asarray(ends, dtype=np.int64)
         if len(ends) and (ends.min() < 0 or ends.max() >= self.n_samples):
             raise ConfigError(f"window ends must lie in [0, {self.n_samples - 1}].")
         f = self.features
-        return f._finish(self._gather(ends[:, None] + 1 + f._hi), self._gather(ends[:, None] + 1 + f._lo))
+        return self._gather(ends[:, None] + 1 + f._hi) - self._gather(ends[:, None] + 1 + f._lo)
 
     def _gather(self, pos: np.ndarray) -> np.ndarray:
         if not self.features.wrap:
@@ -156,5 +160,4 @@ class FeatureStream:
         self._head = (self._head + 1) % self._size
         self._ring[self._head] = total
         f = self.features
-        return f._finish(self._ring[(self._head + f._hi) % self._size],
-                         self._ring[(self._head + f._lo) % self._size])
+        return f._finish(self._ring[(self._head + f._hi) % self._size] - self._ring[(self._head + f._lo) % self._size])

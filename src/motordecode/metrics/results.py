@@ -23,14 +23,20 @@ def package_versions() -> dict:
             "python": platform.python_version()}
 
 
-def write_metrics(run_dir: str | os.PathLike, row: dict, *, recipe: str, session: str, seed: int,
-                  val_r2: float | None) -> Path:
-    """Write ``row`` (from the harness) with the run's identity and the package versions."""
+def metrics_record(row: dict, *, recipe: str, session: str, seed: int, val_r2: float | None) -> dict:
+    """``row`` (from the harness) with the run's identity and the package versions: metrics.json's content."""
     record = {"recipe": recipe, "session": session, "seed": seed, "val_r2": val_r2, **row,
               "versions": package_versions()}
     missing = [k for k in REQUIRED_KEYS if k not in record]
     if missing:
         raise ValueError(f"metrics row lacks {', '.join(missing)}")
+    return record
+
+
+def write_metrics(run_dir: str | os.PathLike, row: dict, *, recipe: str, session: str, seed: int,
+                  val_r2: float | None) -> Path:
+    """Write :func:`metrics_record` of ``row`` to RUN_DIR/metrics.json."""
+    record = metrics_record(row, recipe=recipe, session=session, seed=seed, val_r2=val_r2)
     path = Path(run_dir) / "metrics.json"
     with atomic_write_path(path) as tmp:
         tmp.write_text(json.dumps(record, indent=2) + "\n")

@@ -9,6 +9,7 @@ draw from Poisson(n). Counts are integers, so the transform is a table lookup of
 
 from __future__ import annotations
 
+import copy
 import queue
 import threading
 
@@ -49,18 +50,24 @@ class WindowBatches:
         self.raw = WindowFeatures(n_steps, sub_width).table(spikes)
         self.velocity = np.asarray(velocity, dtype=np.float32)
         self.offsets = -(n_steps - 1 - np.arange(n_steps)) * sub_width
-        ends = np.asarray(ends, dtype=np.int64)
-        self.ends = ends[ends + self.offsets[0] >= 0]
         self.transform = TransformTable() if transform == "log_softplus" else None
-        self.integer = np.issubdtype(np.asarray(spikes).dtype, np.integer) or np.asarray(spikes).dtype == bool
+        self.ends = self._usable(ends)
+
+    def _usable(self, ends: np.ndarray) -> np.ndarray:
+        ends = np.asarray(ends, dtype=np.int64)
+        return ends[ends + self.offsets[0] >= 0]
+
+    def with_ends(self, ends: np.ndarray) -> "WindowBatches":
+        """The same recording (running sums shared, not recomputed) with other window ends."""
+        other = copy.copy(self)
+        other.ends = self._usable(ends)
+        return other
 
     def __len__(self) -> int:
         return len(self.ends)
 
     def batch(self, ends: np.ndarray, jitter_p: float = 0.0, rng: np.random.Generator | None = None):
-        counts = self.raw(ends)
-        if self.integer:
-            counts = counts.astype(np.int64)
+        counts = self.raw.sums(ends)
         if jitter_p > 0:
             counts = poisson_jitter(counts, jitter_p, rng)
         x = counts if self.transform is None else self.transform(counts)

@@ -21,7 +21,7 @@ import torch
 
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
-from motordecode.inference import WindowedInference
+from motordecode.inference import WindowedInference, make_inference
 from motordecode.metrics.r2 import r2_score
 from motordecode.models.build import build_branch, build_decoder
 from motordecode.training.batches import WindowBatches, prefetched
@@ -48,7 +48,7 @@ def predict_windows(model, inputs: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
         out = [WindowedInference.run(model, inputs[i : i + EVAL_CHUNK]) for i in range(0, len(inputs), EVAL_CHUNK)]
     model.train(was_training)
-    return torch.cat(out).numpy() if out else np.zeros((0, 2), np.float32)
+    return torch.cat(out).numpy()
 
 
 class Trainer:
@@ -58,11 +58,9 @@ class Trainer:
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.progress = progress
         self.threads = threads or max(1, (os.cpu_count() or 2) - 1)
-        self.sub_width = recipe.sub_width(recording.step_s)
-        transform = None if recipe.transform == "none" else recipe.transform
         if len(split.train) == 0 or len(split.val) == 0:
             raise ConfigError("training needs non-empty train and validation splits.")
-        self.val_inputs = WindowedInference(recipe.n_sub, self.sub_width, transform).inputs(recording.spikes, split.val)
+        self.val_inputs = make_inference("windowed", recipe, recording.step_s).inputs(recording.spikes, split.val)
         labels = recording.velocity
         self.label_shift = np.zeros(labels.shape[1], np.float32)
         self.label_scale = np.ones(labels.shape[1], np.float32)
@@ -73,10 +71,9 @@ class Trainer:
             self.label_scale = np.where(std > 0, std, 1.0).astype(np.float32)
             labels = ((labels - self.label_shift) / self.label_scale).astype(np.float32)
         self.val_labels = labels[split.val]
-        make = lambda ends: WindowBatches(recording.spikes, labels, ends, self.sub_width,  # noqa: E731
-                                          recipe.steps_per_example, transform)
-        self.train_batches = make(split.train)
-        self.finetune_batches = make(np.concatenate([split.train, split.val]))
+        self.train_batches = WindowBatches(recording.spikes, labels, split.train, recipe.sub_width(recording.step_s),
+                                           recipe.steps_per_example, recipe.transform)
+        self.finetune_batches = self.train_batches.with_ends(np.concatenate([split.train, split.val]))
         if len(self.train_batches) == 0:
             raise ConfigError("no training window fits in the recording; shorten window_ms or n_sub.")
 
@@ -96,9 +93,16 @@ class Trainer:
             params += list(state["branch"].parameters())
         return params
 
-    def _optimizer(self, state, lr: float, epochs: int | None):
+    def _stage(self, stage: str) -> tuple[float, int, bool]:
+        """(learning rate, epochs, cosine annealing) of a stage."""
+        if stage == "train":
+            return self.recipe.lr, self.recipe.epochs, True
+        return self.recipe.finetune_lr, self.recipe.finetune_epochs, False
+
+    def _optimizer(self, state):
+        lr, epochs, cosine = self._stage(state["stage"])
         opt = torch.optim.Adam(self._params(state), lr=lr, weight_decay=self.recipe.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs) if epochs else None
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs) if cosine else None
         return opt, sched
 
     def _save(self, state) -> None:
@@ -125,19 +129,13 @@ class Trainer:
             state["branch"].load_state_dict(blob["branch"])
         state.update(stage=blob["stage"], epoch=blob["epoch"], best_val=blob["best_val"], best=blob["best"],
                      history=blob["history"], masks=blob["masks"])
-        lr, epochs = self._stage_schedule(state["stage"])
-        state["optimizer"], state["scheduler"] = self._optimizer(state, lr, epochs)
+        state["optimizer"], state["scheduler"] = self._optimizer(state)
         state["optimizer"].load_state_dict(blob["optimizer"])
         if state["scheduler"] is not None:
             state["scheduler"].load_state_dict(blob["scheduler"])
         state["np_rng"].bit_generator.state = blob["np_rng"]
         torch.set_rng_state(blob["torch_rng"])
         return state
-
-    def _stage_schedule(self, stage: str):
-        if stage == "train":
-            return self.recipe.lr, self.recipe.epochs
-        return self.recipe.finetune_lr, None
 
     # -- loop ----------------------------------------------------------------------------------
     def fit(self, resume: bool = False, stop_after_epochs: int | None = None) -> TrainResult | None:
@@ -159,11 +157,10 @@ class Trainer:
             state = self._load()
         else:
             state = self._fresh_state()
-            state["optimizer"], state["scheduler"] = self._optimizer(state, self.recipe.lr, self.recipe.epochs)
+            state["optimizer"], state["scheduler"] = self._optimizer(state)
         done_now = 0
         while True:
-            stage = state["stage"]
-            total = self.recipe.epochs if stage == "train" else self.recipe.finetune_epochs
+            _, total, _ = self._stage(state["stage"])
             if state["epoch"] >= total:
                 if not self._next_stage(state):
                     break
@@ -230,7 +227,7 @@ class Trainer:
         state["masks"] = global_l1_masks(state["model"].pruned_weights(), self.recipe.prune_rate)
         apply_masks(state["model"].pruned_weights(), state["masks"])
         state["stage"], state["epoch"] = "finetune", 0
-        state["optimizer"], state["scheduler"] = self._optimizer(state, self.recipe.finetune_lr, None)
+        state["optimizer"], state["scheduler"] = self._optimizer(state)
         return True
 
     def _restore_best(self, state) -> None:
