@@ -14,6 +14,8 @@ from motordecode.metrics.footprint import footprint_bytes
 from motordecode.metrics.ops import model_ops
 from motordecode.metrics.r2 import r2_score
 from motordecode.metrics.sparsity import activation_sparsity, connection_sparsity, connection_tensors
+from motordecode.models.rsnn import RSNN, RSNNConfig
+from motordecode.models.rsnn_snntorch import SnnTorchRSNN
 from neurobench_reference import SequenceDecoder, run_neurobench
 
 STEPS = 250
@@ -120,3 +122,40 @@ def test_metrics_equal_neurobench(streams, model, inputs, pruned):
         assert mine["Effective_MACs"] > 0
     if pruned:
         assert mine["Effective_MACs"] + mine["Effective_ACs"] < 0.75 * mine["Dense"]
+
+
+@pytest.mark.parametrize("inputs", ["binary", "counts"])
+@pytest.mark.parametrize("pruned", [False, True])
+def test_project_spiking_model_equals_neurobench_on_its_snntorch_twin(streams, inputs, pruned):
+    """(c) The project's RSNN through the project harness against NeuroBench's Benchmark on the same
+    network written with snntorch neurons (same weights, same stream, one step per batch)."""
+    torch.manual_seed(1)
+    x, y = streams[inputs]
+    model = RSNN(RSNNConfig(x.shape[1], 32))
+    with torch.no_grad():
+        model.lif.input.weight.normal_(0.0, 1.0)
+        model.lif.recurrent.weight.normal_(0.0, 0.3)
+    if pruned:
+        _prune_half(model)
+    model.eval()
+    twin = SnnTorchRSNN.from_rsnn(model).eval()
+    twin_buffers = sum(b.numel() * b.element_size() for b in twin.buffers())  # snntorch's threshold etc.
+    ref = run_neurobench(twin, x, y)
+    ref.update(ref.pop("SynapticOperations"))
+    with torch.no_grad(), ActivityRecorder(model) as rec:
+        pred = model(x)
+    ops = model_ops(rec.layers).per_step(len(x))
+    assert footprint_bytes(model) == ref["Footprint"] - twin_buffers
+    assert round(connection_sparsity(model), 4) == ref["ConnectionSparsity"]
+    assert connection_sparsity(model) == pytest.approx(0.5 if pruned else 0.0, abs=1e-3)
+    assert r2_score(pred.numpy(), y.numpy()) == pytest.approx(ref["R2"], rel=1e-5, abs=1e-6)
+    sparsity = activation_sparsity(rec.activations)
+    assert sparsity == pytest.approx(ref["ActivationSparsity"], rel=1e-6)
+    assert 0.2 < sparsity < 0.999  # the network spikes
+    assert ops.effective_macs == pytest.approx(ref["Effective_MACs"], rel=1e-6)
+    assert ops.effective_acs == pytest.approx(ref["Effective_ACs"], rel=1e-6)
+    assert ops.dense == pytest.approx(ref["Dense"], rel=1e-6)
+    assert ops.dense == x.shape[1] * 32 + 32 * 32 + 32 * 2
+    # spikes into the recurrent and readout connections are accumulates; count input is multiplied
+    assert ops.effective_acs > 0
+    assert (ops.effective_macs > 0) == (inputs == "counts")

@@ -1,7 +1,9 @@
 """Recording what a model's layers see while it runs, for counting operations afterwards.
 
 ``ActivityRecorder`` registers forward hooks on the connection layers (Linear, Conv, recurrent
-cells and layers) and on the activation modules (ReLU, Sigmoid, spiking neurons). Each hook keeps
+cells and layers, and custom layers that declare their connections through a
+``synaptic_inputs(module, inputs, output)`` method, see :mod:`motordecode.metrics.ops`) and on the
+activation modules (ReLU, Sigmoid, spiking neurons; a module can be both). Each hook keeps
 the call's inputs and outputs, detached. Run the model over the whole stream once (a sequence
 forward, or a loop of steps); the operation counts are then computed from the stacked activity and
 the weight masks in a few vectorised passes, never per step.
@@ -65,10 +67,10 @@ class ActivityRecorder:
 
     def __enter__(self) -> "ActivityRecorder":
         for name, module in self.model.named_modules():
-            if isinstance(module, STATELESS + RECURRENT):
+            if isinstance(module, STATELESS + RECURRENT) or hasattr(module, "synaptic_inputs"):
                 self.layers[name] = LayerCalls(module)
                 self._handles.append(module.register_forward_hook(self._layer_hook(name)))
-            elif isinstance(module, ACTIVATIONS):
+            if isinstance(module, ACTIVATIONS):
                 self._handles.append(module.register_forward_hook(self._activation_hook(name)))
         return self
 

@@ -16,6 +16,10 @@ Recurrent cells, as NeuroBench counts them on binarised values ``b(v) = [v != 0]
 - LSTMCell: products of W_ih x and W_hh h, plus ``f * c + i * g``, plus ``o * tanh(c)``.
 - Full nn.GRU / nn.LSTM layers are counted step by step with the hidden state they produced
   (NeuroBench reports 0 for them).
+- Custom layers (the project's spiking layers) declare ``synaptic_inputs(module, inputs, output)``:
+  the (weight, presynaptic rows) pairs of one call that are not already ``nn.Linear`` submodules
+  called on their own (e.g. the recurrent weights applied to the previous step's spikes inside a
+  time loop). Each pair is counted like a Linear layer: spikes in -> ACs, other values -> MACs.
 
 Each counter returns totals over the recorded calls; divide by the number of steps for per-step values.
 """
@@ -74,12 +78,24 @@ def _rows(calls: LayerCalls, index: int = 0, feature_dims: int = 1) -> torch.Ten
 
 
 # -- stateless layers ----------------------------------------------------------------------------
-def linear_ops(calls: LayerCalls, neurobench_gru_slip: bool = False) -> OpCounts:
-    layer: nn.Linear = calls.module
-    x = _rows(calls)
-    nnz_per_input = _b(layer.weight.detach()).sum(dim=0)
+def _matrix_ops(weight: torch.Tensor, x: torch.Tensor) -> OpCounts:
+    """Products of ``weight`` (out, in) with each row of ``x`` (rows, in)."""
+    nnz_per_input = _b(weight.detach()).sum(dim=0)
     effective = _b(x) @ nnz_per_input
-    return _split(effective, _spiking_rows(x), float(len(x) * layer.weight.numel()))
+    return _split(effective, _spiking_rows(x), float(len(x) * weight.numel()))
+
+
+def linear_ops(calls: LayerCalls, neurobench_gru_slip: bool = False) -> OpCounts:
+    return _matrix_ops(calls.module.weight, _rows(calls))
+
+
+def declared_ops(calls: LayerCalls, neurobench_gru_slip: bool = False) -> OpCounts:
+    """A custom layer's own connections, from its ``synaptic_inputs`` declaration."""
+    total = OpCounts()
+    for args, output in zip(calls.inputs, calls.outputs):
+        for weight, rows in calls.module.synaptic_inputs(calls.module, args, output):
+            total = total + _matrix_ops(weight, rows)
+    return total
 
 
 def conv_ops(calls: LayerCalls, neurobench_gru_slip: bool = False) -> OpCounts:
@@ -249,6 +265,8 @@ COUNTERS = {
 def layer_ops(name: str, calls: LayerCalls, neurobench_gru_slip: bool = False) -> OpCounts:
     """Operations of one recorded layer; raises MetricError naming the layer when it cannot count."""
     counter = COUNTERS.get(type(calls.module))
+    if counter is None and hasattr(calls.module, "synaptic_inputs"):
+        counter = declared_ops
     if counter is None:
         raise MetricError(f"layer '{name}' ({type(calls.module).__name__}): no operation count is defined.")
     if not calls.inputs:

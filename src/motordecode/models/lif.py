@@ -1,0 +1,175 @@
+"""Recurrent leaky integrate-and-fire (LIF) neurons with current-based synapses (tinyRSNN, bigRSNN).
+
+Per step t, with threshold theta = 1, no biases and a one-step delay on every connection:
+
+    S_t = H(U_{t-1} - theta)
+    I_t = alpha * I_{t-1} + W x_{t-1} + V S_{t-1}
+    U_t = (beta * U_{t-1} + (1 - beta) * I_{t-1}) * (1 - S_t)
+
+alpha = exp(-dt / tau_syn), beta = exp(-dt / tau_mem). Each neuron has its own learnable time
+constants, tau = tau_nominal * softplus(p) with p ~ U(0, 1) at initialisation. The reset factor
+(1 - S_t) is not differentiated. H is the Heaviside step with the SuperSpike surrogate derivative
+
+    dS/dU = 1 / (steepness * |U - theta| + 1)^2,   steepness = 20.
+
+Time constants are in milliseconds and are converted with the recording's sample spacing ``dt_ms``
+(4 ms for the benchmark sessions, the bin width for binned recordings).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from motordecode.metrics.activity import register_activation
+
+
+class SuperSpike(torch.autograd.Function):
+    """Heaviside step H(v) = [v > 0]; backward: grad / (steepness * |v| + 1)^2."""
+
+    @staticmethod
+    def forward(ctx, v: torch.Tensor, steepness: float) -> torch.Tensor:
+        ctx.save_for_backward(v)
+        ctx.steepness = steepness
+        return (v > 0).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (v,) = ctx.saved_tensors
+        return grad / (ctx.steepness * v.abs() + 1.0) ** 2, None
+
+
+def superspike(v: torch.Tensor, steepness: float = 20.0) -> torch.Tensor:
+    return SuperSpike.apply(v, steepness)
+
+
+def lif_step(drive: torch.Tensor, syn: torch.Tensor, mem: torch.Tensor, alpha: torch.Tensor,
+             beta: torch.Tensor, threshold: float = 1.0, steepness: float = 20.0):
+    """One LIF step: ``drive`` = W x_{t-1} + V S_{t-1}; (I_{t-1}, U_{t-1}) -> (S_t, I_t, U_t)."""
+    spikes = superspike(mem - threshold, steepness)
+    new_syn = alpha * syn + drive
+    new_mem = (beta * mem + (1.0 - beta) * syn) * (1.0 - spikes.detach())
+    return spikes, new_syn, new_mem
+
+
+def decay(tau_nominal_ms: float, param: torch.Tensor, dt_ms: float) -> torch.Tensor:
+    """exp(-dt / (tau_nominal * softplus(p))), per neuron."""
+    return torch.exp(-dt_ms / (tau_nominal_ms * F.softplus(param)))
+
+
+def delayed(sequence: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    """(B, T, n) -> the same sequence one step later: [first, s_0, ..., s_{T-2}]."""
+    return torch.cat([first[:, None], sequence[:, :-1]], dim=1)
+
+
+class RecurrentLIF(nn.Module):
+    """A population of recurrently connected LIF neurons driven by an input layer.
+
+    ``forward(x (B, T, C), state) -> (spikes (B, T, H), state)``; ``state`` = (x_{T-1}, S_{T-1},
+    I_{T-1}, U_{T-1}) carries a stream across calls (None: all zeros). The input currents of the
+    whole sequence are computed with one matrix product before the time loop. In training, dropout
+    acts on the input and on the emitted spikes (the recurrent and readout connections see the
+    dropped spikes). Operations are counted from the recorded input and spikes (see
+    :meth:`synaptic_inputs`).
+    """
+
+    def __init__(self, n_inputs: int, n_hidden: int, tau_mem_ms: float = 20.0, tau_syn_ms: float = 10.0,
+                 dt_ms: float = 4.0, dropout: float = 0.0, threshold: float = 1.0, steepness: float = 20.0):
+        super().__init__()
+        self.input = nn.Linear(n_inputs, n_hidden, bias=False)
+        self.recurrent = nn.Linear(n_hidden, n_hidden, bias=False)
+        self.mem_param = nn.Parameter(torch.rand(n_hidden))
+        self.syn_param = nn.Parameter(torch.rand(n_hidden))
+        self.tau_mem_ms, self.tau_syn_ms, self.dt_ms = float(tau_mem_ms), float(tau_syn_ms), float(dt_ms)
+        self.threshold, self.steepness = float(threshold), float(steepness)
+        self.input_dropout = nn.Dropout(dropout)
+        self.spike_dropout = nn.Dropout(dropout)
+
+    @property
+    def n_hidden(self) -> int:
+        return self.recurrent.weight.shape[0]
+
+    def decays(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(alpha, beta) per neuron."""
+        return (decay(self.tau_syn_ms, self.syn_param, self.dt_ms),
+                decay(self.tau_mem_ms, self.mem_param, self.dt_ms))
+
+    def time_constants_ms(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(tau_syn, tau_mem) per neuron in ms."""
+        return self.tau_syn_ms * F.softplus(self.syn_param), self.tau_mem_ms * F.softplus(self.mem_param)
+
+    def initial_state(self, batch: int, like: torch.Tensor):
+        zeros = lambda n: torch.zeros(batch, n, dtype=like.dtype, device=like.device)  # noqa: E731
+        return (zeros(self.input.in_features), zeros(self.n_hidden), zeros(self.n_hidden), zeros(self.n_hidden))
+
+    def forward(self, x: torch.Tensor, state=None):
+        x = x.to(self.input.weight.dtype)
+        if state is None:
+            state = self.initial_state(x.shape[0], x)
+        x_prev, s_prev, syn, mem = state
+        drive_in = self.input(self.input_dropout(delayed(x, x_prev)))
+        alpha, beta = self.decays()
+        spikes, s = [], s_prev
+        for t in range(x.shape[1]):
+            drive = drive_in[:, t] + F.linear(s, self.recurrent.weight)
+            s, syn, mem = lif_step(drive, syn, mem, alpha, beta, self.threshold, self.steepness)
+            s = self.spike_dropout(s)
+            spikes.append(s)
+        out = torch.stack(spikes, dim=1)
+        return out, (x[:, -1], out[:, -1], syn, mem)
+
+    @staticmethod
+    def synaptic_inputs(module: "RecurrentLIF", inputs: tuple, output) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(weight, presynaptic activity rows) of the recurrent connection for one recorded call.
+
+        The input connection is an ``nn.Linear`` counted on its own; the recurrent one multiplies
+        the spikes of the previous step, S_{t-1}."""
+        state = inputs[1] if len(inputs) > 1 else None
+        spikes = output[0]
+        first = state[1] if state is not None else torch.zeros_like(spikes[:, 0])
+        rows = delayed(spikes, first.to(spikes.dtype)).reshape(-1, spikes.shape[-1])
+        return [(module.recurrent.weight, rows)]
+
+
+register_activation(RecurrentLIF)
+
+
+def psp_energy(tau_mem_ms: float, tau_syn_ms: float, dt_ms: float, horizon: float = 30.0) -> float:
+    """epsilon_hat = sum_t eps_t^2 dt (in seconds): the squared membrane response to one unit input.
+
+    With alpha, beta as above, a unit drive at step 0 gives I_t = alpha^t and
+    U_{t+1} = beta U_t + (1 - beta) I_t; the sum runs over ``horizon`` membrane time constants."""
+    alpha, beta = math.exp(-dt_ms / tau_syn_ms), math.exp(-dt_ms / tau_mem_ms)
+    steps = max(1, int(horizon * max(tau_mem_ms, tau_syn_ms) / dt_ms))
+    syn, mem, total = 1.0, 0.0, 0.0
+    for _ in range(steps):
+        syn, mem = alpha * syn, beta * mem + (1.0 - beta) * syn
+        total += mem * mem
+    return total * dt_ms / 1000.0
+
+
+def fluctuation_driven_init(layer: RecurrentLIF, input_rate_hz: float, hidden_rate_hz: float | None = None,
+                            sigma_u: float = 0.5, feedforward_share: float = 0.9,
+                            generator: torch.Generator | None = None) -> None:
+    """Fluctuation-driven initialisation (Rossbroich, Gygax & Zenke 2022), centred normal weights.
+
+    The membrane potential of a neuron with N Poisson inputs of rate nu and weights w ~ N(0, s^2)
+    has variance N nu s^2 epsilon_hat (Campbell's theorem). A target sigma_u (threshold 1), with a
+    share ``feedforward_share`` of the variance from the input and the rest from recurrence, gives
+
+        s_in^2  = share       * sigma_u^2 / (N_in  nu_in  epsilon_hat)
+        s_rec^2 = (1 - share) * sigma_u^2 / (N_rec nu_rec epsilon_hat)
+    """
+    if input_rate_hz <= 0:
+        raise ValueError(f"fluctuation-driven initialisation needs a positive input rate, got {input_rate_hz}.")
+    hidden_rate_hz = input_rate_hz if hidden_rate_hz is None else hidden_rate_hz
+    energy = psp_energy(layer.tau_mem_ms, layer.tau_syn_ms, layer.dt_ms)
+    n_in, n_rec = layer.input.in_features, layer.n_hidden
+    std_in = math.sqrt(feedforward_share * sigma_u ** 2 / (n_in * input_rate_hz * energy))
+    std_rec = math.sqrt((1.0 - feedforward_share) * sigma_u ** 2 / (n_rec * hidden_rate_hz * energy))
+    with torch.no_grad():
+        layer.input.weight.normal_(0.0, std_in, generator=generator)
+        layer.recurrent.weight.normal_(0.0, std_rec, generator=generator)

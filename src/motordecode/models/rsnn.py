@@ -1,0 +1,76 @@
+"""tinyRSNN and bigRSNN: one recurrent LIF layer and a leaky-integrator readout (Liu et al. 2024).
+
+    x (C channels, binary 4 ms bins or binned counts)
+      -> RecurrentLIF(H)            S_t, with input dropout and spike dropout in training
+      -> LeakyReadout(D per head)   Y_t, the mean of the heads
+
+tinyRSNN: H = 64, one readout head (tau_syn, tau_mem) = (10, 50) ms, 10368 weights for 96 channels.
+bigRSNN: H = 1024, five heads (10, 50), (5, 20), (20, 20), (10, 30), (30, 100) ms.
+The state carries a stream across calls; ``forward`` starts from zeros, as the test split does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from motordecode.models.lif import RecurrentLIF, delayed
+from motordecode.models.readout import LeakyReadout
+
+TINY_HEADS = ((10.0, 50.0),)
+BIG_HEADS = ((10.0, 50.0), (5.0, 20.0), (20.0, 20.0), (10.0, 30.0), (30.0, 100.0))
+
+
+@dataclass
+class RSNNConfig:
+    n_channels: int
+    hidden: int = 64
+    n_outputs: int = 2
+    tau_mem_ms: float = 20.0
+    tau_syn_ms: float = 10.0
+    readout_heads: tuple = TINY_HEADS   # (tau_syn, tau_mem) in ms per head
+    dt_ms: float = 4.0
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        self.readout_heads = tuple(tuple(float(v) for v in head) for head in self.readout_heads)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["readout_heads"] = [list(head) for head in self.readout_heads]
+        return data
+
+
+class RSNN(nn.Module):
+    def __init__(self, config: RSNNConfig):
+        super().__init__()
+        self.config = config
+        self.lif = RecurrentLIF(config.n_channels, config.hidden, config.tau_mem_ms, config.tau_syn_ms,
+                                config.dt_ms, config.dropout)
+        self.readout = LeakyReadout(config.hidden, config.n_outputs, config.readout_heads, config.dt_ms)
+
+    def sequence(self, x: torch.Tensor, state=None):
+        """(B, T, C) -> (prediction (B, T, D), state, spikes (B, T, H)); ``state`` from a previous call."""
+        hidden_state, readout_state = (None, None) if state is None else state
+        spikes, new_hidden = self.lif(x, hidden_state)
+        first = spikes.new_zeros(spikes[:, 0].shape) if hidden_state is None else hidden_state[1]
+        y, new_readout = self.readout(delayed(spikes, first), readout_state)
+        return y, (new_hidden, new_readout), spikes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) or (T, C) from a zero state -> predictions of the same leading shape."""
+        single = x.dim() == 2
+        y, _, _ = self.sequence(x[None] if single else x)
+        return y[0] if single else y
+
+    def pruned_weights(self) -> list[torch.Tensor]:
+        """The connection matrices that pruning acts on: input, recurrent, readout."""
+        return [self.lif.input.weight, self.lif.recurrent.weight, self.readout.fc.weight]
+
+    def set_output_scale(self, scale, shift=None) -> None:
+        """Fold a label scale into the readout weights (no extra parameters; no shift: no biases)."""
+        if shift is not None and any(float(s) != 0.0 for s in shift):
+            raise ValueError("the RSNN readout has no bias; only a label scale can be folded in.")
+        self.readout.scale_outputs(scale)
