@@ -48,11 +48,22 @@ def superspike(v: torch.Tensor, steepness: float = 20.0) -> torch.Tensor:
 
 def lif_step(drive: torch.Tensor, syn: torch.Tensor, mem: torch.Tensor, alpha: torch.Tensor,
              beta: torch.Tensor, threshold: float = 1.0, steepness: float = 20.0):
-    """One LIF step: ``drive`` = W x_{t-1} + V S_{t-1}; (I_{t-1}, U_{t-1}) -> (S_t, I_t, U_t)."""
-    spikes = superspike(mem - threshold, steepness)
-    new_syn = alpha * syn + drive
-    new_mem = (beta * mem + (1.0 - beta) * syn) * (1.0 - spikes.detach())
+    """One LIF step: ``drive`` = W x_{t-1} + V S_{t-1}; (I_{t-1}, U_{t-1}) -> (S_t, I_t, U_t).
+
+    beta U + (1 - beta) I is written as lerp(I, U, beta). The surrogate is attached only when a
+    gradient is being recorded."""
+    if torch.is_grad_enabled() and mem.requires_grad:
+        spikes = superspike(mem - threshold, steepness)
+    else:
+        spikes = (mem > threshold).to(mem.dtype)
+    new_syn = torch.addcmul(drive, alpha, syn)
+    new_mem = torch.lerp(syn, mem, beta) * (1.0 - spikes.detach())
     return spikes, new_syn, new_mem
+
+
+def dropout_masks(shape, p: float, like: torch.Tensor) -> torch.Tensor:
+    """Inverted-dropout multipliers: 0 with probability p, else 1 / (1 - p)."""
+    return (torch.rand(shape, dtype=like.dtype, device=like.device) >= p).to(like.dtype) / (1.0 - p)
 
 
 def decay(tau_nominal_ms: float, param: torch.Tensor, dt_ms: float) -> torch.Tensor:
@@ -60,17 +71,99 @@ def decay(tau_nominal_ms: float, param: torch.Tensor, dt_ms: float) -> torch.Ten
     return torch.exp(-dt_ms / (tau_nominal_ms * F.softplus(param)))
 
 
+def time_major_delayed(x: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    """(B, T, C) -> a new time-major (T, B, C) tensor [first, x_0, ..., x_{T-2}], in one copy."""
+    out = x.new_empty(x.shape[1], x.shape[0], x.shape[2])
+    out[0] = first
+    out[1:] = x[:, :-1].transpose(0, 1)
+    return out
+
+
 def delayed(sequence: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
     """(B, T, n) -> the same sequence one step later: [first, s_0, ..., s_{T-2}]."""
     return torch.cat([first[:, None], sequence[:, :-1]], dim=1)
+
+
+class LIFSequence(torch.autograd.Function):
+    """The LIF loop over a whole time-major sequence with a hand-written backward pass (BPTT).
+
+    Forward: ``lif_step`` for t = 0..T-1 on the precomputed input drive D_t = W x_{t-1} (T, B, H);
+    the spikes after dropout, sd_t = S_t m_t (masks drawn per step when ``dropout`` > 0), feed the
+    recurrence and are the output. Backward, for t = T-1..0, with G_I, G_U the gradients of I_t,
+    U_t, g_t that of sd_t from the outputs, keep_t = 1 - S_t and sigma'_t the surrogate derivative
+    at U_{t-1} - theta:
+
+        c_t        = g_t + G_I(t+1) V                        (spikes also feed the next step)
+        G_U(t-1)   = beta keep_t G_U(t) + m_t sigma'_t c_t
+        G_I(t-1)   = (1 - beta) keep_t G_U(t) + alpha G_I(t)
+
+    with dD_t = G_I(t), dV = sum_t G_I(t)^T sd_{t-1}, dalpha = sum G_I(t) I_{t-1} and
+    dbeta = sum G_U(t) keep_t (U_{t-1} - I_{t-1}). Everything per step stays a (B, H) tensor (in
+    cache); autograd would build ~10 graph nodes per step instead.
+    """
+
+    @staticmethod
+    def forward(ctx, drive, weight, alpha, beta, s0, syn0, mem0, dropout, threshold, steepness):
+        weight_t = weight.t()
+        s, syn, mem = s0, syn0, mem0
+        spikes, syns, mems, keeps, masks = [], [], [], [], []
+        for t in range(drive.shape[0]):
+            syns.append(syn)
+            mems.append(mem)
+            raw, syn, mem = lif_step(drive[t] + s @ weight_t, syn, mem, alpha, beta, threshold, steepness)
+            keeps.append(1.0 - raw)
+            if dropout > 0:
+                masks.append(dropout_masks(raw.shape, dropout, raw))
+                s = raw * masks[-1]
+            else:
+                s = raw
+            spikes.append(s)
+        out = torch.stack(spikes)
+        ctx.save_for_backward(weight, alpha, beta, s0, out)
+        ctx.lists = (syns, mems, keeps, masks)
+        ctx.threshold, ctx.steepness = threshold, steepness
+        ctx.mark_non_differentiable(syn, mem)
+        return out, syn, mem
+
+    @staticmethod
+    def backward(ctx, grad_spikes, _grad_syn, _grad_mem):
+        weight, alpha, beta, s0, spikes = ctx.saved_tensors
+        syns, mems, keeps, masks = ctx.lists
+        grad_spikes = grad_spikes.contiguous()
+        one_minus_beta = 1.0 - beta
+        g_syn = torch.zeros_like(s0)
+        g_mem = torch.zeros_like(s0)
+        carry = torch.zeros_like(s0)
+        acc_alpha = torch.zeros_like(s0)
+        acc_beta = torch.zeros_like(s0)
+        g_syns = [None] * spikes.shape[0]
+        for t in range(spikes.shape[0] - 1, -1, -1):
+            g_syns[t] = g_syn
+            acc_alpha.addcmul_(g_syn, syns[t])
+            held = g_mem * keeps[t]
+            acc_beta.addcmul_(held, mems[t] - syns[t])
+            surrogate = torch.add(1.0, (mems[t] - ctx.threshold).abs_(), alpha=ctx.steepness).square_().reciprocal_()
+            if masks:
+                surrogate.mul_(masks[t])
+            new_mem = torch.addcmul(held * beta, surrogate, grad_spikes[t] + carry)
+            new_syn = torch.addcmul(alpha * g_syn, held, one_minus_beta)
+            carry = g_syn @ weight
+            g_syn, g_mem = new_syn, new_mem
+        ctx.lists = None
+        g_syn_all = torch.stack(g_syns)
+        hidden = spikes.shape[-1]
+        grad_weight = g_syn_all[0].t() @ s0 + g_syn_all[1:].reshape(-1, hidden).t() @ spikes[:-1].reshape(-1, hidden)
+        return (g_syn_all, grad_weight, acc_alpha.sum(dim=0), acc_beta.sum(dim=0),
+                None, None, None, None, None, None)
 
 
 class RecurrentLIF(nn.Module):
     """A population of recurrently connected LIF neurons driven by an input layer.
 
     ``forward(x (B, T, C), state) -> (spikes (B, T, H), state)``; ``state`` = (x_{T-1}, S_{T-1},
-    I_{T-1}, U_{T-1}) carries a stream across calls (None: all zeros). The input currents of the
-    whole sequence are computed with one matrix product before the time loop. In training, dropout
+    I_{T-1}, U_{T-1}) carries a stream across calls (None: all zeros; no gradient flows into it).
+    The input currents of the whole sequence are computed with one matrix product before the time
+    loop, which then runs in :class:`LIFSequence`. In training, dropout
     acts on the input and on the emitted spikes (the recurrent and readout connections see the
     dropped spikes). Operations are counted from the recorded input and spikes (see
     :meth:`synaptic_inputs`).
@@ -85,8 +178,7 @@ class RecurrentLIF(nn.Module):
         self.syn_param = nn.Parameter(torch.rand(n_hidden))
         self.tau_mem_ms, self.tau_syn_ms, self.dt_ms = float(tau_mem_ms), float(tau_syn_ms), float(dt_ms)
         self.threshold, self.steepness = float(threshold), float(steepness)
-        self.input_dropout = nn.Dropout(dropout)
-        self.spike_dropout = nn.Dropout(dropout)
+        self.dropout = float(dropout)
 
     @property
     def n_hidden(self) -> int:
@@ -110,15 +202,15 @@ class RecurrentLIF(nn.Module):
         if state is None:
             state = self.initial_state(x.shape[0], x)
         x_prev, s_prev, syn, mem = state
-        drive_in = self.input(self.input_dropout(delayed(x, x_prev)))
+        x_in = time_major_delayed(x, x_prev)
+        dropout = self.dropout if self.training else 0.0
+        if dropout > 0:
+            x_in.mul_(dropout_masks(x_in.shape, dropout, x_in))
+        drive = self.input(x_in)
         alpha, beta = self.decays()
-        spikes, s = [], s_prev
-        for t in range(x.shape[1]):
-            drive = drive_in[:, t] + F.linear(s, self.recurrent.weight)
-            s, syn, mem = lif_step(drive, syn, mem, alpha, beta, self.threshold, self.steepness)
-            s = self.spike_dropout(s)
-            spikes.append(s)
-        out = torch.stack(spikes, dim=1)
+        spikes, syn, mem = LIFSequence.apply(drive, self.recurrent.weight, alpha, beta, s_prev, syn, mem, dropout,
+                                             self.threshold, self.steepness)
+        out = spikes.transpose(0, 1)
         return out, (x[:, -1], out[:, -1], syn, mem)
 
     @staticmethod

@@ -21,8 +21,54 @@ from motordecode.models.lif import decay
 
 def readout_step(current: torch.Tensor, syn: torch.Tensor, mem: torch.Tensor, a: torch.Tensor,
                  b: torch.Tensor):
-    """(W S_{t-1}, I_{t-1}, Y_{t-1}) -> (I_t, Y_t)."""
-    return a * syn + current, b * mem + (1.0 - b) * syn
+    """(W S_{t-1}, I_{t-1}, Y_{t-1}) -> (I_t, Y_t); b Y + (1 - b) I is lerp(I, Y, b)."""
+    return torch.addcmul(current, a, syn), torch.lerp(syn, mem, b)
+
+
+class LeakyFilter(torch.autograd.Function):
+    """``readout_step`` over a time-major sequence of currents (T, B, U), with a hand-written backward.
+
+    With gY_t the gradient of Y_t from the outputs and G_I, G_Y the total gradients of I_t, Y_t:
+
+        G_Y(t) = gY_t + b G_Y(t+1)
+        G_I(t) = a G_I(t+1) + (1 - b) G_Y(t+1)
+
+    and dc_t = G_I(t), da = sum G_I(t) I_{t-1}, db = sum G_Y(t) (Y_{t-1} - I_{t-1}).
+    """
+
+    @staticmethod
+    def forward(ctx, current, a, b, syn0, mem0):
+        syn, mem = syn0, mem0
+        syns, mems = [], []
+        for c in current:
+            syn, mem = readout_step(c, syn, mem, a, b)
+            syns.append(syn)
+            mems.append(mem)
+        ys = torch.stack(mems)
+        syn_prev = torch.stack([syn0] + syns[:-1])
+        mem_prev = torch.cat([mem0[None], ys[:-1]])
+        ctx.save_for_backward(a, b, syn_prev, mem_prev)
+        ctx.mark_non_differentiable(syn)
+        return ys, syn
+
+    @staticmethod
+    def backward(ctx, grad_y, _grad_syn):
+        a, b, syn_prev, mem_prev = ctx.saved_tensors
+        one_minus_b = 1.0 - b
+        g_syn = torch.zeros_like(syn_prev[0])
+        g_mem = torch.zeros_like(syn_prev[0])
+        g_syns, g_mems = [], []
+        for t in range(grad_y.shape[0] - 1, -1, -1):
+            new_mem = torch.addcmul(grad_y[t], b, g_mem)
+            g_syn = torch.addcmul(a * g_syn, one_minus_b, g_mem)
+            g_mem = new_mem
+            g_syns.append(g_syn)
+            g_mems.append(g_mem)
+        g_syn_all = torch.stack(g_syns[::-1])
+        g_mem_all = torch.stack(g_mems[::-1])
+        grad_a = (g_syn_all * syn_prev).sum(dim=(0, 1))
+        grad_b = (g_mem_all * (mem_prev - syn_prev)).sum(dim=(0, 1))
+        return g_syn_all, grad_a, grad_b, None, None
 
 
 class LeakyReadout(nn.Module):
@@ -63,17 +109,12 @@ class LeakyReadout(nn.Module):
             self.fc.weight.mul_(scale[:, None])
 
     def forward(self, presynaptic: torch.Tensor, state=None):
-        current = self.fc(presynaptic)
-        batch, steps, units = current.shape
+        current = self.fc(presynaptic.transpose(0, 1))  # time-major (T, B, U)
+        steps, batch, units = current.shape
         if state is None:
             zeros = current.new_zeros(batch, units)
             state = (zeros, zeros)
-        syn, mem = state
         a, b = self.decays()
-        outputs = []
-        for t in range(steps):
-            syn, mem = readout_step(current[:, t], syn, mem, a, b)
-            outputs.append(mem)
-        y = torch.stack(outputs, dim=1)
-        y = y.reshape(batch, steps, len(self.heads), self.n_outputs).mean(dim=2)
-        return y, (syn, mem)
+        ys, syn = LeakyFilter.apply(current, a, b, *state)
+        y = ys.transpose(0, 1).reshape(batch, steps, len(self.heads), self.n_outputs).mean(dim=2)
+        return y, (syn, ys[-1])

@@ -15,7 +15,8 @@ import torch
 from snntorch import surrogate
 from torch import nn
 
-from motordecode.models.lif import decay
+from motordecode.models.lif import decay, lif_step
+from motordecode.models.readout import readout_step
 from motordecode.models.rsnn import RSNN
 
 
@@ -32,9 +33,8 @@ class StepLIF(snntorch.SpikingNeuron):
     def forward(self, input_, spk, syn, mem):
         alpha = decay(self.tau_syn_ms, self.syn_param, self.dt_ms)
         beta = decay(self.tau_mem_ms, self.mem_param, self.dt_ms)
-        new_spk = self.fire(mem)
-        new_syn = alpha * syn + input_ + self.recurrent(spk)
-        new_mem = (beta * mem + (1 - beta) * syn) * (1 - new_spk.detach())
+        new_spk = self.fire(mem)  # snntorch's threshold crossing: the spikes NeuroBench records
+        _, new_syn, new_mem = lif_step(input_ + self.recurrent(spk), syn, mem, alpha, beta)
         return new_spk, new_syn, new_mem
 
 
@@ -53,7 +53,7 @@ class StepReadout(nn.Module):
                                          dtype=self.mem_param.dtype)
         a = decay(nominal(0), self.syn_param, self.dt_ms)
         b = decay(nominal(1), self.mem_param, self.dt_ms)
-        new_syn, new_mem = a * syn + input_, b * mem + (1 - b) * syn
+        new_syn, new_mem = readout_step(input_, syn, mem, a, b)
         y = new_mem.reshape(*new_mem.shape[:-1], len(self.heads), self.n_outputs).mean(dim=-2)
         return y, new_syn, new_mem
 
