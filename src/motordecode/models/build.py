@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from motordecode.models.autoencoder import AutoencoderBranch
 from motordecode.models.gru_decoder import GRUDecoder, GRUDecoderConfig
+from motordecode.models.rsnn import RSNN, RSNNConfig
+from motordecode.recipes import HEADS
 
 
 def decoder_config(recipe, n_channels: int, n_outputs: int = 2) -> GRUDecoderConfig:
@@ -22,3 +24,17 @@ def build_branch(recipe, n_channels: int) -> AutoencoderBranch | None:
     if recipe.model != "aegru" or recipe.pnll_weight == 0:
         return None
     return AutoencoderBranch(n_channels, recipe.hidden, recipe.logvar_hidden)
+
+
+def rsnn_config(recipe, n_channels: int, n_outputs: int, step_ms: float) -> RSNNConfig:
+    """The recipe's network on a recording with samples of ``step_ms`` (fed as sub-steps if coarse)."""
+    substeps = recipe.substeps(step_ms / 1000.0)
+    k = recipe.tau_scale
+    heads = tuple((k * syn, k * mem) for syn, mem in HEADS[recipe.heads])
+    return RSNNConfig(n_channels=n_channels, hidden=recipe.hidden, n_outputs=n_outputs,
+                      tau_mem_ms=k * recipe.tau_mem_ms, tau_syn_ms=k * recipe.tau_syn_ms, readout_heads=heads,
+                      dt_ms=step_ms / substeps, dropout=recipe.dropout, substeps=substeps)
+
+
+def build_rsnn(recipe, n_channels: int, n_outputs: int, step_ms: float) -> RSNN:
+    return RSNN(rsnn_config(recipe, n_channels, n_outputs, step_ms))

@@ -7,6 +7,10 @@
 tinyRSNN: H = 64, one readout head (tau_syn, tau_mem) = (10, 50) ms, 10368 weights for 96 channels.
 bigRSNN: H = 1024, five heads (10, 50), (5, 20), (20, 20), (10, 30), (30, 100) ms.
 The state carries a stream across calls; ``forward`` starts from zeros, as the test split does.
+
+Coarse bins: with ``substeps`` = k > 1 each input sample (a bin of k dt) is fed as k steps of
+count / k, and the prediction of a sample is the output at its last step. The network keeps its
+published ~4 ms dynamics and one-step delays (5 steps from input to output: 20 ms, not 5 bins).
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ class RSNNConfig:
     tau_mem_ms: float = 20.0
     tau_syn_ms: float = 10.0
     readout_heads: tuple = TINY_HEADS   # (tau_syn, tau_mem) in ms per head
-    dt_ms: float = 4.0
+    dt_ms: float = 4.0                  # the network's time step
     dropout: float = 0.0
+    substeps: int = 1                   # network steps per input sample (coarse bins, see RSNN)
 
     def __post_init__(self):
         self.readout_heads = tuple(tuple(float(v) for v in head) for head in self.readout_heads)
@@ -52,11 +57,16 @@ class RSNN(nn.Module):
         self.readout = LeakyReadout(config.hidden, config.n_outputs, config.readout_heads, config.dt_ms)
 
     def sequence(self, x: torch.Tensor, state=None):
-        """(B, T, C) -> (prediction (B, T, D), state, spikes (B, T, H)); ``state`` from a previous call."""
+        """(B, T, C) -> (prediction (B, T, D), state, spikes (B, T k, H)); ``state`` from a previous call."""
+        k = self.config.substeps
+        if k > 1:
+            x = x.repeat_interleave(k, dim=1) / k
         hidden_state, readout_state = (None, None) if state is None else state
         spikes, new_hidden = self.lif(x, hidden_state)
         first = spikes.new_zeros(spikes[:, 0].shape) if hidden_state is None else hidden_state[1]
         y, new_readout = self.readout(delayed(spikes, first), readout_state)
+        if k > 1:
+            y = y[:, k - 1 :: k]
         return y, (new_hidden, new_readout), spikes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,9 +75,10 @@ class RSNN(nn.Module):
         y, _, _ = self.sequence(x[None] if single else x)
         return y[0] if single else y
 
-    def pruned_weights(self) -> list[torch.Tensor]:
+    def pruned_weights(self) -> dict[str, torch.Tensor]:
         """The connection matrices that pruning acts on: input, recurrent, readout."""
-        return [self.lif.input.weight, self.lif.recurrent.weight, self.readout.fc.weight]
+        return {"lif.input.weight": self.lif.input.weight, "lif.recurrent.weight": self.lif.recurrent.weight,
+                "readout.fc.weight": self.readout.fc.weight}
 
     def set_output_scale(self, scale, shift=None) -> None:
         """Fold a label scale into the readout weights (no extra parameters; no shift: no biases)."""

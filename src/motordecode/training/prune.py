@@ -1,7 +1,9 @@
-"""Global L1 unstructured pruning (AEGRU paper, Sec. II-F1).
+"""Magnitude pruning: global (AEGRU paper, Sec. II-F1) or per matrix (tinyRSNN).
 
-Over all pruned tensors together, the ``round(rate * n)`` weights of smallest |w| are set to zero
-(ties broken by position, so the rate is met exactly). The masks are kept outside the model (the
+Global: over all pruned tensors together, the ``round(rate * n)`` weights of smallest |w| are set
+to zero (ties broken by position, so the rate is met exactly). Per matrix: each tensor loses its
+``floor(rate * n)`` smallest weights, the counts the published tinyRSNN files show (e.g. 2764 of
+6144 input weights at rate 0.45). The masks are kept outside the model (the
 NeuroBench footprint counts the model's parameters and buffers; a mask buffer would double it) and
 are re-applied after every optimiser step of the fine-tune, so pruned weights stay exactly zero.
 """
@@ -18,15 +20,27 @@ def global_l1_masks(weights: dict[str, torch.Tensor], rate: float) -> dict[str, 
     if not 0.0 <= rate < 1.0:
         raise ConfigError(f"pruning rate must be in [0, 1), got {rate}.")
     flat = torch.cat([w.detach().abs().reshape(-1) for w in weights.values()])
-    n_prune = int(round(rate * flat.numel()))
-    keep = torch.ones(flat.numel(), dtype=torch.bool)
-    if n_prune:
-        keep[torch.argsort(flat, stable=True)[:n_prune]] = False
+    keep = _keep_largest(flat, int(round(rate * flat.numel())))
     masks, start = {}, 0
     for name, w in weights.items():
         masks[name] = keep[start : start + w.numel()].reshape(w.shape)
         start += w.numel()
     return masks
+
+
+def _keep_largest(magnitudes: torch.Tensor, n_prune: int) -> torch.Tensor:
+    keep = torch.ones(magnitudes.numel(), dtype=torch.bool)
+    if n_prune:
+        keep[torch.argsort(magnitudes.float(), stable=True)[:n_prune]] = False
+    return keep
+
+
+def per_matrix_masks(weights: dict[str, torch.Tensor], rate: float) -> dict[str, torch.Tensor]:
+    """Keep-masks that prune ``floor(rate * n)`` smallest-|w| weights of each tensor separately."""
+    if not 0.0 <= rate < 1.0:
+        raise ConfigError(f"pruning rate must be in [0, 1), got {rate}.")
+    return {name: _keep_largest(w.detach().abs().reshape(-1), int(rate * w.numel())).reshape(w.shape)
+            for name, w in weights.items()}
 
 
 @torch.no_grad()

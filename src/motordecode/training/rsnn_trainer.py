@@ -1,0 +1,286 @@
+"""Training tinyRSNN / bigRSNN as the RSNN repository does, with a checkpoint after every epoch.
+
+Stages, each an SMORMS3 run with a cosine learning-rate schedule over its epochs:
+
+1. ``pretrain``: windows of all pre-training recordings (same channel count), interleaved; the best
+   epoch by validation R2 on the target session is kept (skipped without pre-training recordings).
+2. ``train``: fine-tuning on the target session; best epoch by validation R2.
+3. ``prune`` (when ``prune_start`` > 0): iterative per-matrix magnitude pruning. A candidate rate is
+   applied to the last accepted model and retrained ``prune_epochs`` with the pruned weights held
+   at zero; it is accepted if its train R2 >= (1 - tolerance) x the unpruned model's. Rates go up
+   from ``prune_start`` in the first step size until one fails, then in the next (finer) one from
+   the last accepted rate, never past ``prune_max`` or a rate that failed.
+4. float16 conversion (``half``).
+
+Loss: RMSE + firing-rate bounds. Initialisation: fluctuation-driven (input rate measured on the
+training part). Labels are divided by their training std (the scale is folded into the readout
+weights at the end). All randomness comes from the seed; both generators are checkpointed.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from motordecode.data.splits import default_split
+from motordecode.errors import ConfigError
+from motordecode.fileio import atomic_write_path
+from motordecode.metrics.r2 import r2_score
+from motordecode.models.build import build_rsnn
+from motordecode.models.lif import fluctuation_driven_init
+from motordecode.training.batches import prefetched
+from motordecode.training.losses import firing_regularisers, rmse
+from motordecode.training.prune import apply_masks, per_matrix_masks
+from motordecode.training.sequences import SequenceWindows, mixed_batches, time_split
+from motordecode.training.smorms3 import SMORMS3
+from motordecode.training.trainer import STATE_FILE, TrainResult, _bar
+
+EVAL_BATCH = 64
+
+
+@dataclass
+class Session:
+    """One recording prepared for training: windows of its train part, its label scale."""
+    name: str
+    train: SequenceWindows
+    scale: np.ndarray = field(repr=False)
+
+
+class SpikingTrainer:
+    def __init__(self, recipe, recording, split, seed: int = 0, run_dir: str | os.PathLike | None = None,
+                 progress: bool = True, threads: int | None = None, pretrain: tuple = ()):
+        self.recipe, self.recording, self.seed = recipe, recording, int(seed)
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.progress = progress
+        self.threads = threads or max(1, (os.cpu_count() or 2) - 1)
+        self.dt_ms = recording.step_s * 1000.0
+        self.length = recipe.steps(recipe.window_ms, recording.step_s)
+        self.stride = recipe.steps(recipe.stride_ms, recording.step_s)
+        train_idx, val_idx = time_split(split, recipe.val_fraction)
+        self.target = self._session(recording, train_idx)
+        if len(self.target.train) == 0:
+            raise ConfigError(f"{recording.name}: no {recipe.window_ms:g} ms training window fits in the train part.")
+        labels = recording.velocity / self.target.scale
+        self.val = SequenceWindows(recording.spikes, labels, val_idx, self.length, self.length)
+        if len(self.val) == 0:
+            raise ConfigError(f"{recording.name}: the validation part is shorter than one {recipe.window_ms:g} ms window.")
+        self.train_eval = SequenceWindows(recording.spikes, labels, train_idx, self.length, self.length)
+        self.pretrain = []
+        for other in pretrain:
+            if other.n_channels != recording.n_channels or other.step_s != recording.step_s:
+                raise ConfigError(f"pre-training recording {other.name} has {other.n_channels} channels at "
+                                  f"{other.step_s * 1000:g} ms; the session has {recording.n_channels} at "
+                                  f"{self.dt_ms:g} ms.")
+            idx, _ = time_split(default_split(other), recipe.val_fraction)
+            self.pretrain.append(self._session(other, idx))
+        spikes_train = recording.spikes[train_idx]
+        self.input_rate_hz = float(spikes_train.mean()) / recording.step_s
+
+    def _session(self, recording, train_idx) -> Session:
+        scale = np.ones(recording.velocity.shape[1], np.float32)
+        if self.recipe.standardize_labels:
+            std = recording.velocity[train_idx].astype(np.float64).std(axis=0)
+            scale = np.where(std > 0, std, 1.0).astype(np.float32)
+        windows = SequenceWindows(recording.spikes, recording.velocity / scale, train_idx, self.length, self.stride)
+        return Session(recording.name, windows, scale)
+
+    # -- state ---------------------------------------------------------------------------------
+    def _fresh_state(self) -> dict:
+        torch.manual_seed(self.seed)
+        model = build_rsnn(self.recipe, self.recording.n_channels, self.recording.velocity.shape[1], self.dt_ms)
+        fluctuation_driven_init(model.lif, max(self.input_rate_hz, 1e-3), sigma_u=self.recipe.sigma_u,
+                                feedforward_share=self.recipe.feedforward_share)
+        first = "pretrain" if self.pretrain and self.recipe.pretrain_epochs > 0 else "train"
+        state = {"stage": first, "rate": 0.0, "epoch": 0, "model": model, "best_val": -np.inf, "best": None,
+                 "history": [], "masks": None, "np_rng": np.random.default_rng(self.seed),
+                 "prune": {"reference": None, "accepted_rate": 0.0, "accepted": None, "step_index": 0,
+                           "failed": None}}
+        state["optimizer"], state["scheduler"] = self._optimizer(state)
+        return state
+
+    def _epochs(self, stage: str) -> int:
+        return {"pretrain": self.recipe.pretrain_epochs, "train": self.recipe.epochs,
+                "prune": self.recipe.prune_epochs}[stage]
+
+    def _optimizer(self, state):
+        opt = SMORMS3(state["model"].parameters(), lr=self.recipe.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self._epochs(state["stage"])))
+        return opt, sched
+
+    def _save(self, state) -> None:
+        if self.run_dir is None:
+            return
+        blob = {k: state[k] for k in ("stage", "rate", "epoch", "best", "history", "masks", "prune")}
+        blob.update(best_val=float(state["best_val"]), model=state["model"].state_dict(),
+                    optimizer=state["optimizer"].state_dict(), scheduler=state["scheduler"].state_dict(),
+                    np_rng=state["np_rng"].bit_generator.state, torch_rng=torch.get_rng_state())
+        with atomic_write_path(self.run_dir / STATE_FILE) as tmp:
+            torch.save(blob, tmp)
+
+    def _load(self) -> dict:
+        blob = torch.load(self.run_dir / STATE_FILE, weights_only=True)
+        state = self._fresh_state()
+        state.update({k: blob[k] for k in ("stage", "rate", "epoch", "best", "history", "masks", "prune")})
+        state["best_val"] = blob["best_val"]
+        state["model"].load_state_dict(blob["model"])
+        state["optimizer"], state["scheduler"] = self._optimizer(state)
+        state["optimizer"].load_state_dict(blob["optimizer"])
+        state["scheduler"].load_state_dict(blob["scheduler"])
+        state["np_rng"].bit_generator.state = blob["np_rng"]
+        torch.set_rng_state(blob["torch_rng"])
+        return state
+
+    # -- loop ----------------------------------------------------------------------------------
+    def fit(self, resume: bool = False, stop_after_epochs: int | None = None) -> TrainResult | None:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return self._fit(resume, stop_after_epochs)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, resume, stop_after_epochs):
+        if resume:
+            if self.run_dir is None or not (self.run_dir / STATE_FILE).exists():
+                raise ConfigError(f"nothing to resume: no {STATE_FILE} in {self.run_dir}.")
+            state = self._load()
+        else:
+            state = self._fresh_state()
+        done_now = 0
+        while state["stage"] != "done":
+            if state["epoch"] >= self._epochs(state["stage"]):
+                self._next_stage(state)
+                self._save(state)
+                continue
+            if stop_after_epochs is not None and done_now >= stop_after_epochs:
+                return None
+            self._epoch(state)
+            done_now += 1
+            self._save(state)
+        return self._finish(state)
+
+    def _batches(self, state):
+        rng = state["np_rng"]
+        if state["stage"] == "pretrain":
+            return mixed_batches([s.train for s in self.pretrain], self.recipe.batch_size, rng)
+        return self.target.train.batches(self.recipe.batch_size, rng)
+
+    def _epoch(self, state) -> None:
+        stage, model, opt = state["stage"], state["model"], state["optimizer"]
+        r = self.recipe
+        model.train()
+        total = self._epochs(stage)
+        n = sum(len(s.train) for s in self.pretrain) if stage == "pretrain" else len(self.target.train)
+        label = f"{stage}" + (f" {state['rate']:.2f}" if stage == "prune" else "")
+        bar = _bar(-(-n // r.batch_size), f"{label} {state['epoch'] + 1}/{total}", self.progress)
+        loss_sum, seen = 0.0, 0
+        for x, y in prefetched(self._batches(state)):
+            pred, _, spikes = model.sequence(x)
+            loss = rmse(pred, y) + firing_regularisers(spikes, r.lb_strength, r.lb_threshold, r.ub_strength,
+                                                       r.ub_threshold)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if state["masks"] is not None:
+                apply_masks(model.pruned_weights(), state["masks"])
+            loss_sum += float(loss.detach()) * len(x)
+            seen += len(x)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
+        state["scheduler"].step()
+        val = self.r2(model, self.val)
+        state["epoch"] += 1
+        entry = {"stage": stage, "epoch": state["epoch"], "loss": loss_sum / max(seen, 1), "val_r2": val}
+        if stage == "prune":
+            entry["rate"] = state["rate"]
+        state["history"].append(entry)
+        if stage in ("pretrain", "train") and val > state["best_val"]:
+            state["best_val"] = val
+            state["best"] = copy.deepcopy(model.state_dict())
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", val_r2=f"{val:.4f}")
+            bar.close()
+
+    @staticmethod
+    def r2(model, windows: SequenceWindows) -> float:
+        """R2 over non-overlapping windows (each from a zero state), eval mode."""
+        was_training = model.training
+        model.eval()
+        preds, labels = [], []
+        with torch.no_grad():
+            for x, y in windows.batches(EVAL_BATCH):
+                preds.append(model(x).reshape(-1, y.shape[-1]).float())
+                labels.append(y.reshape(-1, y.shape[-1]))
+        model.train(was_training)
+        return float(r2_score(torch.cat(preds).numpy(), torch.cat(labels).numpy()))
+
+    # -- stages --------------------------------------------------------------------------------
+    def _restart(self, state, stage: str, rate: float = 0.0) -> None:
+        state.update(stage=stage, rate=rate, epoch=0)
+        state["optimizer"], state["scheduler"] = self._optimizer(state)
+
+    def _next_stage(self, state) -> None:
+        model, r, prune = state["model"], self.recipe, state["prune"]
+        if state["stage"] == "pretrain":
+            model.load_state_dict(state["best"])
+            state["best_val"], state["best"] = -np.inf, None
+            self._restart(state, "train")
+            return
+        if state["stage"] == "train":
+            if state["best"] is not None:
+                model.load_state_dict(state["best"])
+            if r.prune_start <= 0:
+                state["stage"] = "done"
+                return
+            prune["reference"] = self.r2(model, self.train_eval)
+            prune["accepted"] = copy.deepcopy(model.state_dict())
+            self._start_candidate(state, r.prune_start)
+            return
+        # end of a pruning candidate: accept or reject, then choose the next rate
+        score = self.r2(model, self.train_eval)
+        accepted = score >= (1.0 - r.prune_tolerance) * prune["reference"]
+        state["history"].append({"stage": "prune-decision", "rate": state["rate"], "train_r2": score,
+                                 "reference_train_r2": prune["reference"], "accepted": bool(accepted)})
+        if accepted:
+            prune["accepted_rate"], prune["accepted"] = state["rate"], copy.deepcopy(model.state_dict())
+        else:
+            prune["failed"] = state["rate"] if prune["failed"] is None else min(prune["failed"], state["rate"])
+        self._choose_next_rate(state)
+
+    def _choose_next_rate(self, state) -> None:
+        prune, r = state["prune"], self.recipe
+        steps = r.prune_step_list()
+        while prune["step_index"] < len(steps):
+            base = prune["accepted_rate"] if prune["accepted_rate"] > 0 else None
+            if base is None:  # the start rate itself failed: stay unpruned
+                break
+            rate = round(base + steps[prune["step_index"]], 6)
+            if rate <= r.prune_max + 1e-9 and (prune["failed"] is None or rate < prune["failed"] - 1e-9):
+                self._start_candidate(state, rate)
+                return
+            prune["step_index"] += 1
+        state["model"].load_state_dict(prune["accepted"])
+        state["masks"] = None if prune["accepted_rate"] == 0 else per_matrix_masks(state["model"].pruned_weights(),
+                                                                                  prune["accepted_rate"])
+        state["stage"] = "done"
+
+    def _start_candidate(self, state, rate: float) -> None:
+        model = state["model"]
+        model.load_state_dict(state["prune"]["accepted"])
+        state["masks"] = per_matrix_masks(model.pruned_weights(), rate)
+        apply_masks(model.pruned_weights(), state["masks"])
+        self._restart(state, "prune", rate)
+
+    def _finish(self, state) -> TrainResult:
+        model = state["model"].eval()
+        if self.recipe.standardize_labels:
+            model.set_output_scale(self.target.scale)
+        if self.recipe.half:
+            model.half()
+        return TrainResult(model=model, val_r2=float(state["best_val"]), history=state["history"], deployed_bits={})
