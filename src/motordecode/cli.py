@@ -88,7 +88,8 @@ def cmd_data_synth(args) -> int:
     return 0
 
 
-PUBLISHED_ROWS = {"aegru": ("AEGRU",), "aegru-pruned": ("AEGRU pruned 50%",)}
+PUBLISHED_ROWS = {"aegru": ("AEGRU",), "aegru-pruned": ("AEGRU pruned 50%",), "tinyrsnn": ("tinyRSNN",),
+                  "bigrsnn": ("bigRSNN",)}
 
 
 def _format_row(row: dict) -> str:
@@ -96,8 +97,11 @@ def _format_row(row: dict) -> str:
     from motordecode.report.tables import metrics_table
 
     name = f"{row['recipe']} {row.get('session', '')}".strip()
-    rows = [{**row, "label": f"{name} (windowed)"},
-            {**row, **row.get("stateful", {}), "label": f"{name} (stateful)"}]
+    if "stateful" not in row:  # one mode (spiking decoders)
+        rows = [{**row, "label": f"{name} ({row.get('mode', 'stream')})"}]
+    else:
+        rows = [{**row, "label": f"{name} (windowed)"},
+                {**row, **row.get("stateful", {}), "label": f"{name} (stateful)"}]
     return metrics_table(rows, published=PUBLISHED_ROWS.get(row["recipe"], ()))
 
 
@@ -108,7 +112,7 @@ def cmd_train(args) -> int:
     recipe = override(get_recipe(args.recipe), args.set or [])
     out = args.out or f"runs/{recipe.name}-{Path(args.data).stem}-seed{args.seed}"
     row = train_run(recipe, args.data, seed=args.seed, out=out, resume=args.resume,
-                    progress=not args.quiet and sys.stderr.isatty())
+                    progress=not args.quiet and sys.stderr.isatty(), pretrain=args.pretrain or ())
     if args.json:
         print(_json(row))
     else:
@@ -122,6 +126,14 @@ def cmd_evaluate(args) -> int:
 
     row = evaluate_run(args.run_dir, data=args.data, write=not args.no_write)
     print(_json(row) if args.json else _format_row(row))
+    return 0
+
+
+def cmd_import_checkpoint(args) -> int:
+    from motordecode.importing import import_checkpoint
+
+    run_dir = import_checkpoint(args.kind, args.file, args.out)
+    print(f"run: {run_dir} (evaluate with: motordecode evaluate {run_dir} --data FILE)")
     return 0
 
 
@@ -216,16 +228,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.set_defaults(func=cmd_data_synth)
 
-    p = commands.add_parser("train", help="train a recipe (aegru, aegru-pruned, gru) on a recording")
-    p.add_argument("recipe", help="recipe name: aegru, aegru-pruned or gru")
+    p = commands.add_parser("train", help="train a recipe (aegru, aegru-pruned, gru, tinyrsnn, bigrsnn)")
+    p.add_argument("recipe", help="recipe name: aegru, aegru-pruned, gru, tinyrsnn or bigrsnn")
     p.add_argument("--data", required=True, help="session .mat (v7.3) or binned recording (.npz, v5 .mat)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--out", default=None, help="run directory (default: runs/RECIPE-DATA-seedN)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field, e.g. epochs=5")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--pretrain", nargs="+", metavar="FILE",
+                   help="tinyrsnn/bigrsnn: pre-train on these recordings (default: the benchmark sessions "
+                        "of the same monkey next to --data, when it is one)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the metrics row as JSON")
     p.set_defaults(func=cmd_train)
+
+    p = commands.add_parser("import-checkpoint", help="turn a published checkpoint into a run directory")
+    p.add_argument("kind", help="checkpoint kind: tinyrsnn")
+    p.add_argument("file", help="the checkpoint file (e.g. tinyRSNN-1.pth)")
+    p.add_argument("--out", required=True, help="run directory to create")
+    p.set_defaults(func=cmd_import_checkpoint)
 
     p = commands.add_parser("evaluate", help="re-evaluate a saved run and rewrite its metrics.json")
     p.add_argument("run_dir", help="run directory written by 'motordecode train'")

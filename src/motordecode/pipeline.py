@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from motordecode.data.load import load_recording
 from motordecode.data.read_mat import file_kind
@@ -21,10 +22,12 @@ from motordecode.fileio import atomic_write_path
 from motordecode.inference import MODES, make_inference
 from motordecode.metrics.harness import evaluate_stream
 from motordecode.metrics.results import metrics_record, write_metrics
-from motordecode.recipes import Recipe
+from motordecode.data.sessions import default_pretraining_files
+from motordecode.recipes import Recipe, is_spiking
 from motordecode.report.plots import plot_predictions
 from motordecode.runs import (METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, load_model, run_config, save_model,
                               start_run)
+from motordecode.training.rsnn_trainer import SpikingTrainer
 from motordecode.training.trainer import Trainer
 
 MODE_KEYS = ("r2", "r2_x", "r2_y", "activation_sparsity", "dense_ops", "effective_macs", "effective_acs")
@@ -41,8 +44,12 @@ def load_for_recipe(path: str | os.PathLike, recipe: Recipe):
 
 
 def evaluate_model(model, recipe: Recipe, recording, split, deployed_bits: dict | None = None):
-    """{mode: (metrics row, predictions)} for both inference modes on the test split."""
+    """{mode: (metrics row, predictions)} on the test split: both inference modes of a GRU decoder;
+    a spiking decoder runs the test split as one stream from a zero state (mode ``stream``)."""
     labels = recording.velocity[split.test]
+    if is_spiking(recipe):
+        spikes = torch.from_numpy(np.ascontiguousarray(recording.spikes[split.test], dtype=np.float32))
+        return {"stream": evaluate_stream(model, spikes, labels, deployed_bits=deployed_bits)}
     results = {}
     for mode in MODES:
         inference = make_inference(mode, recipe, recording.step_s)
@@ -52,7 +59,14 @@ def evaluate_model(model, recipe: Recipe, recording, split, deployed_bits: dict 
 
 
 def _metrics_row(results: dict, recipe: Recipe, recording) -> dict:
-    """The windowed (published) row, with the stateful mode's numbers beside it."""
+    """The windowed (published) row, with the stateful mode's numbers beside it; a spiking
+    decoder's single streaming row."""
+    if is_spiking(recipe):
+        row = dict(results["stream"][0])
+        row["mode"] = "stream"
+        row["network"] = {"step_ms": recording.step_s * 1000 / recipe.substeps(recording.step_s),
+                          "substeps": recipe.substeps(recording.step_s), "half": recipe.half}
+        return row
     row = dict(results["windowed"][0])
     row["mode"] = "windowed"
     row["stateful"] = {k: results["stateful"][0][k] for k in MODE_KEYS}
@@ -69,16 +83,32 @@ def _save_predictions(run_dir: Path, results: dict, labels: np.ndarray, test_ind
                      **{mode: np.asarray(pred, dtype=np.float32) for mode, (_, pred) in results.items()})
 
 
+def _trainer(recipe, recording, split, data, seed, run_dir, progress, threads, pretrain):
+    if not is_spiking(recipe):
+        if pretrain:
+            raise ConfigError(f"recipe {recipe.name!r} has no pre-training stage; --pretrain is for tinyrsnn/bigrsnn.")
+        return Trainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress, threads=threads)
+    files = [] if recipe.pretrain_epochs == 0 else (list(pretrain) if pretrain else default_pretraining_files(data))
+    others = [load_for_recipe(f, recipe) for f in files]
+    return SpikingTrainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress, threads=threads,
+                          pretrain=tuple(others))
+
+
 def train_run(recipe: Recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.PathLike,
-              resume: bool = False, progress: bool = True, threads: int | None = None) -> dict:
-    """Train, compress and evaluate ``recipe`` on ``data``; returns the metrics row written to ``out``."""
+              resume: bool = False, progress: bool = True, threads: int | None = None,
+              pretrain: list | tuple = ()) -> dict:
+    """Train, compress and evaluate ``recipe`` on ``data``; returns the metrics row written to ``out``.
+
+    ``pretrain``: recordings a spiking recipe pre-trains on (default: the benchmark sessions of
+    the same monkey next to ``data``, when ``data`` is one)."""
     started = time.perf_counter()
     recording = load_for_recipe(data, recipe)
     split = default_split(recording)
     config = run_config(recipe, data, recording.name, seed, recording.n_channels, recording.velocity.shape[1],
                         recording.step_s)
+    config["pretrain"] = [str(Path(f).resolve()) for f in pretrain]
     run_dir = start_run(out, config, resume)
-    trainer = Trainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress, threads=threads)
+    trainer = _trainer(recipe, recording, split, data, seed, run_dir, progress, threads, pretrain)
     result = trainer.fit(resume=resume)
     trained = time.perf_counter()
     save_model(run_dir, result.model, result.deployed_bits)
@@ -90,22 +120,29 @@ def train_run(recipe: Recipe, data: str | os.PathLike, *, seed: int = 0, out: st
     _save_predictions(run_dir, results, recording.velocity[split.test], split.test)
     plot_predictions(run_dir / PLOT_FILE, recording.velocity[split.test],
                      {mode: pred for mode, (_, pred) in results.items()}, recording.step_s,
-                     title=f"{recipe.name} on {recording.name}, seed {seed}: test R2 {row['r2']:.3f} (windowed), "
-                           f"{row['stateful']['r2']:.3f} (stateful)")
+                     title=f"{recipe.name} on {recording.name}, seed {seed}: test R2 "
+                           + ", ".join(f"{r['r2']:.3f} ({m})" for m, (r, _) in results.items()))
     identity = dict(recipe=recipe.name, session=recording.name, seed=seed, val_r2=result.val_r2)
     write_metrics(run_dir, row, **identity)
     return metrics_record(row, **identity)
 
 
-def _samples_per_s(history: list, trainer: Trainer, seconds: float) -> float:
-    sizes = {"train": len(trainer.train_batches), "finetune": len(trainer.finetune_batches)}
-    return sum(sizes[h["stage"]] for h in history) / max(seconds, 1e-9)
+def _samples_per_s(history: list, trainer, seconds: float) -> float:
+    """Training examples per second (windows for a spiking decoder)."""
+    if isinstance(trainer, SpikingTrainer):
+        sizes = {"pretrain": sum(len(s.train) for s in trainer.pretrain), "train": len(trainer.target.train),
+                 "prune": len(trainer.target.train)}
+    else:
+        sizes = {"train": len(trainer.train_batches), "finetune": len(trainer.finetune_batches)}
+    return sum(sizes[h["stage"]] for h in history if h["stage"] in sizes) / max(seconds, 1e-9)
 
 
 def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, write: bool = True) -> dict:
     """Re-evaluate a saved run (on its own data file, or ``data``); rewrites metrics.json when ``write``."""
     run_dir = Path(run_dir)
     recipe, config, model, bits = load_model(run_dir)
+    if data is None and not config.get("data"):
+        raise ConfigError(f"{run_dir} was imported from a checkpoint and names no data file; pass --data FILE.")
     recording = load_for_recipe(data or config["data"], recipe)
     if recording.n_channels != config["n_channels"]:
         raise ConfigError(f"{data}: {recording.n_channels} channels, but the run was trained on {config['n_channels']}.")

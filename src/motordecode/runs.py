@@ -4,7 +4,7 @@
     RUN_DIR/model.pt        the decoder's state dict (after pruning and quantisation)
     RUN_DIR/train_state.pt  the per-epoch checkpoint that ``--resume`` continues from
     RUN_DIR/metrics.json    the metrics row (see motordecode.metrics.results)
-    RUN_DIR/predictions.npz test-split predictions and labels of both inference modes
+    RUN_DIR/predictions.npz test-split predictions and labels of each inference mode
     RUN_DIR/predictions.png predicted against true velocity (the first 20 s of the test split)
 
 Checkpoints are loaded with ``torch.load(..., weights_only=True)``; all files are written atomically.
@@ -21,7 +21,7 @@ import torch
 from motordecode import __version__
 from motordecode.errors import ConfigError, DataFormatError
 from motordecode.fileio import atomic_write_path
-from motordecode.models.build import build_decoder
+from motordecode.models.build import build_model
 from motordecode.recipes import Recipe, recipe_from_dict
 
 CONFIG_FILE = "config.json"
@@ -89,9 +89,13 @@ def load_model(run_dir: str | os.PathLike):
         blob = torch.load(path, weights_only=True)
     except Exception as exc:  # a truncated or foreign file
         raise DataFormatError(f"{path} is not a readable checkpoint ({exc}).") from None
-    model = build_decoder(recipe, config["n_channels"], config["n_outputs"])
+    model = build_model(recipe, config["n_channels"], config["n_outputs"], config["step_s"])
     try:
-        model.load_state_dict(blob["state_dict"])
+        state = blob["state_dict"]
+        dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
+        if len(dtypes) == 1:  # a float16 (or other single-dtype) model is rebuilt at its dtype
+            model = model.to(dtypes.pop())
+        model.load_state_dict(state)
     except (KeyError, RuntimeError) as exc:
         raise DataFormatError(f"{path} does not match the run's recipe ({exc}).") from None
     return recipe, config, model.eval(), dict(blob.get("deployed_bits", {}))

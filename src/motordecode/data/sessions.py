@@ -105,3 +105,21 @@ def session_status(session: Session, directory: str | os.PathLike, verify: bool 
         row["verified"] = md5sum(path) == session.md5
         row["status"] = "verified" if row["verified"] else "MD5 MISMATCH"
     return row
+
+
+def default_pretraining_files(data: str | os.PathLike) -> list[Path]:
+    """The RSNN default: the benchmark sessions of the same monkey as ``data`` (itself included),
+    looked up next to it. Empty when ``data`` is not a benchmark session; an error when one of
+    them is missing (``motordecode data fetch`` gets them, ``--pretrain`` picks others)."""
+    data = Path(data)
+    session = CATALOG.get(data.stem)
+    if session is None or not session.benchmark:
+        return []
+    names = [s.name for s in CATALOG.values() if s.benchmark and s.monkey == session.monkey]
+    files = [data.parent / f"{name}.mat" for name in names]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise ConfigError(f"pre-training uses the {session.monkey} benchmark sessions next to {data.name}; "
+                          f"missing: {', '.join(missing)}. Fetch them with 'motordecode data fetch', pass "
+                          "--pretrain FILE ..., or --set pretrain_epochs=0.")
+    return files

@@ -48,7 +48,7 @@ def evaluate_stream(model: nn.Module, inputs, labels, *, run: Callable | None = 
     with torch.no_grad(), ActivityRecorder(model) as recorder:
         pred = (run or _default_run)(model, inputs)
     streamed = time.perf_counter()
-    pred = pred.detach().cpu().numpy().reshape(len(labels), -1)
+    pred = pred.detach().float().cpu().numpy().reshape(len(labels), -1)
     ops = model_ops(recorder.layers, neurobench_gru_slip).per_step(len(labels))
     per_axis = r2_per_axis(pred, labels)
     row.update({

@@ -38,3 +38,10 @@ def rsnn_config(recipe, n_channels: int, n_outputs: int, step_ms: float) -> RSNN
 
 def build_rsnn(recipe, n_channels: int, n_outputs: int, step_ms: float) -> RSNN:
     return RSNN(rsnn_config(recipe, n_channels, n_outputs, step_ms))
+
+
+def build_model(recipe, n_channels: int, n_outputs: int, step_s: float):
+    """The decoder a recipe describes, on a recording with sample spacing ``step_s``."""
+    if recipe.model == "rsnn":
+        return build_rsnn(recipe, n_channels, n_outputs, step_s * 1000.0)
+    return build_decoder(recipe, n_channels, n_outputs)
