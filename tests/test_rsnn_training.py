@@ -1,0 +1,90 @@
+"""tinyRSNN training end to end on generated sessions: stages, pruning, fp16, resume, run directories."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from motordecode.data.load import load_recording
+from motordecode.data.splits import Split, default_split
+from motordecode.data.synthetic import SynthConfig, write_synthetic
+from motordecode.errors import ConfigError
+from motordecode.pipeline import evaluate_run, train_run
+from motordecode.recipes import get_recipe, override
+from motordecode.training.prune import per_matrix_masks
+from motordecode.training.rsnn_trainer import SpikingTrainer
+from motordecode.training.sequences import time_split, window_starts
+
+SMALL = {"hidden": 16, "batch_size": 16, "epochs": 2, "pretrain_epochs": 1, "prune_epochs": 1,
+         "prune_steps": "0.1", "prune_max": 0.6, "prune_tolerance": 0.9}
+
+
+def test_per_matrix_masks_prune_floor_of_each_matrix():
+    weights = {"a": torch.randn(64, 96), "b": torch.randn(2, 64)}
+    masks = per_matrix_masks(weights, 0.45)
+    assert int((~masks["a"]).sum()) == 2764 and int((~masks["b"]).sum()) == 57  # floor(0.45 n), as published
+    kept_min = weights["a"].abs()[masks["a"]].min()
+    assert kept_min >= weights["a"].abs()[~masks["a"]].max()
+
+
+def test_time_split_and_window_starts():
+    split = Split(np.arange(0, 600), np.arange(600, 800), np.arange(800, 1000))
+    train, val = time_split(split, 0.25)
+    assert train[-1] + 1 == val[0] and len(val) == 200 and len(train) == 600
+    starts = window_starts(np.concatenate([np.arange(0, 250), np.arange(300, 420)]), 100, 40)
+    assert starts.tolist() == [0, 40, 80, 120, 300]
+    with pytest.raises(ConfigError, match="val_fraction"):
+        time_split(split, 0.9999)
+
+
+@pytest.fixture(scope="module")
+def second_indy(tmp_path_factory):
+    return write_synthetic(tmp_path_factory.mktemp("pre") / "indy_other.mat",
+                           SynthConfig(monkey="indy", duration_s=40, seed=5))
+
+
+def test_train_prune_fp16_and_evaluate_round_trip(tmp_path, indy_file, second_indy):
+    recipe = override(get_recipe("tinyrsnn"), SMALL)
+    row = train_run(recipe, indy_file, seed=0, out=tmp_path / "run", progress=False, pretrain=[second_indy])
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+    stages = [h["stage"] for h in history]
+    assert stages[:3] == ["pretrain", "train", "train"] and "prune" in stages
+    decisions = [h for h in history if h["stage"] == "prune-decision"]
+    assert decisions[0]["rate"] == 0.4 and all("train_r2" in d for d in decisions)
+    accepted = max([d["rate"] for d in decisions if d["accepted"]], default=0.0)
+    recipe_state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["state_dict"]
+    assert all(t.dtype == torch.float16 for t in recipe_state.values())
+    for key in ("lif.input.weight", "lif.recurrent.weight", "readout.fc.weight"):
+        w = recipe_state[key]
+        assert int((w == 0).sum()) == int(accepted * w.numel())  # the masks held through retraining
+    n_weights = 96 * 16 + 16 * 16 + 16 * 2
+    assert row["footprint_bytes"] == 2 * (n_weights + 2 * 16 + 2 * 2)  # float16 weights and time constants
+    assert row["dense_ops"] == n_weights and row["mode"] == "stream"
+    assert np.isfinite(row["r2"]) and row["effective_macs"] == 0 and row["effective_acs"] > 0
+    again = evaluate_run(tmp_path / "run", write=False)
+    assert again["r2"] == row["r2"] and again["effective_acs"] == row["effective_acs"]
+
+
+def test_resume_continues_exactly(tmp_path, indy_file):
+    recipe = override(get_recipe("tinyrsnn"), {**SMALL, "pretrain_epochs": 0, "epochs": 3})
+    rec = load_recording(indy_file, bin_width_s=0.004)
+    split = default_split(rec)
+    whole = SpikingTrainer(recipe, rec, split, seed=3, progress=False).fit()
+    (tmp_path / "r").mkdir()
+    first = SpikingTrainer(recipe, rec, split, seed=3, run_dir=tmp_path / "r", progress=False)
+    assert first.fit(stop_after_epochs=4) is None  # stops inside the pruning stage
+    resumed = SpikingTrainer(recipe, rec, split, seed=3, run_dir=tmp_path / "r", progress=False).fit(resume=True)
+    for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert [h.get("val_r2") for h in whole.history] == [h.get("val_r2") for h in resumed.history]
+
+
+def test_pretraining_inputs_are_checked(tmp_path, indy_file, loco_file):
+    recipe = override(get_recipe("tinyrsnn"), SMALL)
+    with pytest.raises(ConfigError, match="channels"):
+        train_run(recipe, indy_file, out=tmp_path / "a", progress=False, pretrain=[loco_file])
+    with pytest.raises(ConfigError, match="no pre-training stage"):
+        train_run(get_recipe("aegru"), indy_file, out=tmp_path / "b", progress=False, pretrain=[indy_file])
