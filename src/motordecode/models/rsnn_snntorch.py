@@ -66,8 +66,9 @@ class SnnTorchRSNN(nn.Module):
     batch of sequences from a zero state (training)."""
 
     def __init__(self, n_channels: int, hidden: int, n_outputs: int = 2, tau_mem_ms: float = 20.0,
-                 tau_syn_ms: float = 10.0, readout_heads=((10.0, 50.0),), dt_ms: float = 4.0):
+                 tau_syn_ms: float = 10.0, readout_heads=((10.0, 50.0),), dt_ms: float = 4.0, dropout: float = 0.0):
         super().__init__()
+        self.input_dropout, self.spike_dropout = nn.Dropout(dropout), nn.Dropout(dropout)
         self.fc_in = nn.Linear(n_channels, hidden, bias=False)
         self.lif = StepLIF(hidden, tau_mem_ms, tau_syn_ms, dt_ms)
         self.fc_out = nn.Linear(hidden, n_outputs * len(readout_heads), bias=False)
@@ -77,7 +78,8 @@ class SnnTorchRSNN(nn.Module):
     @classmethod
     def from_rsnn(cls, model: RSNN) -> "SnnTorchRSNN":
         c = model.config
-        net = cls(c.n_channels, c.hidden, c.n_outputs, c.tau_mem_ms, c.tau_syn_ms, c.readout_heads, c.dt_ms)
+        net = cls(c.n_channels, c.hidden, c.n_outputs, c.tau_mem_ms, c.tau_syn_ms, c.readout_heads, c.dt_ms,
+                  c.dropout)
         with torch.no_grad():
             net.fc_in.weight.copy_(model.lif.input.weight)
             net.lif.recurrent.weight.copy_(model.lif.recurrent.weight)
@@ -101,9 +103,9 @@ class SnnTorchRSNN(nn.Module):
         if self.state is None:
             self.state = self._zeros(x.shape[0], x)
         x_prev, spk, syn, mem, r_syn, r_mem = self.state
-        new_spk, syn, mem = self.lif(self.fc_in(x_prev), spk, syn, mem)
+        new_spk, syn, mem = self.lif(self.fc_in(self.input_dropout(x_prev)), spk, syn, mem)
         y, r_syn, r_mem = self.readout(self.fc_out(spk), r_syn, r_mem)
-        self.state = [x, new_spk, syn, mem, r_syn, r_mem]
+        self.state = [x, self.spike_dropout(new_spk), syn, mem, r_syn, r_mem]
         return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
