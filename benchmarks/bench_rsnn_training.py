@@ -1,8 +1,8 @@
 """tinyRSNN training throughput: motordecode's RSNN vs the same network in snntorch, one run.
 
 Both train the same initial weights on the same batches (binary 4 ms windows of a generated Indy
-session, batch 250 x 500 steps as published), dropout 0.3 on input and hidden spikes, RMSE loss +
-firing bounds, SMORMS3. motordecode computes the input currents of a window at once and runs the
+session, batch 250 x 500 steps as published, input dropout 0.3 applied where the batches are cut,
+as the trainer does), spike dropout 0.3, RMSE loss + firing bounds, SMORMS3. motordecode computes the input currents of a window at once and runs the
 LIF and readout loops with hand-written BPTT; the snntorch version calls its Linear layers and
 snntorch neuron once per step under autograd. Reported: sample-steps per second (windows x steps).
 
@@ -35,9 +35,9 @@ def batches(n: int, batch: int, steps: int):
     if not path.exists():
         write_synthetic(path, SynthConfig(monkey="indy", duration_s=600, seed=11))
     rec = load_recording(path, bin_width_s=0.004)
-    windows = SequenceWindows(rec.spikes, rec.velocity / rec.velocity.std(0), np.arange(rec.n_samples), steps, 100)
+    windows = SequenceWindows(rec.spikes, rec.velocity / rec.velocity.std(0), np.arange(rec.n_samples), steps, 20)
     rng = np.random.default_rng(0)
-    it = windows.batches(batch, rng)
+    it = windows.batches(batch, rng, dropout=0.3)  # input dropout where batches are cut, for both
     return [next(it) for _ in range(n)], rec
 
 
@@ -65,7 +65,9 @@ def main() -> None:
     data, rec = batches(args.batches + 1, args.batch_size, args.steps)
     torch.manual_seed(0)
     ours = RSNN(RSNNConfig(rec.n_channels, 64, dropout=0.3))
+    ours.lif.input_dropout = 0.0
     theirs = SnnTorchRSNN.from_rsnn(ours)
+    theirs.input_dropout.p = 0.0
 
     def ours_forward(x):
         pred, _, spikes = ours.sequence(x)

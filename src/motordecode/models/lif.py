@@ -162,6 +162,8 @@ class RecurrentLIF(nn.Module):
 
     ``forward(x (B, T, C), state) -> (spikes (B, T, H), state)``; ``state`` = (x_{T-1}, S_{T-1},
     I_{T-1}, U_{T-1}) carries a stream across calls (None: all zeros; no gradient flows into it).
+    ``input_dropout`` (default: ``dropout``) can be set to 0 when the batches come already dropped
+    out (the trainer does that where it cuts them, on the spare core).
     The input currents of the whole sequence are computed with one matrix product before the time
     loop, which then runs in :class:`LIFSequence`. In training, dropout
     acts on the input and on the emitted spikes (the recurrent and readout connections see the
@@ -170,7 +172,8 @@ class RecurrentLIF(nn.Module):
     """
 
     def __init__(self, n_inputs: int, n_hidden: int, tau_mem_ms: float = 20.0, tau_syn_ms: float = 10.0,
-                 dt_ms: float = 4.0, dropout: float = 0.0, threshold: float = 1.0, steepness: float = 20.0):
+                 dt_ms: float = 4.0, dropout: float = 0.0, threshold: float = 1.0, steepness: float = 20.0,
+                 input_dropout: float | None = None):
         super().__init__()
         self.input = nn.Linear(n_inputs, n_hidden, bias=False)
         self.recurrent = nn.Linear(n_hidden, n_hidden, bias=False)
@@ -178,7 +181,8 @@ class RecurrentLIF(nn.Module):
         self.syn_param = nn.Parameter(torch.rand(n_hidden))
         self.tau_mem_ms, self.tau_syn_ms, self.dt_ms = float(tau_mem_ms), float(tau_syn_ms), float(dt_ms)
         self.threshold, self.steepness = float(threshold), float(steepness)
-        self.dropout = float(dropout)
+        self.dropout = float(dropout)  # on the emitted spikes
+        self.input_dropout = self.dropout if input_dropout is None else float(input_dropout)
 
     @property
     def n_hidden(self) -> int:
@@ -203,9 +207,9 @@ class RecurrentLIF(nn.Module):
             state = self.initial_state(x.shape[0], x)
         x_prev, s_prev, syn, mem = state
         x_in = time_major_delayed(x, x_prev)
+        if self.training and self.input_dropout > 0:
+            x_in.mul_(dropout_masks(x_in.shape, self.input_dropout, x_in))
         dropout = self.dropout if self.training else 0.0
-        if dropout > 0:
-            x_in.mul_(dropout_masks(x_in.shape, dropout, x_in))
         drive = self.input(x_in)
         alpha, beta = self.decays()
         spikes, syn, mem = LIFSequence.apply(drive, self.recurrent.weight, alpha, beta, s_prev, syn, mem, dropout,

@@ -93,6 +93,7 @@ class SpikingTrainer:
     def _fresh_state(self) -> dict:
         torch.manual_seed(self.seed)
         model = build_rsnn(self.recipe, self.recording.n_channels, self.recording.velocity.shape[1], self.dt_ms)
+        model.lif.input_dropout = 0.0  # applied to the batches instead
         fluctuation_driven_init(model.lif, max(self.input_rate_hz, 1e-3), sigma_u=self.recipe.sigma_u,
                                 feedforward_share=self.recipe.feedforward_share)
         first = "pretrain" if self.pretrain and self.recipe.pretrain_epochs > 0 else "train"
@@ -165,10 +166,11 @@ class SpikingTrainer:
         return self._finish(state)
 
     def _batches(self, state):
-        rng = state["np_rng"]
+        """Shuffled windows with the input dropout applied (by the batch thread, see sequences)."""
+        rng, p = state["np_rng"], self.recipe.dropout
         if state["stage"] == "pretrain":
-            return mixed_batches([s.train for s in self.pretrain], self.recipe.batch_size, rng)
-        return self.target.train.batches(self.recipe.batch_size, rng)
+            return mixed_batches([s.train for s in self.pretrain], self.recipe.batch_size, rng, p)
+        return self.target.train.batches(self.recipe.batch_size, rng, p)
 
     def _epoch(self, state) -> None:
         stage, model, opt = state["stage"], state["model"], state["optimizer"]

@@ -54,22 +54,29 @@ class SequenceWindows:
     def __len__(self) -> int:
         return len(self.starts)
 
-    def take(self, starts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def take(self, starts: np.ndarray, dropout: float = 0.0, rng: np.random.Generator | None = None):
+        """The windows starting at ``starts``; with ``dropout`` > 0 the input is dropped out
+        (x * m / (1 - p), m ~ Bernoulli(1 - p)), as the layer's input dropout would, but here, where
+        the batches are cut on the spare core."""
         idx = starts[:, None] + np.arange(self.length)
-        return torch.from_numpy(self.spikes[idx]), torch.from_numpy(self.labels[idx])
+        x = self.spikes[idx]
+        if dropout > 0:
+            x *= (rng.random(x.shape, dtype=np.float32) >= dropout) * np.float32(1.0 / (1.0 - dropout))
+        return torch.from_numpy(x), torch.from_numpy(self.labels[idx])
 
-    def batches(self, batch_size: int, rng: np.random.Generator | None = None):
-        """All windows once, shuffled when ``rng`` is given."""
+    def batches(self, batch_size: int, rng: np.random.Generator | None = None, dropout: float = 0.0):
+        """All windows once, shuffled when ``rng`` is given (input dropout needs it)."""
         order = self.starts if rng is None else self.starts[rng.permutation(len(self.starts))]
         for i in range(0, len(order), batch_size):
-            yield self.take(order[i : i + batch_size])
+            yield self.take(order[i : i + batch_size], dropout, rng)
 
 
-def mixed_batches(window_sets: list[SequenceWindows], batch_size: int, rng: np.random.Generator):
+def mixed_batches(window_sets: list[SequenceWindows], batch_size: int, rng: np.random.Generator,
+                  dropout: float = 0.0):
     """One epoch over several recordings (same channel count): each batch from one recording,
     batches of all recordings interleaved in random order."""
     plans = [(k, ws.starts[rng.permutation(len(ws))]) for k, ws in enumerate(window_sets)]
     chunks = [(k, order[i : i + batch_size]) for k, order in plans for i in range(0, len(order), batch_size)]
     for j in rng.permutation(len(chunks)):
         k, starts = chunks[j]
-        yield window_sets[k].take(starts)
+        yield window_sets[k].take(starts, dropout, rng)
