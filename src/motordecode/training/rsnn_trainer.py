@@ -33,12 +33,11 @@ from motordecode.fileio import atomic_write_path
 from motordecode.metrics.r2 import r2_score
 from motordecode.models.build import build_rsnn
 from motordecode.models.lif import fluctuation_driven_init
-from motordecode.training.batches import prefetched
 from motordecode.training.losses import firing_regularisers, rmse
 from motordecode.training.prune import apply_masks, per_matrix_masks
 from motordecode.training.sequences import SequenceWindows, mixed_batches, time_split
 from motordecode.training.smorms3 import SMORMS3
-from motordecode.training.trainer import STATE_FILE, TrainResult, _bar
+from motordecode.training.trainer import STATE_FILE, TrainResult, _bar, optimise_epoch
 
 EVAL_BATCH = 64
 
@@ -180,21 +179,13 @@ class SpikingTrainer:
         n = sum(len(s.train) for s in self.pretrain) if stage == "pretrain" else len(self.target.train)
         label = f"{stage}" + (f" {state['rate']:.2f}" if stage == "prune" else "")
         bar = _bar(-(-n // r.batch_size), f"{label} {state['epoch'] + 1}/{total}", self.progress)
-        loss_sum, seen = 0.0, 0
-        for x, y in prefetched(self._batches(state)):
+        def loss_of(batch):
+            x, y = batch
             pred, _, spikes = model.sequence(x)
-            loss = rmse(pred, y) + firing_regularisers(spikes, r.lb_strength, r.lb_threshold, r.ub_strength,
+            return rmse(pred, y) + firing_regularisers(spikes, r.lb_strength, r.lb_threshold, r.ub_strength,
                                                        r.ub_threshold)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if state["masks"] is not None:
-                apply_masks(model.pruned_weights(), state["masks"])
-            loss_sum += float(loss.detach()) * len(x)
-            seen += len(x)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
+
+        loss_sum, seen = optimise_epoch(self._batches(state), loss_of, opt, model, state["masks"], bar)
         state["scheduler"].step()
         val = self.r2(model, self.val)
         state["epoch"] += 1

@@ -181,21 +181,14 @@ class Trainer:
         opt, rng = state["optimizer"], state["np_rng"]
         n_batches = -(-len(batches) // self.recipe.batch_size)
         bar = _bar(n_batches, f"{stage} {state['epoch'] + 1}/{total}", self.progress)
-        loss_sum, seen = 0.0, 0
-        for x, counts, labels in prefetched(batches.epoch(self.recipe.batch_size, rng, self.recipe.jitter_p)):
+        def loss_of(batch):
+            x, counts, labels = batch
             if model.bn is not None and len(x) * x.shape[1] < 2:
-                continue
-            loss, _ = self._loss(model, branch, x, counts, labels)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if state["masks"] is not None:
-                apply_masks(model.pruned_weights(), state["masks"])
-            loss_sum += float(loss.detach()) * len(x)
-            seen += len(x)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
+                return None  # BatchNorm needs two values
+            return self._loss(model, branch, x, counts, labels)[0]
+
+        loss_sum, seen = optimise_epoch(batches.epoch(self.recipe.batch_size, rng, self.recipe.jitter_p), loss_of,
+                                        opt, model, state["masks"], bar)
         if state["scheduler"] is not None:
             state["scheduler"].step()
         val = r2_score(predict_windows(model, self.val_inputs), self.val_labels)
@@ -247,6 +240,28 @@ class Trainer:
         if self.recipe.quant_bits:
             bits = quantize_weights(model.pruned_weights(), self.recipe.quant_bits, self.recipe.quant_frac_bits)
         return TrainResult(model=model, val_r2=float(state["best_val"]), history=state["history"], deployed_bits=bits)
+
+
+def optimise_epoch(batches, loss_of, optimizer, model, masks, bar) -> tuple[float, int]:
+    """One pass of optimiser steps over ``batches`` (cut on the spare core): ``loss_of(batch)`` gives
+    the loss (None skips the batch); pruned weights are re-zeroed after every step. Returns
+    (sum of batch losses x batch size, examples seen)."""
+    loss_sum, seen = 0.0, 0
+    for batch in prefetched(batches):
+        loss = loss_of(batch)
+        if loss is None:
+            continue
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if masks is not None:
+            apply_masks(model.pruned_weights(), masks)
+        loss_sum += float(loss.detach()) * len(batch[0])
+        seen += len(batch[0])
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
+    return loss_sum, seen
 
 
 def _bar(total: int, desc: str, enabled: bool):
