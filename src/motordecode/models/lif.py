@@ -39,11 +39,16 @@ class SuperSpike(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (v,) = ctx.saved_tensors
-        return grad / (ctx.steepness * v.abs() + 1.0) ** 2, None
+        return grad * superspike_derivative(v, ctx.steepness), None
 
 
 def superspike(v: torch.Tensor, steepness: float = 20.0) -> torch.Tensor:
     return SuperSpike.apply(v, steepness)
+
+
+def superspike_derivative(v: torch.Tensor, steepness: float) -> torch.Tensor:
+    """The surrogate dS/dv = 1 / (steepness |v| + 1)^2 (a new tensor)."""
+    return torch.add(1.0, v.abs(), alpha=steepness).square_().reciprocal_()
 
 
 def lif_step(drive: torch.Tensor, syn: torch.Tensor, mem: torch.Tensor, alpha: torch.Tensor,
@@ -142,7 +147,7 @@ class LIFSequence(torch.autograd.Function):
             acc_alpha.addcmul_(g_syn, syns[t])
             held = g_mem * keeps[t]
             acc_beta.addcmul_(held, mems[t] - syns[t])
-            surrogate = torch.add(1.0, (mems[t] - ctx.threshold).abs_(), alpha=ctx.steepness).square_().reciprocal_()
+            surrogate = superspike_derivative(mems[t] - ctx.threshold, ctx.steepness)
             if masks:
                 surrogate.mul_(masks[t])
             new_mem = torch.addcmul(held * beta, surrogate, grad_spikes[t] + carry)
@@ -162,11 +167,10 @@ class RecurrentLIF(nn.Module):
 
     ``forward(x (B, T, C), state) -> (spikes (B, T, H), state)``; ``state`` = (x_{T-1}, S_{T-1},
     I_{T-1}, U_{T-1}) carries a stream across calls (None: all zeros; no gradient flows into it).
-    ``input_dropout`` (default: ``dropout``) can be set to 0 when the batches come already dropped
-    out (the trainer does that where it cuts them, on the spare core).
     The input currents of the whole sequence are computed with one matrix product before the time
-    loop, which then runs in :class:`LIFSequence`. In training, dropout
-    acts on the input and on the emitted spikes (the recurrent and readout connections see the
+    loop, which then runs in :class:`LIFSequence`. In training, dropout acts on the input
+    (``input_dropout``, default ``dropout``; 0 when the batches come already dropped out, as the
+    trainer cuts them) and on the emitted spikes (the recurrent and readout connections see the
     dropped spikes). Operations are counted from the recorded input and spikes (see
     :meth:`synaptic_inputs`).
     """
@@ -236,14 +240,17 @@ register_activation(RecurrentLIF)
 def psp_energy(tau_mem_ms: float, tau_syn_ms: float, dt_ms: float, horizon: float = 30.0) -> float:
     """epsilon_hat = sum_t eps_t^2 dt (in seconds): the squared membrane response to one unit input.
 
-    With alpha, beta as above, a unit drive at step 0 gives I_t = alpha^t and
-    U_{t+1} = beta U_t + (1 - beta) I_t; the sum runs over ``horizon`` membrane time constants."""
-    alpha, beta = math.exp(-dt_ms / tau_syn_ms), math.exp(-dt_ms / tau_mem_ms)
+    ``lif_step`` of a neuron that never fires, driven once by 1 at step 0; the sum runs over
+    ``horizon`` of the longer time constant."""
+    alpha = torch.tensor([math.exp(-dt_ms / tau_syn_ms)], dtype=torch.float64)
+    beta = torch.tensor([math.exp(-dt_ms / tau_mem_ms)], dtype=torch.float64)
     steps = max(1, int(horizon * max(tau_mem_ms, tau_syn_ms) / dt_ms))
-    syn, mem, total = 1.0, 0.0, 0.0
-    for _ in range(steps):
-        syn, mem = alpha * syn, beta * mem + (1.0 - beta) * syn
-        total += mem * mem
+    syn, mem = torch.zeros(1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+    drive, total = torch.ones(1, dtype=torch.float64), 0.0
+    for _ in range(steps + 1):
+        _, syn, mem = lif_step(drive, syn, mem, alpha, beta, threshold=math.inf)
+        drive = torch.zeros_like(drive)
+        total += float(mem) ** 2
     return total * dt_ms / 1000.0
 
 

@@ -13,7 +13,6 @@ the mean of the heads' Y (tinyRSNN: one head (10, 50) ms; bigRSNN: five heads).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from motordecode.models.lif import decay
@@ -71,6 +70,13 @@ class LeakyFilter(torch.autograd.Function):
         return g_syn_all, grad_a, grad_b, None, None
 
 
+def unit_decays(heads, n_outputs: int, syn_param: torch.Tensor, mem_param: torch.Tensor, dt_ms: float):
+    """(a, b) of every unit, head-major: each head's nominal (tau_syn, tau_mem) times softplus(p)."""
+    nominal = torch.tensor([head for head in heads for _ in range(n_outputs)], dtype=mem_param.dtype,
+                           device=mem_param.device)
+    return decay(nominal[:, 0], syn_param, dt_ms), decay(nominal[:, 1], mem_param, dt_ms)
+
+
 class LeakyReadout(nn.Module):
     """``forward(presynaptic (B, T, H), state) -> (prediction (B, T, n_outputs), state)``.
 
@@ -90,17 +96,8 @@ class LeakyReadout(nn.Module):
         with torch.no_grad():  # N(0, 1) / sqrt(fan-in)
             self.fc.weight.normal_(0.0, 1.0 / n_inputs ** 0.5)
 
-    def _nominal(self, index: int) -> torch.Tensor:
-        """Nominal time constant of every unit (head-major), as a tensor in ms."""
-        values = [head[index] for head in self.heads for _ in range(self.n_outputs)]
-        return torch.tensor(values, dtype=self.mem_param.dtype, device=self.mem_param.device)
-
     def decays(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return decay(self._nominal(0), self.syn_param, self.dt_ms), decay(self._nominal(1), self.mem_param, self.dt_ms)
-
-    def time_constants_ms(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(tau_syn, tau_mem) per unit in ms."""
-        return self._nominal(0) * F.softplus(self.syn_param), self._nominal(1) * F.softplus(self.mem_param)
+        return unit_decays(self.heads, self.n_outputs, self.syn_param, self.mem_param, self.dt_ms)
 
     def scale_outputs(self, scale) -> None:
         """Multiply output d by ``scale[d]`` (exact: Y is linear in W). Folds a label scale into W."""

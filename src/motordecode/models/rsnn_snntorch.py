@@ -16,7 +16,7 @@ from snntorch import surrogate
 from torch import nn
 
 from motordecode.models.lif import decay, lif_step
-from motordecode.models.readout import readout_step
+from motordecode.models.readout import readout_step, unit_decays
 from motordecode.models.rsnn import RSNN
 
 
@@ -49,10 +49,7 @@ class StepReadout(nn.Module):
         self.syn_param = nn.Parameter(torch.rand(units))
 
     def forward(self, input_, syn, mem):
-        nominal = lambda i: torch.tensor([h[i] for h in self.heads for _ in range(self.n_outputs)],  # noqa: E731
-                                         dtype=self.mem_param.dtype)
-        a = decay(nominal(0), self.syn_param, self.dt_ms)
-        b = decay(nominal(1), self.mem_param, self.dt_ms)
+        a, b = unit_decays(self.heads, self.n_outputs, self.syn_param, self.mem_param, self.dt_ms)
         new_syn, new_mem = readout_step(input_, syn, mem, a, b)
         y = new_mem.reshape(*new_mem.shape[:-1], len(self.heads), self.n_outputs).mean(dim=-2)
         return y, new_syn, new_mem
@@ -77,7 +74,11 @@ class SnnTorchRSNN(nn.Module):
 
     @classmethod
     def from_rsnn(cls, model: RSNN) -> "SnnTorchRSNN":
+        """The same network and weights; one call per network step (so no coarse-bin sub-steps)."""
         c = model.config
+        if c.substeps != 1:
+            raise ValueError(f"the snntorch version runs one network step per input row; this model feeds "
+                             f"each sample as {c.substeps} sub-steps.")
         net = cls(c.n_channels, c.hidden, c.n_outputs, c.tau_mem_ms, c.tau_syn_ms, c.readout_heads, c.dt_ms,
                   c.dropout)
         with torch.no_grad():
