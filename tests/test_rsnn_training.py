@@ -50,6 +50,8 @@ def test_train_prune_fp16_and_evaluate_round_trip(tmp_path, indy_file, second_in
     recipe = override(get_recipe("tinyrsnn"), SMALL)
     row = train_run(recipe, indy_file, seed=0, out=tmp_path / "run", progress=False, pretrain=[second_indy])
     history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["pretrain"] == [str(second_indy.resolve())]
     stages = [h["stage"] for h in history]
     assert stages[:3] == ["pretrain", "train", "train"] and "prune" in stages
     decisions = [h for h in history if h["stage"] == "prune-decision"]

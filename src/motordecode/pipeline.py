@@ -16,13 +16,13 @@ import torch
 
 from motordecode.data.load import load_recording
 from motordecode.data.read_mat import file_kind
+from motordecode.data.sessions import default_pretraining_files
 from motordecode.data.splits import default_split
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
 from motordecode.inference import MODES, make_inference
 from motordecode.metrics.harness import evaluate_stream
 from motordecode.metrics.results import metrics_record, write_metrics
-from motordecode.data.sessions import default_pretraining_files
 from motordecode.recipes import Recipe, is_spiking
 from motordecode.report.plots import plot_predictions
 from motordecode.runs import (METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, load_model, run_config, save_model,
@@ -63,9 +63,9 @@ def _metrics_row(results: dict, recipe: Recipe, recording) -> dict:
     decoder's single streaming row."""
     if is_spiking(recipe):
         row = dict(results["stream"][0])
+        substeps = recipe.substeps(recording.step_s)
         row["mode"] = "stream"
-        row["network"] = {"step_ms": recording.step_s * 1000 / recipe.substeps(recording.step_s),
-                          "substeps": recipe.substeps(recording.step_s), "half": recipe.half}
+        row["network"] = {"step_ms": recording.step_s * 1000 / substeps, "substeps": substeps, "half": recipe.half}
         return row
     row = dict(results["windowed"][0])
     row["mode"] = "windowed"
@@ -83,15 +83,15 @@ def _save_predictions(run_dir: Path, results: dict, labels: np.ndarray, test_ind
                      **{mode: np.asarray(pred, dtype=np.float32) for mode, (_, pred) in results.items()})
 
 
-def _trainer(recipe, recording, split, data, seed, run_dir, progress, threads, pretrain):
+def _pretraining_files(recipe, data, pretrain) -> list[Path]:
+    """The recordings a spiking recipe pre-trains on: ``pretrain``, else the default (sessions)."""
     if not is_spiking(recipe):
         if pretrain:
             raise ConfigError(f"recipe {recipe.name!r} has no pre-training stage; --pretrain is for tinyrsnn/bigrsnn.")
-        return Trainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress, threads=threads)
-    files = [] if recipe.pretrain_epochs == 0 else (list(pretrain) if pretrain else default_pretraining_files(data))
-    others = [load_for_recipe(f, recipe) for f in files]
-    return SpikingTrainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress, threads=threads,
-                          pretrain=tuple(others))
+        return []
+    if recipe.pretrain_epochs == 0:
+        return []
+    return [Path(f).resolve() for f in pretrain] if pretrain else default_pretraining_files(data)
 
 
 def train_run(recipe: Recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.PathLike,
@@ -106,9 +106,15 @@ def train_run(recipe: Recipe, data: str | os.PathLike, *, seed: int = 0, out: st
     split = default_split(recording)
     config = run_config(recipe, data, recording.name, seed, recording.n_channels, recording.velocity.shape[1],
                         recording.step_s)
-    config["pretrain"] = [str(Path(f).resolve()) for f in pretrain]
+    files = _pretraining_files(recipe, data, pretrain)
+    config["pretrain"] = [str(Path(f).resolve()) for f in files]
     run_dir = start_run(out, config, resume)
-    trainer = _trainer(recipe, recording, split, data, seed, run_dir, progress, threads, pretrain)
+    if is_spiking(recipe):
+        others = tuple(load_for_recipe(f, recipe) for f in files)
+        trainer = SpikingTrainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress,
+                                 threads=threads, pretrain=others)
+    else:
+        trainer = Trainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress, threads=threads)
     result = trainer.fit(resume=resume)
     trained = time.perf_counter()
     save_model(run_dir, result.model, result.deployed_bits)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,9 +34,9 @@ from motordecode.models.build import build_rsnn
 from motordecode.models.lif import fluctuation_driven_init
 from motordecode.training.losses import firing_regularisers, rmse
 from motordecode.training.prune import apply_masks, per_matrix_masks
-from motordecode.training.sequences import SequenceWindows, mixed_batches, time_split
+from motordecode.training.sequences import SequenceWindows, index_mean, mixed_batches, time_split
 from motordecode.training.smorms3 import SMORMS3
-from motordecode.training.trainer import STATE_FILE, TrainResult, _bar, optimise_epoch
+from motordecode.training.trainer import STATE_FILE, EpochTrainer, TrainResult, _bar, optimise_epoch
 
 EVAL_BATCH = 64
 
@@ -45,18 +44,15 @@ EVAL_BATCH = 64
 @dataclass
 class Session:
     """One recording prepared for training: windows of its train part, its label scale."""
-    name: str
     train: SequenceWindows
     scale: np.ndarray = field(repr=False)
 
 
-class SpikingTrainer:
+class SpikingTrainer(EpochTrainer):
     def __init__(self, recipe, recording, split, seed: int = 0, run_dir: str | os.PathLike | None = None,
                  progress: bool = True, threads: int | None = None, pretrain: tuple = ()):
-        self.recipe, self.recording, self.seed = recipe, recording, int(seed)
-        self.run_dir = None if run_dir is None else Path(run_dir)
-        self.progress = progress
-        self.threads = threads or max(1, (os.cpu_count() or 2) - 1)
+        super().__init__(recipe, seed, run_dir, progress, threads)
+        self.recording = recording
         self.dt_ms = recording.step_s * 1000.0
         self.length = recipe.steps(recipe.window_ms, recording.step_s)
         self.stride = recipe.steps(recipe.stride_ms, recording.step_s)
@@ -64,11 +60,10 @@ class SpikingTrainer:
         self.target = self._session(recording, train_idx)
         if len(self.target.train) == 0:
             raise ConfigError(f"{recording.name}: no {recipe.window_ms:g} ms training window fits in the train part.")
-        labels = recording.velocity / self.target.scale
-        self.val = SequenceWindows(recording.spikes, labels, val_idx, self.length, self.length)
+        self.val = self.target.train.over(val_idx, self.length)
         if len(self.val) == 0:
             raise ConfigError(f"{recording.name}: the validation part is shorter than one {recipe.window_ms:g} ms window.")
-        self.train_eval = SequenceWindows(recording.spikes, labels, train_idx, self.length, self.length)
+        self.train_eval = self.target.train.over(train_idx, self.length)
         self.pretrain = []
         for other in pretrain:
             if other.n_channels != recording.n_channels or other.step_s != recording.step_s:
@@ -77,8 +72,7 @@ class SpikingTrainer:
                                   f"{self.dt_ms:g} ms.")
             idx, _ = time_split(default_split(other), recipe.val_fraction)
             self.pretrain.append(self._session(other, idx))
-        spikes_train = recording.spikes[train_idx]
-        self.input_rate_hz = float(spikes_train.mean()) / recording.step_s
+        self.input_rate_hz = index_mean(recording.spikes, train_idx) / recording.step_s
 
     def _session(self, recording, train_idx) -> Session:
         scale = np.ones(recording.velocity.shape[1], np.float32)
@@ -86,7 +80,7 @@ class SpikingTrainer:
             std = recording.velocity[train_idx].astype(np.float64).std(axis=0)
             scale = np.where(std > 0, std, 1.0).astype(np.float32)
         windows = SequenceWindows(recording.spikes, recording.velocity / scale, train_idx, self.length, self.stride)
-        return Session(recording.name, windows, scale)
+        return Session(windows, scale)
 
     # -- state ---------------------------------------------------------------------------------
     def _fresh_state(self) -> dict:
@@ -136,21 +130,7 @@ class SpikingTrainer:
         return state
 
     # -- loop ----------------------------------------------------------------------------------
-    def fit(self, resume: bool = False, stop_after_epochs: int | None = None) -> TrainResult | None:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            return self._fit(resume, stop_after_epochs)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _fit(self, resume, stop_after_epochs):
-        if resume:
-            if self.run_dir is None or not (self.run_dir / STATE_FILE).exists():
-                raise ConfigError(f"nothing to resume: no {STATE_FILE} in {self.run_dir}.")
-            state = self._load()
-        else:
-            state = self._fresh_state()
+    def _fit(self, state: dict, stop_after_epochs: int | None) -> TrainResult | None:
         done_now = 0
         while state["stage"] != "done":
             if state["epoch"] >= self._epochs(state["stage"]):
@@ -249,19 +229,15 @@ class SpikingTrainer:
     def _choose_next_rate(self, state) -> None:
         prune, r = state["prune"], self.recipe
         steps = r.prune_step_list()
-        while prune["step_index"] < len(steps):
-            base = prune["accepted_rate"] if prune["accepted_rate"] > 0 else None
-            if base is None:  # the start rate itself failed: stay unpruned
-                break
-            rate = round(base + steps[prune["step_index"]], 6)
+        # nothing accepted means the start rate itself failed: stay unpruned
+        while prune["accepted_rate"] > 0 and prune["step_index"] < len(steps):
+            rate = round(prune["accepted_rate"] + steps[prune["step_index"]], 6)
             if rate <= r.prune_max + 1e-9 and (prune["failed"] is None or rate < prune["failed"] - 1e-9):
                 self._start_candidate(state, rate)
                 return
             prune["step_index"] += 1
         state["model"].load_state_dict(prune["accepted"])
-        state["masks"] = None if prune["accepted_rate"] == 0 else per_matrix_masks(state["model"].pruned_weights(),
-                                                                                  prune["accepted_rate"])
-        state["stage"] = "done"
+        state["masks"], state["stage"] = None, "done"
 
     def _start_candidate(self, state, rate: float) -> None:
         model = state["model"]

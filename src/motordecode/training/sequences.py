@@ -9,6 +9,8 @@ sequence (see the pipeline).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -42,6 +44,13 @@ def window_starts(index: np.ndarray, length: int, stride: int) -> np.ndarray:
     return np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
 
 
+def index_mean(values: np.ndarray, index: np.ndarray) -> float:
+    """Mean of ``values[index]`` over its contiguous runs, without gathering a copy."""
+    runs = _runs(np.asarray(index))
+    total = sum(float(values[a:b].sum(dtype=np.float64)) for a, b in runs)
+    return total / max(1, sum(b - a for a, b in runs) * int(np.prod(values.shape[1:])))
+
+
 class SequenceWindows:
     """Windows (x (B, L, C), y (B, L, D)) of one recording, as float32 tensors."""
 
@@ -50,6 +59,12 @@ class SequenceWindows:
         self.labels = np.ascontiguousarray(labels, dtype=np.float32)
         self.length = int(length)
         self.starts = window_starts(np.asarray(index), self.length, int(stride))
+
+    def over(self, index: np.ndarray, stride: int) -> "SequenceWindows":
+        """Windows of the same length over another part of the same arrays (no copy)."""
+        other = copy.copy(self)
+        other.starts = window_starts(np.asarray(index), self.length, int(stride))
+        return other
 
     def __len__(self) -> int:
         return len(self.starts)

@@ -51,13 +51,39 @@ def predict_windows(model, inputs: torch.Tensor) -> np.ndarray:
     return torch.cat(out).numpy()
 
 
-class Trainer:
-    def __init__(self, recipe, recording, split, seed: int = 0, run_dir: str | os.PathLike | None = None,
-                 progress: bool = True, threads: int | None = None):
-        self.recipe, self.recording, self.split, self.seed = recipe, recording, split, int(seed)
+class EpochTrainer:
+    """What the GRU and spiking trainers share: where checkpoints go, how many cores torch uses
+    (default: all but one, which cuts the batches), and starting fresh or from ``train_state.pt``.
+    Subclasses provide ``_fresh_state()``, ``_load()`` and ``_fit(state, stop_after_epochs)``."""
+
+    def __init__(self, recipe, seed: int, run_dir: str | os.PathLike | None, progress: bool, threads: int | None):
+        self.recipe, self.seed = recipe, int(seed)
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.progress = progress
         self.threads = threads or max(1, (os.cpu_count() or 2) - 1)
+
+    def fit(self, resume: bool = False, stop_after_epochs: int | None = None) -> TrainResult | None:
+        """Train (or resume) to the end; with ``stop_after_epochs`` stop early (returns None)."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return self._fit(self._initial_state(resume), stop_after_epochs)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _initial_state(self, resume: bool) -> dict:
+        if not resume:
+            return self._fresh_state()
+        if self.run_dir is None or not (self.run_dir / STATE_FILE).exists():
+            raise ConfigError(f"nothing to resume: no {STATE_FILE} in {self.run_dir}.")
+        return self._load()
+
+
+class Trainer(EpochTrainer):
+    def __init__(self, recipe, recording, split, seed: int = 0, run_dir: str | os.PathLike | None = None,
+                 progress: bool = True, threads: int | None = None):
+        super().__init__(recipe, seed, run_dir, progress, threads)
+        self.recording, self.split = recording, split
         if len(split.train) == 0 or len(split.val) == 0:
             raise ConfigError("training needs non-empty train and validation splits.")
         self.val_inputs = make_inference("windowed", recipe, recording.step_s).inputs(recording.spikes, split.val)
@@ -83,9 +109,10 @@ class Trainer:
         n_out = self.recording.velocity.shape[1]
         model = build_decoder(self.recipe, self.recording.n_channels, n_out)
         branch = build_branch(self.recipe, self.recording.n_channels)
-        return {"stage": "train", "epoch": 0, "model": model, "branch": branch, "best_val": -np.inf,
-                "best": None, "history": [], "masks": None, "optimizer": None, "scheduler": None,
-                "np_rng": np.random.default_rng(self.seed)}
+        state = {"stage": "train", "epoch": 0, "model": model, "branch": branch, "best_val": -np.inf,
+                 "best": None, "history": [], "masks": None, "np_rng": np.random.default_rng(self.seed)}
+        state["optimizer"], state["scheduler"] = self._optimizer(state)
+        return state
 
     def _params(self, state):
         params = list(state["model"].parameters())
@@ -138,26 +165,7 @@ class Trainer:
         return state
 
     # -- loop ----------------------------------------------------------------------------------
-    def fit(self, resume: bool = False, stop_after_epochs: int | None = None) -> TrainResult | None:
-        """Train (or resume) to the end; with ``stop_after_epochs`` stop early (returns None).
-
-        Torch computes on ``threads`` cores (default: all but one, which cuts and jitters the batches).
-        """
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            return self._fit(resume, stop_after_epochs)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _fit(self, resume: bool, stop_after_epochs: int | None) -> TrainResult | None:
-        if resume:
-            if self.run_dir is None or not (self.run_dir / STATE_FILE).exists():
-                raise ConfigError(f"nothing to resume: no {STATE_FILE} in {self.run_dir}.")
-            state = self._load()
-        else:
-            state = self._fresh_state()
-            state["optimizer"], state["scheduler"] = self._optimizer(state)
+    def _fit(self, state: dict, stop_after_epochs: int | None) -> TrainResult | None:
         done_now = 0
         while True:
             _, total, _ = self._stage(state["stage"])
