@@ -15,6 +15,13 @@ from dataclasses import asdict, dataclass, fields, replace
 from motordecode.errors import ConfigError
 
 
+def _require(name: str, checks: list[tuple[bool, str]]) -> None:
+    """Raise ConfigError with the first failed check's message."""
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"recipe {name!r}: {message}.")
+
+
 @dataclass(frozen=True)
 class Recipe:
     name: str
@@ -65,9 +72,7 @@ class Recipe:
              "quant_bits must be 0 (float) or 2..16 with 0 <= quant_frac_bits < quant_bits"),
             (not (self.batchnorm and self.model == "gru"), "batchnorm follows the input FC, which the vanilla GRU lacks"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"recipe {self.name!r}: {message}.")
+        _require(self.name, checks)
 
     @property
     def steps_per_example(self) -> int:
@@ -135,9 +140,7 @@ class SpikingRecipe:
             (0.0 <= self.prune_start <= self.prune_max < 1.0, "need 0 <= prune_start <= prune_max < 1"),
             (self.prune_epochs >= 0 and 0.0 <= self.prune_tolerance < 1.0, "prune_epochs >= 0, prune_tolerance in [0, 1)"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"recipe {self.name!r}: {message}.")
+        _require(self.name, checks)
         self.prune_step_list()
 
     def prune_step_list(self) -> list[float]:
