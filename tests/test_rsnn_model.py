@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from motordecode.models.lif import (RecurrentLIF, decay, fluctuation_driven_init, lif_step, psp_energy,
+from motordecode.models import lif_kernels
+from motordecode.models.lif import (RecurrentLIF, decay, fluctuation_driven_init, hashed_dropout, lif_step, psp_energy,
                                     superspike)
 from motordecode.models.readout import LeakyReadout, readout_step
 from motordecode.models.rsnn import BIG_HEADS, RSNN, RSNNConfig
@@ -94,15 +95,17 @@ def test_readout_by_hand_and_heads_average():
     with torch.no_grad():
         readout.fc.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
     a, b = readout.decays()
-    pre = torch.tensor([[[1.0, 1.0], [0.0, 0.0], [0.0, 1.0]]])
-    y, _ = readout(pre)
+    spikes = torch.tensor([[[1.0, 1.0], [0.0, 0.0], [0.0, 1.0], [1.0, 0.0]]])
+    first = torch.tensor([[0.0, 1.0]])  # S_{-1}, the last spikes of a previous call
+    y, _ = readout(spikes, first)
     syn, mem, expected = torch.zeros(2), torch.zeros(2), []
-    for t in range(3):
-        current = torch.tensor([pre[0, t, 0], 2.0 * pre[0, t, 1]])
-        syn, mem = readout_step(current, syn, mem, a, b)
+    for t in range(4):
+        pre = first[0] if t == 0 else spikes[0, t - 1]  # step t sees S_{t-1}
+        syn, mem = readout_step(torch.tensor([pre[0], 2.0 * pre[1]]), syn, mem, a, b)
         expected.append(mem.mean().item())
     assert y[0, :, 0].tolist() == pytest.approx(expected)
-    assert y[0, 0, 0].item() == 0.0  # Y_0 sees I_{-1} = 0: the readout adds one step of delay
+    assert y[0, 0, 0].item() == 0.0 and y[0, 1, 0].item() > 0  # Y_t sees I_{t-1}: one more step of delay
+    assert readout(spikes)[0][0, 1, 0].item() == 0.0  # without ``first``, S_{-1} = 0
 
 
 def test_snntorch_twin_gives_identical_outputs_and_gradients():
@@ -111,7 +114,7 @@ def test_snntorch_twin_gives_identical_outputs_and_gradients():
         twin = SnnTorchRSNN.from_rsnn(model)
         x = (torch.rand(2, 80, 20) < 0.2).float()
         y_ours, y_twin = model(x), twin.sequence(x)
-        assert torch.equal(y_ours, y_twin)
+        assert torch.allclose(y_ours, y_twin, rtol=1e-5, atol=1e-6)  # fused loops: other summation order
         y_ours.square().sum().backward()
         y_twin.square().sum().backward()
         pairs = [(model.lif.input.weight, twin.fc_in.weight), (model.lif.recurrent.weight, twin.lif.recurrent.weight),
@@ -120,6 +123,53 @@ def test_snntorch_twin_gives_identical_outputs_and_gradients():
         for ours, theirs in pairs:
             assert ours.grad.abs().sum() > 0
             assert torch.allclose(ours.grad, theirs.grad, rtol=1e-4, atol=1e-6)
+
+
+def _run_and_grads(model: RSNN, x: torch.Tensor):
+    torch.manual_seed(7)  # the dropout seed
+    model.zero_grad()
+    y, _, spikes = model.sequence(x)
+    (y.square().mean() + spikes.mean()).backward()
+    return y.detach(), spikes.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_fused_cpu_loops_equal_the_pytorch_loops(monkeypatch, dtype, dropout):
+    """The numba loops (lif_kernels) and the step-by-step PyTorch loops: same spikes, outputs and
+    gradients, with the same hashed spike-dropout masks."""
+    model = _active_rsnn(BIG_HEADS, channels=20, hidden=24, seed=5).to(dtype)
+    model.lif.dropout = dropout
+    model.train()
+    x = (torch.rand(37, 90, 20) < 0.2).to(dtype)  # 37 samples: blocks of 16 plus a partial one
+    y, spikes, grads = _run_and_grads(model, x)
+    assert 0.01 < (spikes > 0).float().mean() < 0.9
+    if dropout:
+        assert spikes.unique().tolist() == [0.0, pytest.approx(1 / 0.7)]
+    monkeypatch.setattr(lif_kernels, "usable", lambda *tensors: False)
+    y_ref, spikes_ref, grads_ref = _run_and_grads(model, x)
+    assert torch.equal(spikes, spikes_ref)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    assert torch.allclose(y, y_ref, rtol=tol, atol=tol)
+    for name, grad in grads.items():
+        assert grad.abs().sum() > 0, name
+        assert torch.allclose(grad, grads_ref[name], rtol=100 * tol, atol=tol * grad.abs().max()), name
+
+
+def test_hashed_dropout_keeps_the_right_share_independently():
+    like = torch.zeros(1)
+    masks = torch.stack([hashed_dropout(123, t, 250, 64, 0.3, like) for t in range(40)])
+    kept = masks > 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.003  # 640,000 draws: std 0.0006
+    assert masks[kept].unique().tolist() == [pytest.approx(1 / 0.7)]
+    assert torch.equal(masks[5], hashed_dropout(123, 5, 250, 64, 0.3, like))  # a function of (seed, step)
+    assert not torch.equal(masks[5], masks[6])
+    assert not torch.equal(masks[5], hashed_dropout(124, 5, 250, 64, 0.3, like))
+    # neighbouring neurons and steps are uncorrelated
+    a, b = kept[:, :, :-1].flatten().float(), kept[:, :, 1:].flatten().float()
+    assert abs(torch.corrcoef(torch.stack([a, b]))[0, 1].item()) < 0.01
+    a, b = kept[:-1].flatten().float(), kept[1:].flatten().float()
+    assert abs(torch.corrcoef(torch.stack([a, b]))[0, 1].item()) < 0.01
 
 
 def test_output_scale_folds_into_readout_weights():

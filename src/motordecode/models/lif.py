@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from motordecode.metrics.activity import register_activation
+from motordecode.models import lif_kernels
 
 
 class SuperSpike(torch.autograd.Function):
@@ -71,17 +73,25 @@ def dropout_masks(shape, p: float, like: torch.Tensor) -> torch.Tensor:
     return (torch.rand(shape, dtype=like.dtype, device=like.device) >= p).to(like.dtype) / (1.0 - p)
 
 
+def hashed_dropout(seed: int, step: int, batch: int, hidden: int, p: float, like: torch.Tensor) -> torch.Tensor:
+    """Spike-dropout multipliers of one step (batch, hidden), a function of (seed, step) only.
+
+    Element (b, h) is dropped (0, else 1 / (1 - p)) when lowbias32(n mod 2^32) < floor(p 2^32),
+    n = seed + (step B + b) H + h: the masks the fused loops of :mod:`lif_kernels` draw."""
+    low32 = 0xFFFFFFFF
+    x = (torch.arange(batch * hidden, dtype=torch.int64, device=like.device) + (seed + step * batch * hidden)) & low32
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & low32
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & low32  # int64 products wrap; their low 32 bits are exact
+    x = x ^ (x >> 16)
+    keep = x >= int(lif_kernels.drop_threshold(p))
+    return keep.reshape(batch, hidden).to(like.dtype) / (1.0 - p)
+
+
 def decay(tau_nominal_ms: float, param: torch.Tensor, dt_ms: float) -> torch.Tensor:
     """exp(-dt / (tau_nominal * softplus(p))), per neuron."""
     return torch.exp(-dt_ms / (tau_nominal_ms * F.softplus(param)))
-
-
-def time_major_delayed(x: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
-    """(B, T, C) -> a new time-major (T, B, C) tensor [first, x_0, ..., x_{T-2}], in one copy."""
-    out = x.new_empty(x.shape[1], x.shape[0], x.shape[2])
-    out[0] = first
-    out[1:] = x[:, :-1].transpose(0, 1)
-    return out
 
 
 def delayed(sequence: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
@@ -90,59 +100,104 @@ def delayed(sequence: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
 
 
 class LIFSequence(torch.autograd.Function):
-    """The LIF loop over a whole time-major sequence with a hand-written backward pass (BPTT).
+    """The LIF loop over a whole sequence with a hand-written backward pass (BPTT).
 
-    Forward: ``lif_step`` for t = 0..T-1 on the precomputed input drive D_t = W x_{t-1} (T, B, H);
-    the spikes after dropout, sd_t = S_t m_t (masks drawn per step when ``dropout`` > 0), feed the
-    recurrence and are the output. Backward, for t = T-1..0, with G_I, G_U the gradients of I_t,
-    U_t, g_t that of sd_t from the outputs, keep_t = 1 - S_t and sigma'_t the surrogate derivative
-    at U_{t-1} - theta:
+    Forward: ``lif_step`` for t = 0..T-1 on the precomputed input drive, D_t = W x_{t-1} =
+    drive[:, t-1] (drive (B, T, H) = W x_t, drive0 = W x_{-1}); the spikes after dropout,
+    sd_t = S_t m_t (m_t = 0 or 1 / (1 - p), :func:`hashed_dropout`, when ``dropout`` = p > 0),
+    feed the recurrence and are the output (B, T, H). Backward, for t = T-1..0, with G_I, G_U the gradients of I_t, U_t, g_t that
+    of sd_t from the outputs, keep_t = 1 - S_t and sigma'_t the surrogate derivative at U_{t-1} - theta:
 
         c_t        = g_t + G_I(t+1) V                        (spikes also feed the next step)
         G_U(t-1)   = beta keep_t G_U(t) + m_t sigma'_t c_t
         G_I(t-1)   = (1 - beta) keep_t G_U(t) + alpha G_I(t)
 
     with dD_t = G_I(t), dV = sum_t G_I(t)^T sd_{t-1}, dalpha = sum G_I(t) I_{t-1} and
-    dbeta = sum G_U(t) keep_t (U_{t-1} - I_{t-1}). Everything per step stays a (B, H) tensor (in
-    cache); autograd would build ~10 graph nodes per step instead.
+    dbeta = sum G_U(t) keep_t (U_{t-1} - I_{t-1}). On the CPU in float32/float64 both loops run
+    fused in :mod:`motordecode.models.lif_kernels`; elsewhere step by step in PyTorch, where every
+    per-step tensor stays (B, H) (autograd would build ~10 graph nodes per step instead).
     """
 
     @staticmethod
-    def forward(ctx, drive, weight, alpha, beta, s0, syn0, mem0, dropout, threshold, steepness):
-        weight_t = weight.t()
-        s, syn, mem = s0, syn0, mem0
-        spikes, syns, mems, keeps, masks = [], [], [], [], []
-        for t in range(drive.shape[0]):
-            syns.append(syn)
-            mems.append(mem)
-            raw, syn, mem = lif_step(drive[t] + s @ weight_t, syn, mem, alpha, beta, threshold, steepness)
-            keeps.append(1.0 - raw)
-            if dropout > 0:
-                masks.append(dropout_masks(raw.shape, dropout, raw))
-                s = raw * masks[-1]
-            else:
-                s = raw
-            spikes.append(s)
-        out = torch.stack(spikes)
-        ctx.save_for_backward(weight, alpha, beta, s0, out)
-        ctx.lists = (syns, mems, keeps, masks)
-        ctx.threshold, ctx.steepness = threshold, steepness
+    def forward(ctx, drive, drive0, weight, alpha, beta, s0, syn0, mem0, dropout, threshold, steepness):
+        ctx.threshold, ctx.steepness, ctx.dropout = threshold, steepness, dropout
+        ctx.seed = int(torch.randint(0, 2 ** 32, (1,))) if dropout > 0 else 0
+        ctx.fused = lif_kernels.usable(drive, drive0, weight, alpha, beta, s0, syn0, mem0)
+        run = LIFSequence._forward_fused if ctx.fused else LIFSequence._forward_torch
+        out, syn, mem, history = run(ctx, drive, drive0, weight, alpha, beta, s0, syn0, mem0)
+        ctx.save_for_backward(weight, alpha, beta, s0, out, *history)
         ctx.mark_non_differentiable(syn, mem)
         return out, syn, mem
 
     @staticmethod
+    def _forward_torch(ctx, drive, drive0, weight, alpha, beta, s0, syn0, mem0):
+        weight_t = weight.t()
+        s, syn, mem = s0, syn0, mem0
+        spikes, syns, mems, keeps, masks = [], [], [], [], []
+        for t in range(drive.shape[1]):
+            syns.append(syn)
+            mems.append(mem)
+            current = (drive0 if t == 0 else drive[:, t - 1]) + s @ weight_t
+            raw, syn, mem = lif_step(current, syn, mem, alpha, beta, ctx.threshold, ctx.steepness)
+            keeps.append(1.0 - raw)
+            if ctx.dropout > 0:
+                masks.append(hashed_dropout(ctx.seed, t, *raw.shape, ctx.dropout, raw))
+                s = raw * masks[-1]
+            else:
+                s = raw
+            spikes.append(s)
+        ctx.lists = (syns, mems, keeps, masks)
+        return torch.stack(spikes, dim=1), syn, mem, ()
+
+    @staticmethod
+    def _forward_fused(ctx, drive, drive0, weight, alpha, beta, s0, syn0, mem0):
+        batch, steps, hidden = drive.shape
+        keep_history = any(ctx.needs_input_grad)
+        history = (batch, steps, hidden) if keep_history else (0, steps, hidden)
+        syns, mems = drive.new_empty(history), drive.new_empty(history)
+        kept = torch.empty(history if ctx.dropout > 0 else (0, steps, hidden), dtype=torch.bool)
+        ctx.scale = 1.0 / (1.0 - ctx.dropout)
+        out = torch.empty_like(drive)
+        syn, mem = lif_kernels.lif_forward(
+            *lif_kernels.arrays(drive, drive0, weight.t(), alpha, beta, s0, syn0, mem0), ctx.threshold,
+            lif_kernels.drop_threshold(ctx.dropout), ctx.scale, np.uint64(ctx.seed),
+            out.numpy(), syns.numpy(), mems.numpy(), kept.numpy())
+        return out, torch.from_numpy(syn), torch.from_numpy(mem), (syns, mems, kept)
+
+    @staticmethod
     def backward(ctx, grad_spikes, _grad_syn, _grad_mem):
-        weight, alpha, beta, s0, spikes = ctx.saved_tensors
+        weight, alpha, beta, s0, spikes, *history = ctx.saved_tensors
+        if ctx.fused:
+            syns, mems, kept = history
+            grad_drive, grad_drive0 = torch.empty_like(spikes), torch.empty_like(s0)
+            typed = lif_kernels.scalars(spikes, ctx.scale, ctx.threshold, ctx.steepness)
+            grad_alpha, grad_beta, grad_weight_t = lif_kernels.lif_backward(
+                *lif_kernels.arrays(grad_spikes, weight, alpha, beta, s0, spikes, syns, mems, kept), *typed,
+                grad_drive.numpy(), grad_drive0.numpy())
+            grads = (torch.from_numpy(grad_alpha), torch.from_numpy(grad_beta), torch.from_numpy(grad_weight_t).t())
+            grad_alpha, grad_beta, grad_weight = (g.to(weight.dtype) for g in grads)
+        else:
+            g_syn_all, grad_alpha, grad_beta = LIFSequence._backward_torch(ctx, grad_spikes, weight, alpha, beta, s0)
+            grad_drive = torch.cat([g_syn_all[1:], torch.zeros_like(s0)[None]]).transpose(0, 1)
+            grad_drive0 = g_syn_all[0]
+            hidden = spikes.shape[-1]
+            previous = torch.cat([s0[:, None], spikes[:, :-1]], dim=1).transpose(0, 1).reshape(-1, hidden)
+            grad_weight = g_syn_all.reshape(-1, hidden).t() @ previous
+        return grad_drive, grad_drive0, grad_weight, grad_alpha, grad_beta, None, None, None, None, None, None
+
+    @staticmethod
+    def _backward_torch(ctx, grad_spikes, weight, alpha, beta, s0):
+        """G_I(t) for t = 0..T-1 (T, B, H), dalpha, dbeta."""
         syns, mems, keeps, masks = ctx.lists
-        grad_spikes = grad_spikes.contiguous()
+        ctx.lists = None
         one_minus_beta = 1.0 - beta
         g_syn = torch.zeros_like(s0)
         g_mem = torch.zeros_like(s0)
         carry = torch.zeros_like(s0)
         acc_alpha = torch.zeros_like(s0)
         acc_beta = torch.zeros_like(s0)
-        g_syns = [None] * spikes.shape[0]
-        for t in range(spikes.shape[0] - 1, -1, -1):
+        g_syns = [None] * grad_spikes.shape[1]
+        for t in range(grad_spikes.shape[1] - 1, -1, -1):
             g_syns[t] = g_syn
             acc_alpha.addcmul_(g_syn, syns[t])
             held = g_mem * keeps[t]
@@ -150,16 +205,11 @@ class LIFSequence(torch.autograd.Function):
             surrogate = superspike_derivative(mems[t] - ctx.threshold, ctx.steepness)
             if masks:
                 surrogate.mul_(masks[t])
-            new_mem = torch.addcmul(held * beta, surrogate, grad_spikes[t] + carry)
+            new_mem = torch.addcmul(held * beta, surrogate, grad_spikes[:, t] + carry)
             new_syn = torch.addcmul(alpha * g_syn, held, one_minus_beta)
             carry = g_syn @ weight
             g_syn, g_mem = new_syn, new_mem
-        ctx.lists = None
-        g_syn_all = torch.stack(g_syns)
-        hidden = spikes.shape[-1]
-        grad_weight = g_syn_all[0].t() @ s0 + g_syn_all[1:].reshape(-1, hidden).t() @ spikes[:-1].reshape(-1, hidden)
-        return (g_syn_all, grad_weight, acc_alpha.sum(dim=0), acc_beta.sum(dim=0),
-                None, None, None, None, None, None)
+        return torch.stack(g_syns), acc_alpha.sum(dim=0), acc_beta.sum(dim=0)
 
 
 class RecurrentLIF(nn.Module):
@@ -210,28 +260,31 @@ class RecurrentLIF(nn.Module):
         if state is None:
             state = self.initial_state(x.shape[0], x)
         x_prev, s_prev, syn, mem = state
-        x_in = time_major_delayed(x, x_prev)
         if self.training and self.input_dropout > 0:
-            x_in.mul_(dropout_masks(x_in.shape, self.input_dropout, x_in))
-        dropout = self.dropout if self.training else 0.0
-        drive = self.input(x_in)
+            x = x * dropout_masks(x.shape, self.input_dropout, x)
+            x_prev = x_prev * dropout_masks(x_prev.shape, self.input_dropout, x_prev)
+        # the input connection is counted through synaptic_inputs, so it is not called as a module
+        drive, drive0 = F.linear(x, self.input.weight), F.linear(x_prev, self.input.weight)
         alpha, beta = self.decays()
-        spikes, syn, mem = LIFSequence.apply(drive, self.recurrent.weight, alpha, beta, s_prev, syn, mem, dropout,
-                                             self.threshold, self.steepness)
-        out = spikes.transpose(0, 1)
+        dropout = self.dropout if self.training else 0.0
+        out, syn, mem = LIFSequence.apply(drive, drive0, self.recurrent.weight, alpha, beta, s_prev, syn, mem,
+                                          dropout, self.threshold, self.steepness)
         return out, (x[:, -1], out[:, -1], syn, mem)
 
     @staticmethod
     def synaptic_inputs(module: "RecurrentLIF", inputs: tuple, output) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(weight, presynaptic activity rows) of the recurrent connection for one recorded call.
-
-        The input connection is an ``nn.Linear`` counted on its own; the recurrent one multiplies
-        the spikes of the previous step, S_{t-1}."""
+        """(weight, presynaptic activity rows) of both connections for one recorded call: the input
+        weights multiply x_{t-1}, the recurrent ones the spikes of the previous step, S_{t-1}."""
+        x = inputs[0]
         state = inputs[1] if len(inputs) > 1 else None
         spikes = output[0]
-        first = state[1] if state is not None else torch.zeros_like(spikes[:, 0])
-        rows = delayed(spikes, first.to(spikes.dtype)).reshape(-1, spikes.shape[-1])
-        return [(module.recurrent.weight, rows)]
+        if state is None:
+            first_x, first_s = torch.zeros_like(x[:, 0]), torch.zeros_like(spikes[:, 0])
+        else:
+            first_x, first_s = state[0], state[1]
+        x_rows = delayed(x, first_x.to(x.dtype)).reshape(-1, x.shape[-1])
+        s_rows = delayed(spikes, first_s.to(spikes.dtype)).reshape(-1, spikes.shape[-1])
+        return [(module.input.weight, x_rows), (module.recurrent.weight, s_rows)]
 
 
 register_activation(RecurrentLIF)

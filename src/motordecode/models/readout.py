@@ -13,9 +13,11 @@ the mean of the heads' Y (tinyRSNN: one head (10, 50) ms; bigRSNN: five heads).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from motordecode.models.lif import decay
+from motordecode.models import lif_kernels
+from motordecode.models.lif import decay, delayed
 
 
 def readout_step(current: torch.Tensor, syn: torch.Tensor, mem: torch.Tensor, a: torch.Tensor,
@@ -32,19 +34,26 @@ class LeakyFilter(torch.autograd.Function):
         G_Y(t) = gY_t + b G_Y(t+1)
         G_I(t) = a G_I(t+1) + (1 - b) G_Y(t+1)
 
-    and dc_t = G_I(t), da = sum G_I(t) I_{t-1}, db = sum G_Y(t) (Y_{t-1} - I_{t-1}).
+    and dc_t = G_I(t), da = sum G_I(t) I_{t-1}, db = sum G_Y(t) (Y_{t-1} - I_{t-1}). On the CPU in
+    float32/float64 both loops run fused in :mod:`motordecode.models.lif_kernels`.
     """
 
     @staticmethod
     def forward(ctx, current, a, b, syn0, mem0):
-        syn, mem = syn0, mem0
-        syns, mems = [], []
-        for c in current:
-            syn, mem = readout_step(c, syn, mem, a, b)
-            syns.append(syn)
-            mems.append(mem)
-        ys = torch.stack(mems)
-        syn_prev = torch.stack([syn0] + syns[:-1])
+        ctx.fused = lif_kernels.usable(current, a, b, syn0, mem0)
+        if ctx.fused:
+            ys, syn_prev = torch.empty_like(current), torch.empty_like(current)
+            syn = torch.from_numpy(lif_kernels.filter_forward(*lif_kernels.arrays(current, a, b, syn0, mem0),
+                                                              ys.numpy(), syn_prev.numpy()))
+        else:
+            syn, mem = syn0, mem0
+            syns, mems = [], []
+            for c in current:
+                syn, mem = readout_step(c, syn, mem, a, b)
+                syns.append(syn)
+                mems.append(mem)
+            ys = torch.stack(mems)
+            syn_prev = torch.stack([syn0] + syns[:-1])
         mem_prev = torch.cat([mem0[None], ys[:-1]])
         ctx.save_for_backward(a, b, syn_prev, mem_prev)
         ctx.mark_non_differentiable(syn)
@@ -53,6 +62,11 @@ class LeakyFilter(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y, _grad_syn):
         a, b, syn_prev, mem_prev = ctx.saved_tensors
+        if ctx.fused:
+            grad_current = torch.empty_like(syn_prev)
+            grad_a, grad_b = lif_kernels.filter_backward(*lif_kernels.arrays(grad_y, a, b, syn_prev, mem_prev),
+                                                         grad_current.numpy())
+            return grad_current, torch.from_numpy(grad_a).to(a.dtype), torch.from_numpy(grad_b).to(b.dtype), None, None
         one_minus_b = 1.0 - b
         g_syn = torch.zeros_like(syn_prev[0])
         g_mem = torch.zeros_like(syn_prev[0])
@@ -78,9 +92,11 @@ def unit_decays(heads, n_outputs: int, syn_param: torch.Tensor, mem_param: torch
 
 
 class LeakyReadout(nn.Module):
-    """``forward(presynaptic (B, T, H), state) -> (prediction (B, T, n_outputs), state)``.
+    """``forward(spikes (B, T, H), first, state) -> (prediction (B, T, n_outputs), state)``.
 
-    ``presynaptic`` is the already delayed spike sequence S_{t-1}; ``state`` = (I, Y) of all units.
+    The units see the spikes one step late: the current of step t is W S_{t-1}, with S_{-1} =
+    ``first`` (the last spikes of the previous call; None: zeros). The products are taken on the
+    undelayed spikes and the (small) currents are shifted. ``state`` = (I, Y) of all units.
     """
 
     def __init__(self, n_inputs: int, n_outputs: int, heads=((10.0, 50.0),), dt_ms: float = 4.0):
@@ -105,13 +121,23 @@ class LeakyReadout(nn.Module):
         with torch.no_grad():
             self.fc.weight.mul_(scale[:, None])
 
-    def forward(self, presynaptic: torch.Tensor, state=None):
-        current = self.fc(presynaptic.transpose(0, 1))  # time-major (T, B, U)
-        steps, batch, units = current.shape
+    def forward(self, spikes: torch.Tensor, first: torch.Tensor | None = None, state=None):
+        batch, steps, _ = spikes.shape
+        # fc is counted through synaptic_inputs, so it is not called as a module
+        current = F.linear(spikes, self.fc.weight)
+        first_current = current.new_zeros(batch, current.shape[-1]) if first is None else F.linear(first, self.fc.weight)
+        current = torch.cat([first_current[None], current[:, :-1].transpose(0, 1)])  # time-major (T, B, U)
         if state is None:
-            zeros = current.new_zeros(batch, units)
+            zeros = current.new_zeros(batch, current.shape[-1])
             state = (zeros, zeros)
         a, b = self.decays()
         ys, syn = LeakyFilter.apply(current, a, b, *state)
         y = ys.transpose(0, 1).reshape(batch, steps, len(self.heads), self.n_outputs).mean(dim=2)
         return y, (syn, ys[-1])
+
+    @staticmethod
+    def synaptic_inputs(module: "LeakyReadout", inputs: tuple, output) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(fc weight, the spikes it multiplies, S_{t-1}) for one recorded call."""
+        spikes = inputs[0]
+        first = inputs[1] if len(inputs) > 1 and inputs[1] is not None else torch.zeros_like(spikes[:, 0])
+        return [(module.fc.weight, delayed(spikes, first.to(spikes.dtype)).reshape(-1, spikes.shape[-1]))]

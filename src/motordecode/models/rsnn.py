@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from motordecode.models.lif import RecurrentLIF, delayed
+from motordecode.models.lif import RecurrentLIF
 from motordecode.models.readout import LeakyReadout
 
 TINY_HEADS = ((10.0, 50.0),)
@@ -63,8 +63,8 @@ class RSNN(nn.Module):
             x = x.repeat_interleave(k, dim=1) / k
         hidden_state, readout_state = (None, None) if state is None else state
         spikes, new_hidden = self.lif(x, hidden_state)
-        first = spikes.new_zeros(spikes[:, 0].shape) if hidden_state is None else hidden_state[1]
-        y, new_readout = self.readout(delayed(spikes, first), readout_state)
+        first = None if hidden_state is None else hidden_state[1]
+        y, new_readout = self.readout(spikes, first, readout_state)
         if k > 1:
             y = y[:, k - 1 :: k]
         return y, (new_hidden, new_readout), spikes
