@@ -14,6 +14,7 @@ from pathlib import Path
 from motordecode import __version__
 from motordecode.data.sessions import ZENODO_FILES_URL
 from motordecode.errors import ConfigError, MotordecodeError
+from motordecode.recipes import RECIPES
 
 DEFAULT_DATA_DIR = os.environ.get("MOTORDECODE_DATA", "data")
 
@@ -229,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_synth)
 
     p = commands.add_parser("train", help="train a recipe (aegru, aegru-pruned, gru, tinyrsnn, bigrsnn)")
-    p.add_argument("recipe", help="recipe name: aegru, aegru-pruned, gru, tinyrsnn or bigrsnn")
+    p.add_argument("recipe", help="recipe name: " + ", ".join(RECIPES))
     p.add_argument("--data", required=True, help="session .mat (v7.3) or binned recording (.npz, v5 .mat)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--out", default=None, help="run directory (default: runs/RECIPE-DATA-seedN)")
@@ -243,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("import-checkpoint", help="turn a published checkpoint into a run directory")
-    p.add_argument("kind", help="checkpoint kind: tinyrsnn")
+    p.add_argument("kind", help="checkpoint kind: tinyrsnn (RSNN repository), ann2d, ann3d, snn2 or snn3d (NeuroBench)")
     p.add_argument("file", help="the checkpoint file (e.g. tinyRSNN-1.pth)")
     p.add_argument("--out", required=True, help="run directory to create")
     p.set_defaults(func=cmd_import_checkpoint)

@@ -23,10 +23,12 @@ from motordecode.fileio import atomic_write_path
 from motordecode.inference import MODES, make_inference
 from motordecode.metrics.harness import evaluate_stream
 from motordecode.metrics.results import metrics_record, write_metrics
-from motordecode.recipes import Recipe, is_spiking
+from motordecode.recipes import Recipe, is_baseline, is_linear, is_spiking, streams
 from motordecode.report.plots import plot_predictions
 from motordecode.runs import (METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, load_model, run_config, save_model,
                               start_run)
+from motordecode.training.baseline_trainer import BaselineTrainer
+from motordecode.training.linear_fit import fit_linear
 from motordecode.training.rsnn_trainer import SpikingTrainer
 from motordecode.training.trainer import Trainer
 
@@ -47,7 +49,7 @@ def evaluate_model(model, recipe: Recipe, recording, split, deployed_bits: dict 
     """{mode: (metrics row, predictions)} on the test split: both inference modes of a GRU decoder;
     a spiking decoder runs the test split as one stream from a zero state (mode ``stream``)."""
     labels = recording.velocity[split.test]
-    if is_spiking(recipe):
+    if streams(recipe):
         spikes = torch.from_numpy(np.ascontiguousarray(recording.spikes[split.test], dtype=np.float32))
         return {"stream": evaluate_stream(model, spikes, labels, deployed_bits=deployed_bits)}
     results = {}
@@ -61,11 +63,18 @@ def evaluate_model(model, recipe: Recipe, recording, split, deployed_bits: dict 
 def _metrics_row(results: dict, recipe: Recipe, recording) -> dict:
     """The windowed (published) row, with the stateful mode's numbers beside it; a spiking
     decoder's single streaming row."""
-    if is_spiking(recipe):
+    if streams(recipe):
         row = dict(results["stream"][0])
-        substeps = recipe.substeps(recording.step_s)
         row["mode"] = "stream"
-        row["network"] = {"step_ms": recording.step_s * 1000 / substeps, "substeps": substeps, "half": recipe.half}
+        if is_spiking(recipe):
+            substeps = recipe.substeps(recording.step_s)
+            row["network"] = {"step_ms": recording.step_s * 1000 / substeps, "substeps": substeps, "half": recipe.half}
+        elif is_baseline(recipe):
+            row["features"] = {"window_samples": recipe.window_samples(recording.step_s), "bins": recipe.bins}
+        else:
+            row["features"] = {"count_samples": recipe.count_samples(recording.step_s),
+                               "count_ms": recipe.count_samples(recording.step_s) * recording.step_s * 1000,
+                               "history": recipe.history if recipe.model == "wiener" else 1}
         return row
     row = dict(results["windowed"][0])
     row["mode"] = "windowed"
@@ -109,13 +118,19 @@ def train_run(recipe: Recipe, data: str | os.PathLike, *, seed: int = 0, out: st
     files = _pretraining_files(recipe, data, pretrain)
     config["pretrain"] = [str(Path(f).resolve()) for f in files]
     run_dir = start_run(out, config, resume)
-    if is_spiking(recipe):
+    trainer = None
+    if is_linear(recipe):
+        result = fit_linear(recipe, recording, split)
+    elif is_baseline(recipe):
+        trainer = BaselineTrainer(recipe, recording, split, seed=seed, progress=progress, threads=threads)
+    elif is_spiking(recipe):
         others = tuple(load_for_recipe(f, recipe) for f in files)
         trainer = SpikingTrainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress,
                                  threads=threads, pretrain=others)
     else:
         trainer = Trainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress, threads=threads)
-    result = trainer.fit(resume=resume)
+    if trainer is not None:
+        result = trainer.fit(resume=resume)
     trained = time.perf_counter()
     save_model(run_dir, result.model, result.deployed_bits)
     results = evaluate_model(result.model, recipe, recording, split, result.deployed_bits)
@@ -133,8 +148,12 @@ def train_run(recipe: Recipe, data: str | os.PathLike, *, seed: int = 0, out: st
     return metrics_record(row, **identity)
 
 
-def _samples_per_s(history: list, trainer, seconds: float) -> float:
-    """Training examples per second (windows for a spiking decoder)."""
+def _samples_per_s(history: list, trainer, seconds: float) -> float | None:
+    """Training examples per second (windows for a spiking decoder; None for a closed-form fit)."""
+    if trainer is None:
+        return None
+    if isinstance(trainer, BaselineTrainer):
+        return None
     if isinstance(trainer, SpikingTrainer):
         sizes = {"pretrain": sum(len(s.train) for s in trainer.pretrain), "train": len(trainer.target.train),
                  "prune": len(trainer.target.train)}

@@ -165,6 +165,79 @@ class SpikingRecipe:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class BaselineRecipe:
+    """The NeuroBench baselines. NeuroBench publishes no training code for them; the defaults are
+    the training setup of the public code the architectures come from (AdamW, cosine, MSE)."""
+    name: str
+    model: str = "ann2d"            # ann2d | ann3d | snn2 | snn3d
+    bin_ms: float = 4.0             # sample width when reading a session .mat
+    window_ms: float = 200.0        # input buffer: 50 samples of 4 ms (at least ``bins`` samples)
+    bins: int = 7                   # ANN3D / SNN3D: bins of window // bins samples
+    epochs: int = 50
+    batch_size: int = 512           # samples (ANN2D, ANN3D, SNN3D) or sequences (SNN2: 32)
+    lr: float = 5e-3
+    weight_decay: float = 0.01
+    cosine_epochs: int = 64         # T_max of the cosine schedule
+    sequence_ms: float = 2000.0     # SNN2: training sequences (BPTT) of 2 s
+
+    def __post_init__(self):
+        checks = [
+            (self.model in ("ann2d", "ann3d", "snn2", "snn3d"), f"model must be ann2d, ann3d, snn2 or snn3d, got {self.model!r}"),
+            (self.bin_ms > 0 and self.window_ms > 0 and self.sequence_ms > 0, "bin, window and sequence lengths must be > 0"),
+            (self.bins >= 1, "bins must be >= 1"),
+            (self.epochs >= 1 and self.batch_size >= 1 and self.cosine_epochs >= 1, "epochs and batch_size must be >= 1"),
+            (self.lr > 0 and self.weight_decay >= 0, "lr must be > 0 and weight_decay >= 0"),
+        ]
+        _require(self.name, checks)
+
+    def window_samples(self, step_s: float) -> int:
+        """Samples in the input buffer: round(window_ms / sample width), at least ``bins``."""
+        return max(self.bins, round(self.window_ms / (step_s * 1000.0)))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LinearRecipe:
+    """The classical decoders: a Wiener filter (ridge on a count history) or a Kalman filter."""
+    name: str
+    model: str = "wiener"           # "wiener" or "kalman"
+    bin_ms: float = 4.0             # sample width when reading a session .mat (binned files keep theirs)
+    count_ms: float = 50.0          # width of one count bin (a trailing sum of samples)
+    history: int = 10               # Wiener: count bins of history (10 x 50 ms = 500 ms)
+    alphas: str = "1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,0.1,0.3,1,3,10,30,100"  # Wiener: ridge grid (x N)
+    steady_state: bool = True       # Kalman: the limit gain for every step (else transient gains first)
+    ridge: float = 1e-3             # Kalman: added to the observation noise, x its mean variance
+
+    def __post_init__(self):
+        checks = [
+            (self.model in ("wiener", "kalman"), f"model must be 'wiener' or 'kalman', got {self.model!r}"),
+            (self.bin_ms > 0 and self.count_ms > 0, "bin_ms and count_ms must be > 0"),
+            (self.history >= 1, "history must be >= 1"),
+            (self.ridge >= 0, "ridge must be >= 0"),
+        ]
+        _require(self.name, checks)
+        self.alpha_list()
+
+    def alpha_list(self) -> list[float]:
+        try:
+            alphas = [float(v) for v in self.alphas.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"recipe {self.name!r}: alphas must be comma-separated numbers, got {self.alphas!r}.") from None
+        if not alphas or any(a < 0 for a in alphas):
+            raise ConfigError(f"recipe {self.name!r}: alphas must be non-negative, got {self.alphas!r}.")
+        return alphas
+
+    def count_samples(self, step_s: float) -> int:
+        """Samples per count bin: round(count_ms / sample width), at least 1."""
+        return max(1, round(self.count_ms / (step_s * 1000.0)))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 HEADS = {"tiny": ((10.0, 50.0),),
          "big": ((10.0, 50.0), (5.0, 20.0), (20.0, 20.0), (10.0, 30.0), (30.0, 100.0))}
 
@@ -174,6 +247,12 @@ RECIPES = {
     "gru": Recipe("gru", model="gru", pnll_weight=0.0),
     "tinyrsnn": SpikingRecipe("tinyrsnn", prune_start=0.4, half=True),
     "bigrsnn": SpikingRecipe("bigrsnn", hidden=1024, heads="big", ub_strength=0.0),
+    "ann2d": BaselineRecipe("ann2d"),
+    "ann3d": BaselineRecipe("ann3d", model="ann3d"),
+    "snn2": BaselineRecipe("snn2", model="snn2", batch_size=32),
+    "snn3d": BaselineRecipe("snn3d", model="snn3d"),
+    "wiener": LinearRecipe("wiener"),
+    "kalman": LinearRecipe("kalman", model="kalman"),
 }
 
 
@@ -220,8 +299,23 @@ def is_spiking(recipe) -> bool:
     return isinstance(recipe, SpikingRecipe)
 
 
+def is_linear(recipe) -> bool:
+    return isinstance(recipe, LinearRecipe)
+
+
+def is_baseline(recipe) -> bool:
+    return isinstance(recipe, BaselineRecipe)
+
+
+def streams(recipe) -> bool:
+    """True for decoders evaluated as one stream of samples (all but the GRU decoders)."""
+    return is_spiking(recipe) or is_linear(recipe) or is_baseline(recipe)
+
+
 def recipe_from_dict(data: dict):
-    kind = SpikingRecipe if data.get("model") == "rsnn" else Recipe
+    kinds = {"rsnn": SpikingRecipe, "wiener": LinearRecipe, "kalman": LinearRecipe,
+             **{name: BaselineRecipe for name in ("ann2d", "ann3d", "snn2", "snn3d")}}
+    kind = kinds.get(data.get("model"), Recipe)
     known = {f.name for f in fields(kind)}
     unknown = set(data) - known
     if unknown:

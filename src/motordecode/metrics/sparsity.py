@@ -2,7 +2,7 @@
 
 Connection sparsity = zero weights / all weights over the connection layers, counted as NeuroBench
 does: Linear and Conv weights (biases excluded); recurrent cells and layers (GRU, LSTM, RNN) with
-their biases. NeuroBench rounds the value to 4 decimals; motordecode reports it unrounded.
+their biases; custom layers (the Kalman decoder) list theirs in ``connection_weights()``. NeuroBench rounds the value to 4 decimals; motordecode reports it unrounded.
 
 Activation sparsity = zero outputs / all outputs of the activation modules (ReLU, Sigmoid and
 spiking neurons) over the whole evaluated stream.
@@ -27,6 +27,8 @@ def connection_tensors(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
             out.append((f"{name}.weight", module.weight))
         elif isinstance(module, RECURRENT):
             out += [(f"{name}.{p}", t) for p, t in module.named_parameters(recurse=False)]
+        elif hasattr(module, "connection_weights"):  # a custom layer names its own matrices
+            out += [(f"{name}.{p}", t) for p, t in module.connection_weights()]
     return out
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from motordecode.models.autoencoder import AutoencoderBranch
+from motordecode.models.baselines import BASELINES, BaselineConfig, build_baseline
 from motordecode.models.gru_decoder import GRUDecoder, GRUDecoderConfig
+from motordecode.models.kalman import KalmanDecoder
 from motordecode.models.rsnn import RSNN, RSNNConfig
+from motordecode.models.wiener import WienerDecoder
 from motordecode.recipes import HEADS
 
 
@@ -40,8 +43,19 @@ def build_rsnn(recipe, n_channels: int, n_outputs: int, step_ms: float) -> RSNN:
     return RSNN(rsnn_config(recipe, n_channels, n_outputs, step_ms))
 
 
+def baseline_config(recipe, n_channels: int, n_outputs: int, step_s: float) -> BaselineConfig:
+    return BaselineConfig(recipe.model, n_channels, n_outputs, recipe.window_samples(step_s), recipe.bins,
+                          step_s * 1000.0)
+
+
 def build_model(recipe, n_channels: int, n_outputs: int, step_s: float):
     """The decoder a recipe describes, on a recording with sample spacing ``step_s``."""
+    if recipe.model in BASELINES:
+        return build_baseline(baseline_config(recipe, n_channels, n_outputs, step_s))
+    if recipe.model == "wiener":
+        return WienerDecoder(n_channels, n_outputs, recipe.history, recipe.count_samples(step_s))
+    if recipe.model == "kalman":
+        return KalmanDecoder(n_channels, 2 * n_outputs, n_outputs, recipe.count_samples(step_s))
     if recipe.model == "rsnn":
         return build_rsnn(recipe, n_channels, n_outputs, step_s * 1000.0)
     return build_decoder(recipe, n_channels, n_outputs)

@@ -20,12 +20,12 @@ The weights keep their stored dtype (float16 for the published files).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 
 from motordecode.errors import ConfigError
 from motordecode.models.rsnn import RSNN, TINY_HEADS, RSNNConfig
+from motordecode.models.state_files import read_state_dict
 
 WEIGHTS = {"con1.op.weight": "lif.input.weight", "con2.op.weight": "lif.recurrent.weight",
            "con3.op.weight": "readout.fc.weight"}
@@ -70,13 +70,4 @@ def rsnn_from_stork_state(state: dict, source: str = "checkpoint", dt_ms: float 
 
 
 def load_stork_checkpoint(path: str | os.PathLike, dt_ms: float = 4.0) -> RSNN:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"checkpoint {path} does not exist.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets one clear message
-        raise ConfigError(f"{path}: cannot read as a PyTorch state dict ({type(exc).__name__}: {exc}).") from None
-    if not isinstance(state, dict):
-        raise ConfigError(f"{path}: expected a state dict, found {type(state).__name__}.")
-    return rsnn_from_stork_state(state, str(path), dt_ms)
+    return rsnn_from_stork_state(read_state_dict(path), str(path), dt_ms)

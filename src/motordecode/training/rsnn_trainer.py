@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import os
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -165,11 +166,13 @@ class SpikingTrainer(EpochTrainer):
             return rmse(pred, y) + firing_regularisers(spikes, r.lb_strength, r.lb_threshold, r.ub_strength,
                                                        r.ub_threshold)
 
+        started = time.perf_counter()
         loss_sum, seen = optimise_epoch(self._batches(state), loss_of, opt, model, state["masks"], bar)
         state["scheduler"].step()
         val = self.r2(model, self.val)
         state["epoch"] += 1
-        entry = {"stage": stage, "epoch": state["epoch"], "loss": loss_sum / max(seen, 1), "val_r2": val}
+        entry = {"stage": stage, "epoch": state["epoch"], "loss": loss_sum / max(seen, 1), "val_r2": val,
+                 "seconds": time.perf_counter() - started}
         if stage == "prune":
             entry["rate"] = state["rate"]
         state["history"].append(entry)
