@@ -28,6 +28,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_harness.py
 	$(BIN)/python benchmarks/bench_streaming_latency.py
 	$(BIN)/python benchmarks/bench_aegru_pipeline.py
+	$(BIN)/python benchmarks/bench_rsnn_training.py --batches 6
+	$(BIN)/python benchmarks/bench_rsnn_pipeline.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .hypothesis
