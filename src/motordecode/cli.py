@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.set_defaults(func=cmd_data_synth)
 
-    p = commands.add_parser("train", help="train a recipe (aegru, aegru-pruned, gru, tinyrsnn, bigrsnn)")
+    p = commands.add_parser("train", help="train a recipe (" + ", ".join(RECIPES) + ")")
     p.add_argument("recipe", help="recipe name: " + ", ".join(RECIPES))
     p.add_argument("--data", required=True, help="session .mat (v7.3) or binned recording (.npz, v5 .mat)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")

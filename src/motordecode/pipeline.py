@@ -122,7 +122,7 @@ def train_run(recipe: Recipe, data: str | os.PathLike, *, seed: int = 0, out: st
     if is_linear(recipe):
         result = fit_linear(recipe, recording, split)
     elif is_baseline(recipe):
-        trainer = BaselineTrainer(recipe, recording, split, seed=seed, progress=progress, threads=threads)
+        trainer = BaselineTrainer(recipe, recording, split, seed=seed, threads=threads)
     elif is_spiking(recipe):
         others = tuple(load_for_recipe(f, recipe) for f in files)
         trainer = SpikingTrainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress,
@@ -149,7 +149,8 @@ def train_run(recipe: Recipe, data: str | os.PathLike, *, seed: int = 0, out: st
 
 
 def _samples_per_s(history: list, trainer, seconds: float) -> float | None:
-    """Training examples per second (windows for a spiking decoder; None for a closed-form fit)."""
+    """Training examples per second (windows for a spiking decoder); None for the closed-form fits
+    and the baselines (their history records each epoch's seconds)."""
     if trainer is None:
         return None
     if isinstance(trainer, BaselineTrainer):

@@ -9,7 +9,8 @@ dicts load unchanged. Layer sizes and neuron settings are those of NeuroBench's 
 - ANN3D: the same MLP on 7 bins of 7 samples of the buffer (fc1 7C->32, input index c*7 + bin).
 - SNN3D: the 7 bins, LayerNorm over (7, C), then 7 steps of fc1 -> Dropout 0.5 -> LIF (subtract)
   -> fc2 -> LIF (subtract) -> fc3 -> LIF (no reset), membranes reset per sample; output
-  (v_x U_3x, v_y U_3y) after the 7th step. Learnable beta 0.5 and threshold 0.5, atan surrogate.
+  (v_x U_3x, v_y U_3y) after the 7th step. beta 0.5 and threshold 0.5 are buffers (the published
+  files hold trained values there; the recipe trains with them fixed), atan surrogate.
 - SNN2: fc1 (C->50, no bias) -> Dropout 0.3 -> LIF (beta 0.96, threshold 1, reset to zero) ->
   fc_out (50->2, no bias) -> leaky integrator (beta 0.96, no reset); output its membrane. One
   step per sample, state kept for the whole stream. On coarser samples beta = 0.96^(step / 4 ms).

@@ -60,6 +60,9 @@ class KalmanFilter:
         state = np.concatenate([np.cumsum(y, axis=0), y], axis=1)
         n = self.counts(X)
         pairs = rows[1:][np.diff(rows) == 1]  # rows whose predecessor is a training row too
+        if len(pairs) <= 2 * y.shape[1]:
+            raise ConfigError(f"the Kalman transition needs more than {2 * y.shape[1]} pairs of consecutive "
+                              f"training samples; the training rows hold {len(pairs)}.")
         self.A_, transition_residual = _lstsq(state[pairs - 1], state[pairs])
         self.W_ = np.cov(transition_residual, rowvar=False)
         design = np.concatenate([state[rows], np.ones((len(rows), 1))], axis=1)
@@ -90,15 +93,18 @@ class KalmanFilter:
         return np.stack(gains)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        """Velocities (T, D) of the stream X (T, C), from the initial state (as after ``reset()``)."""
+        with torch.no_grad():
+            module = self.to_module(torch.float64)
+            return module(torch.as_tensor(np.asarray(X), dtype=torch.float64)).numpy()
+
+    def to_module(self, dtype: torch.dtype = torch.float32) -> "KalmanDecoder":
+        """The streaming decoder, reset to the initial state."""
         if not hasattr(self, "A_"):
             raise ConfigError("the Kalman filter is not fitted yet.")
-        with torch.no_grad():
-            return self.to_module().double()(torch.as_tensor(np.asarray(X), dtype=torch.float64)).numpy()
-
-    def to_module(self) -> "KalmanDecoder":
         gains = self.gains_[-1:] if self.steady_state else self.gains_
         module = KalmanDecoder(self.H_.shape[0], self.A_.shape[0], self.n_outputs_,
-                               self.bin_samples, transient_steps=len(gains) - 1)
+                               self.bin_samples, transient_steps=len(gains) - 1).to(dtype)
         K = torch.as_tensor(gains)
         I = torch.eye(self.A_.shape[0], dtype=torch.float64)
         A, H, c = (torch.as_tensor(v) for v in (self.A_, self.H_, self.c_))
@@ -107,6 +113,7 @@ class KalmanFilter:
             module.transition.copy_(((I - K @ H) @ A).to(module.transition.dtype))
             module.offset.copy_((-(K @ c)).to(module.offset.dtype))
             module.initial.copy_(torch.as_tensor(self.s0_).to(module.initial.dtype))
+        module.reset()
         return module
 
 
@@ -114,7 +121,7 @@ def _bin_counts(stream: torch.Tensor, first: int, bin_samples: int) -> torch.Ten
     """Counts (float64) of the bins of ``bin_samples`` samples ending at stream rows first, first+1, ..."""
     sums = torch.cat([stream.new_zeros(1, stream.shape[1], dtype=torch.float64), stream.cumsum(0, dtype=torch.float64)])
     ends = torch.arange(first, len(stream)) + 1
-    return sums[ends] - sums[ends - bin_samples]
+    return sums[ends] - sums[torch.clamp(ends - bin_samples, min=0)]  # zeros before the stream
 
 
 class KalmanDecoder(nn.Module):
@@ -155,6 +162,8 @@ class KalmanDecoder(nn.Module):
         return [("gain", self.gain[-1]), ("transition", self.transition[-1])]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu":
+            raise ConfigError("the Kalman decoder runs on the CPU; move the model and its input there.")
         stream = torch.cat([self.recent, x.to(self.recent.dtype)])
         counts = _bin_counts(stream, len(self.recent), self.bin_samples).numpy()
         self.recent.copy_(stream[len(stream) - len(self.recent):])
@@ -168,7 +177,7 @@ class KalmanDecoder(nn.Module):
             out[t] = s
         self.state.copy_(torch.as_tensor(s))
         self.steps += len(x)
-        return torch.as_tensor(out[:, -self.n_outputs:], dtype=x.dtype if x.is_floating_point() else torch.float32)
+        return torch.as_tensor(out[:, -self.n_outputs:], dtype=self.gain.dtype)
 
     @staticmethod
     def synaptic_inputs(module: "KalmanDecoder", inputs: tuple, output) -> list[tuple[torch.Tensor, torch.Tensor]]:

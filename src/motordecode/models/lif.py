@@ -260,11 +260,12 @@ class RecurrentLIF(nn.Module):
         if state is None:
             state = self.initial_state(x.shape[0], x)
         x_prev, s_prev, syn, mem = state
+        seen, seen_prev = x, x_prev  # the state carries the undropped input
         if self.training and self.input_dropout > 0:
-            x = x * dropout_masks(x.shape, self.input_dropout, x)
-            x_prev = x_prev * dropout_masks(x_prev.shape, self.input_dropout, x_prev)
+            seen = x * dropout_masks(x.shape, self.input_dropout, x)
+            seen_prev = x_prev * dropout_masks(x_prev.shape, self.input_dropout, x_prev)
         # the input connection is counted through synaptic_inputs, so it is not called as a module
-        drive, drive0 = F.linear(x, self.input.weight), F.linear(x_prev, self.input.weight)
+        drive, drive0 = F.linear(seen, self.input.weight), F.linear(seen_prev, self.input.weight)
         alpha, beta = self.decays()
         dropout = self.dropout if self.training else 0.0
         out, syn, mem = LIFSequence.apply(drive, drive0, self.recurrent.weight, alpha, beta, s_prev, syn, mem,

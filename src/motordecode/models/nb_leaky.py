@@ -22,6 +22,7 @@ import math
 import torch
 from torch import nn
 
+from motordecode.errors import ConfigError
 from motordecode.metrics.activity import register_activation
 from motordecode.models.lif import SuperSpike
 
@@ -76,7 +77,10 @@ class NBLeaky(nn.Module):
 
     def forward(self, currents: torch.Tensor) -> torch.Tensor:
         step_shape = currents.shape[1:]
-        mem = self.mem if self.mem is not None and self.mem.shape == step_shape else currents.new_zeros(step_shape)
+        if self.mem is not None and self.mem.shape != step_shape:
+            raise ConfigError(f"the stream changed shape from {tuple(self.mem.shape)} to {tuple(step_shape)} per "
+                              "step; call reset() before a new stream.")
+        mem = currents.new_zeros(step_shape) if self.mem is None else self.mem
         threshold, beta = self.threshold.to(currents.dtype), self.beta.to(currents.dtype)
         reset, spikes, mems = int(self.reset_mechanism_val), [], []
         for current in currents:

@@ -62,23 +62,32 @@ class WienerFilter:
         y_mean = y[train].mean(0)
         eigval, eigvec = np.linalg.eigh(Z.T @ Z)
         projected = eigvec.T @ (Z.T @ (y[train] - y_mean))
+        # validation as the streaming decoder sees it: its own stream from a zero history
+        F_val = None if val_index is None else self.features(np.asarray(X)[val_index])
         best = (-np.inf, None, None)
         for alpha in self.alphas:
-            w = eigvec @ (projected / (np.maximum(eigval, 0.0) + alpha * len(train))[:, None])
-            coef, intercept = (w / std[:, None]).T, y_mean - mean @ (w / std[:, None])
-            score = 0.0 if val_index is None else float(r2_per_axis(F[val_index] @ coef.T + intercept,
-                                                                     y[val_index]).mean())
-            if score > best[0]:
+            with np.errstate(divide="ignore", invalid="ignore"):  # alpha = 0 on a singular system: not finite
+                w = eigvec @ (projected / (np.maximum(eigval, 0.0) + alpha * len(train))[:, None])
+                coef, intercept = (w / std[:, None]).T, y_mean - mean @ (w / std[:, None])
+                score = 0.0 if F_val is None else float(r2_per_axis(F_val @ coef.T + intercept, y[val_index]).mean())
+            if np.isfinite(score) and score > best[0]:
                 best = (score, alpha, (coef, intercept))
+        if best[1] is None:
+            raise ConfigError("no ridge strength gave a finite validation R2 (constant labels or features?); "
+                              "use positive alphas.")
         self.val_r2_, self.alpha_, (self.coef_, self.intercept_) = best
         return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
             raise ConfigError("the Wiener filter is not fitted yet.")
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
         return self.features(X) @ self.coef_.T + self.intercept_
 
     def to_module(self) -> "WienerDecoder":
+        self._check_fitted()
         module = WienerDecoder(self.coef_.shape[1] // self.history, self.coef_.shape[0], self.history,
                                self.bin_samples)
         with torch.no_grad():
@@ -106,6 +115,6 @@ class WienerDecoder(nn.Module):
         ends = torch.arange(len(self.recent), len(stream), device=x.device) + 1  # S index after sample t
         offsets = torch.arange(self.history - 1, -1, -1, device=x.device) * self.bin_samples
         hi = ends[:, None] - offsets
-        features = (sums[hi] - sums[hi - self.bin_samples]).to(x.dtype if x.is_floating_point() else torch.float32)
+        features = (sums[hi] - sums[hi - self.bin_samples]).to(self.linear.weight.dtype)
         self.recent.copy_(stream[len(stream) - len(self.recent):])
         return self.linear(features.reshape(len(x), -1))

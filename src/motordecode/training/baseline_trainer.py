@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from motordecode.errors import ConfigError
 from motordecode.models.build import build_model
 from motordecode.models.nb_history import history_table
 from motordecode.training.sequences import SequenceWindows
@@ -25,7 +26,7 @@ from motordecode.training.trainer import TrainResult
 
 
 class BaselineTrainer:
-    def __init__(self, recipe, recording, split, seed: int = 0, progress: bool = False, threads: int | None = None):
+    def __init__(self, recipe, recording, split, seed: int = 0, threads: int | None = None):
         self.recipe, self.recording, self.split, self.seed = recipe, recording, split, int(seed)
         self.threads = threads
 
@@ -58,6 +59,9 @@ class BaselineTrainer:
                             "seconds": time.perf_counter() - started})
             if val > best:
                 best, best_state = val, copy.deepcopy(model.state_dict())
+        if best_state is None:
+            raise ConfigError(f"{r.name}: the validation R2 was not finite in any epoch (training diverged); "
+                              "try a lower lr.")
         model.load_state_dict(best_state)
         if r.model == "snn2":
             with torch.no_grad():
