@@ -15,6 +15,18 @@ from dataclasses import asdict, dataclass, fields, replace
 from motordecode.errors import ConfigError
 
 
+def _numbers(recipe: str, field: str, text: str, positive: bool) -> list[float]:
+    """A comma-separated list of numbers (all > 0, or all >= 0); ConfigError otherwise."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"recipe {recipe!r}: {field} must be comma-separated numbers, got {text!r}.") from None
+    if not values or any(v <= 0 if positive else v < 0 for v in values):
+        raise ConfigError(f"recipe {recipe!r}: {field} must be {'positive' if positive else 'non-negative'}, "
+                          f"got {text!r}.")
+    return values
+
+
 def _require(name: str, checks: list[tuple[bool, str]]) -> None:
     """Raise ConfigError with the first failed check's message."""
     for ok, message in checks:
@@ -144,14 +156,7 @@ class SpikingRecipe:
         self.prune_step_list()
 
     def prune_step_list(self) -> list[float]:
-        try:
-            steps = [float(v) for v in self.prune_steps.split(",") if v.strip()]
-        except ValueError:
-            raise ConfigError(f"recipe {self.name!r}: prune_steps must be comma-separated numbers, "
-                              f"got {self.prune_steps!r}.") from None
-        if not steps or any(v <= 0 for v in steps):
-            raise ConfigError(f"recipe {self.name!r}: prune_steps must be positive, got {self.prune_steps!r}.")
-        return steps
+        return _numbers(self.name, "prune_steps", self.prune_steps, positive=True)
 
     def substeps(self, step_s: float) -> int:
         """Network steps per recording sample: round(sample / network_dt_ms), at least 1."""
@@ -222,13 +227,7 @@ class LinearRecipe:
         self.alpha_list()
 
     def alpha_list(self) -> list[float]:
-        try:
-            alphas = [float(v) for v in self.alphas.split(",") if v.strip()]
-        except ValueError:
-            raise ConfigError(f"recipe {self.name!r}: alphas must be comma-separated numbers, got {self.alphas!r}.") from None
-        if not alphas or any(a < 0 for a in alphas):
-            raise ConfigError(f"recipe {self.name!r}: alphas must be non-negative, got {self.alphas!r}.")
-        return alphas
+        return _numbers(self.name, "alphas", self.alphas, positive=False)
 
     def count_samples(self, step_s: float) -> int:
         """Samples per count bin: round(count_ms / sample width), at least 1."""

@@ -123,11 +123,7 @@ class SpikingTrainer(EpochTrainer):
         state.update({k: blob[k] for k in ("stage", "rate", "epoch", "best", "history", "masks", "prune")})
         state["best_val"] = blob["best_val"]
         state["model"].load_state_dict(blob["model"])
-        state["optimizer"], state["scheduler"] = self._optimizer(state)
-        state["optimizer"].load_state_dict(blob["optimizer"])
-        state["scheduler"].load_state_dict(blob["scheduler"])
-        state["np_rng"].bit_generator.state = blob["np_rng"]
-        torch.set_rng_state(blob["torch_rng"])
+        self._restore_progress(state, blob)
         return state
 
     # -- loop ----------------------------------------------------------------------------------

@@ -71,6 +71,15 @@ class EpochTrainer:
         finally:
             torch.set_num_threads(threads)
 
+    def _restore_progress(self, state: dict, blob: dict) -> None:
+        """Optimiser, schedule and random generators of a checkpoint (``state`` holds its model)."""
+        state["optimizer"], state["scheduler"] = self._optimizer(state)
+        state["optimizer"].load_state_dict(blob["optimizer"])
+        if state["scheduler"] is not None:
+            state["scheduler"].load_state_dict(blob["scheduler"])
+        state["np_rng"].bit_generator.state = blob["np_rng"]
+        torch.set_rng_state(blob["torch_rng"])
+
     def _initial_state(self, resume: bool) -> dict:
         if not resume:
             return self._fresh_state()
@@ -156,12 +165,7 @@ class Trainer(EpochTrainer):
             state["branch"].load_state_dict(blob["branch"])
         state.update(stage=blob["stage"], epoch=blob["epoch"], best_val=blob["best_val"], best=blob["best"],
                      history=blob["history"], masks=blob["masks"])
-        state["optimizer"], state["scheduler"] = self._optimizer(state)
-        state["optimizer"].load_state_dict(blob["optimizer"])
-        if state["scheduler"] is not None:
-            state["scheduler"].load_state_dict(blob["scheduler"])
-        state["np_rng"].bit_generator.state = blob["np_rng"]
-        torch.set_rng_state(blob["torch_rng"])
+        self._restore_progress(state, blob)
         return state
 
     # -- loop ----------------------------------------------------------------------------------
