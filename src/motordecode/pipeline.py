@@ -151,9 +151,7 @@ def train_run(recipe: Recipe, data: str | os.PathLike, *, seed: int = 0, out: st
 def _samples_per_s(history: list, trainer, seconds: float) -> float | None:
     """Training examples per second (windows for a spiking decoder); None for the closed-form fits
     and the baselines (their history records each epoch's seconds)."""
-    if trainer is None:
-        return None
-    if isinstance(trainer, BaselineTrainer):
+    if trainer is None or isinstance(trainer, BaselineTrainer):
         return None
     if isinstance(trainer, SpikingTrainer):
         sizes = {"pretrain": sum(len(s.train) for s in trainer.pretrain), "train": len(trainer.target.train),

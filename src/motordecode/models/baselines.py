@@ -22,7 +22,7 @@ session into the first layer's input and :meth:`readout` maps them to outputs in
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -40,9 +40,6 @@ class BaselineConfig:
     bins: int = 7            # ANN3D / SNN3D bins
     step_ms: float = 4.0     # sample width; SNN2's decay 0.96 per 4 ms becomes 0.96^(step_ms / 4)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 class _Windowed(nn.Module):
     """Shared by the buffer-based baselines: history features of a stream, then a per-sample map."""
@@ -58,19 +55,15 @@ class _Windowed(nn.Module):
         """Buffer features -> the first layer's input (identity unless overridden)."""
         return window
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        window, runs = self.window(x)
-        return self.arrange(window), runs
-
     def readout(self, features: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.reshape(len(x), -1).to(self.fc1.weight.dtype)
-        features, runs = self.features(x)
+        window, runs = self.window(x)
         out = x.new_zeros(len(x), self.fc3.out_features)
-        if len(features):
-            out[runs] = self.readout(features)
+        if len(window):
+            out[runs] = self.readout(self.arrange(window))
         return out
 
 

@@ -28,6 +28,7 @@ from torch import nn
 
 from motordecode.data.features import WindowFeatures
 from motordecode.errors import ConfigError
+from motordecode.models.count_window import RecentWindow, window_sums
 
 
 def _lstsq(inputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -117,13 +118,6 @@ class KalmanFilter:
         return module
 
 
-def _bin_counts(stream: torch.Tensor, first: int, bin_samples: int) -> torch.Tensor:
-    """Counts (float64) of the bins of ``bin_samples`` samples ending at stream rows first, first+1, ..."""
-    sums = torch.cat([stream.new_zeros(1, stream.shape[1], dtype=torch.float64), stream.cumsum(0, dtype=torch.float64)])
-    ends = torch.arange(first, len(stream)) + 1
-    return sums[ends] - sums[torch.clamp(ends - bin_samples, min=0)]  # zeros before the stream
-
-
 class KalmanDecoder(nn.Module):
     """Streaming Kalman filter: ``forward(x (T, C)) -> velocities (T, D)``.
 
@@ -134,18 +128,18 @@ class KalmanDecoder(nn.Module):
 
     def __init__(self, n_channels: int, n_states: int, n_outputs: int, bin_samples: int, transient_steps: int = 0):
         super().__init__()
-        self.bin_samples, self.n_outputs = int(bin_samples), int(n_outputs)
+        self.n_outputs = int(n_outputs)
         stages = transient_steps + 1
         self.register_buffer("gain", torch.zeros(stages, n_states, n_channels))
         self.register_buffer("transition", torch.zeros(stages, n_states, n_states))
         self.register_buffer("offset", torch.zeros(stages, n_states))
         self.register_buffer("initial", torch.zeros(n_states))
-        self.register_buffer("recent", torch.zeros(bin_samples - 1, n_channels))
+        self.window = RecentWindow(n_channels, 1, bin_samples)
         self.register_buffer("state", torch.zeros(n_states))
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
 
     def reset(self) -> None:
-        self.recent.zero_()
+        self.window.reset()
         self.state.copy_(self.initial)
         self.steps.zero_()
 
@@ -164,9 +158,7 @@ class KalmanDecoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu":
             raise ConfigError("the Kalman decoder runs on the CPU; move the model and its input there.")
-        stream = torch.cat([self.recent, x.to(self.recent.dtype)])
-        counts = _bin_counts(stream, len(self.recent), self.bin_samples).numpy()
-        self.recent.copy_(stream[len(stream) - len(self.recent):])
+        counts = self.window(x)[:, 0].numpy()
         gain, transition, offset = (t.double().numpy() for t in (self.gain, self.transition, self.offset))
         s = self.state.double().numpy().copy()
         out = np.empty((len(x), len(s)))
@@ -184,6 +176,6 @@ class KalmanDecoder(nn.Module):
         """(K, counts n_t) and (M, s_{t-1}) of every step of one call, with the steady-state matrices
         (the counts of the first bins of a call are taken without the samples carried in)."""
         x = inputs[0].to(torch.float64)
-        counts = _bin_counts(x, 0, module.bin_samples).float()
+        counts = window_sums(x, 0, 1, module.window.width)[:, 0].float()
         states = torch.ones(len(x), module.state.shape[0])  # the state is dense
         return [(module.gain[-1], counts), (module.transition[-1], states)]

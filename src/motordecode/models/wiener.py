@@ -23,6 +23,7 @@ from torch import nn
 from motordecode.data.features import WindowFeatures
 from motordecode.errors import ConfigError
 from motordecode.metrics.r2 import r2_per_axis
+from motordecode.models.count_window import RecentWindow
 
 DEFAULT_ALPHAS = tuple(10.0 ** np.arange(-4, 3.5, 0.5))
 
@@ -98,23 +99,15 @@ class WienerFilter:
 
 class WienerDecoder(nn.Module):
     """Streaming Wiener filter: ``forward(x (T, C)) -> (T, D)``, carrying the last samples across
-    calls in the buffer ``recent`` (the state a real-time decoder keeps; ``reset()`` zeroes it)."""
+    calls (:class:`RecentWindow`, the state a real-time decoder keeps; ``reset()`` zeroes it)."""
 
     def __init__(self, n_channels: int, n_outputs: int, history: int, bin_samples: int):
         super().__init__()
-        self.history, self.bin_samples = int(history), int(bin_samples)
+        self.window = RecentWindow(n_channels, history, bin_samples)
         self.linear = nn.Linear(history * n_channels, n_outputs)
-        self.register_buffer("recent", torch.zeros(history * bin_samples - 1, n_channels))
 
     def reset(self) -> None:
-        self.recent.zero_()
+        self.window.reset()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        stream = torch.cat([self.recent, x.to(self.recent.dtype)])
-        sums = torch.cat([stream.new_zeros(1, stream.shape[1]), stream.cumsum(0, dtype=torch.float64)])
-        ends = torch.arange(len(self.recent), len(stream), device=x.device) + 1  # S index after sample t
-        offsets = torch.arange(self.history - 1, -1, -1, device=x.device) * self.bin_samples
-        hi = ends[:, None] - offsets
-        features = (sums[hi] - sums[hi - self.bin_samples]).to(self.linear.weight.dtype)
-        self.recent.copy_(stream[len(stream) - len(self.recent):])
-        return self.linear(features.reshape(len(x), -1))
+        return self.linear(self.window(x).reshape(len(x), -1).to(self.linear.weight.dtype))

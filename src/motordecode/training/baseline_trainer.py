@@ -22,7 +22,7 @@ from motordecode.models.build import build_model
 from motordecode.models.nb_history import history_table
 from motordecode.training.sequences import SequenceWindows
 from motordecode.training.stream_validation import stream_r2
-from motordecode.training.trainer import TrainResult
+from motordecode.training.trainer import TrainResult, optimise_epoch
 
 
 class BaselineTrainer:
@@ -32,27 +32,28 @@ class BaselineTrainer:
 
     def fit(self, resume: bool = False) -> TrainResult:
         """Train (minutes on a CPU; there is no per-epoch checkpoint, so ``resume`` starts over)."""
-        r, rec = self.recipe, self.recording
+        threads = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(int(self.threads))
+        try:
+            return self._fit()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self) -> TrainResult:
+        r, rec = self.recipe, self.recording
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         model = build_model(r, rec.n_channels, rec.velocity.shape[1], rec.step_s)
         optimizer = torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=r.weight_decay)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=r.cosine_epochs)
         self.label_scale = np.ones(rec.velocity.shape[1])  # SNN2 trains on scaled labels (see _sequences)
-        epoch_batches = self._sequences(model, rng) if r.model == "snn2" else self._samples(model, rng)
+        epoch_batches, loss_of = self._sequences(model, rng) if r.model == "snn2" else self._samples(model, rng)
         best, best_state, history = -np.inf, None, []
         for epoch in range(1, r.epochs + 1):
             started = time.perf_counter()
             model.train()
-            total, seen = 0.0, 0
-            for loss_of in epoch_batches():
-                loss = loss_of()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total, seen = total + loss.item(), seen + 1
+            total, seen = optimise_epoch(epoch_batches(), loss_of, optimizer, model, None, None)
             schedule.step()
             val = stream_r2(model, rec.spikes, rec.velocity / self.label_scale, self.split.val)
             history.append({"stage": "train", "epoch": epoch, "loss": total / max(seen, 1), "val_r2": val,
@@ -71,7 +72,8 @@ class BaselineTrainer:
         return TrainResult(model=model, val_r2=float(best), history=history, deployed_bits={})
 
     def _samples(self, model, rng):
-        """Batches of single samples: buffer features of training samples with a full buffer."""
+        """(epoch of batches (x, y), loss of a batch): buffer features of training samples with a
+        full buffer."""
         r, rec = self.recipe, self.recording
         window = r.window_samples(rec.step_s)
         kind = "summed" if r.model == "ann2d" else "binned"
@@ -86,13 +88,12 @@ class BaselineTrainer:
                 if len(ends) < 2:  # batch norm needs two samples
                     continue
                 x = torch.as_tensor(table(ends - end_offset)).reshape(len(ends), -1, rec.n_channels)
-                if kind == "summed":
-                    x = x[:, 0]
-                yield lambda x=x, ends=ends: F.mse_loss(model.readout(model.arrange(x)), labels[ends])
-        return epoch
+                yield (x[:, 0] if kind == "summed" else x), labels[ends]
+        return epoch, lambda batch: F.mse_loss(model.readout(model.arrange(batch[0])), batch[1])
 
     def _sequences(self, model, rng):
-        """Batches of training sequences (B, L, C), run time-major from a reset state. The labels
+        """(epoch of batches of training sequences (B, L, C), loss of a batch run time-major from a
+        reset state). The labels
         are divided by their training std (the output is linear in fc_out, so the scale is folded
         into fc_out at the end: no extra parameter)."""
         r, rec = self.recipe, self.recording
@@ -101,10 +102,7 @@ class BaselineTrainer:
         labels = (rec.velocity / self.label_scale).astype(np.float32)
         windows = SequenceWindows(rec.spikes, labels, self.split.train, length, length)
 
-        def epoch():
-            for x, y in windows.batches(r.batch_size, rng):
-                def loss_of(x=x, y=y):
-                    model.reset()
-                    return F.mse_loss(model(x.transpose(0, 1)), y.transpose(0, 1))
-                yield loss_of
-        return epoch
+        def loss_of(batch):
+            model.reset()
+            return F.mse_loss(model(batch[0].transpose(0, 1)), batch[1].transpose(0, 1))
+        return lambda: windows.batches(r.batch_size, rng), loss_of
