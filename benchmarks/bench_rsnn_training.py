@@ -20,8 +20,8 @@ import torch
 
 from motordecode.data.load import load_recording
 from motordecode.data.synthetic import SynthConfig, write_synthetic
-from motordecode.models.rsnn import RSNN, RSNNConfig
-from motordecode.models.rsnn_snntorch import SnnTorchRSNN
+from motordecode.decoders.rsnn.model import RSNN, RSNNConfig
+from motordecode.decoders.rsnn.snntorch_twin import SnnTorchRSNN
 from motordecode.training.losses import firing_regularisers, rmse
 from motordecode.training.sequences import SequenceWindows
 from motordecode.training.smorms3 import SMORMS3

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from motordecode.inference import StatefulInference, WindowedInference
+from motordecode.decoders.gru.inference import StatefulInference, WindowedInference
 from motordecode.models.build import build_decoder
 from motordecode.recipes import get_recipe
 from motordecode.training.prune import apply_masks, global_l1_masks

@@ -12,8 +12,8 @@ from motordecode.cli import main
 from motordecode.data.features import WindowFeatures
 from motordecode.errors import ConfigError, MetricError
 from motordecode.metrics.r2 import r2_per_axis
-from motordecode.models.kalman import KalmanDecoder, KalmanFilter
-from motordecode.models.wiener import WienerFilter
+from motordecode.decoders.classical.kalman import KalmanDecoder, KalmanFilter
+from motordecode.decoders.classical.wiener import WienerFilter
 
 
 def _history_data(seed=0, T=6000, C=30, history=3, bin_samples=2):

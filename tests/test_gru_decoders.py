@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from motordecode.inference import StatefulInference, WindowedInference
+from motordecode.data.features import WindowFeatures
+from motordecode.decoders.base import Stream
+from motordecode.decoders.gru import FAMILY
+from motordecode.decoders.gru.batches import TransformTable, poisson_jitter
+from motordecode.decoders.gru.inference import StatefulGRU, WindowedGRU
+from motordecode.decoders.gru.trainer import build_branch
 from motordecode.metrics.footprint import footprint_bytes
-from motordecode.models.build import build_branch, build_decoder
 from motordecode.recipes import get_recipe, override
-from motordecode.training.batches import TransformTable, poisson_jitter
 from motordecode.training.losses import decoder_loss
 from motordecode.training.prune import apply_masks, global_l1_masks, pruned_fraction
 from motordecode.training.quantize import fixed_point, quantize_weights
@@ -18,7 +21,7 @@ from motordecode.training.quantize import fixed_point, quantize_weights
 
 def _aegru(n_channels=96, **changes):
     torch.manual_seed(0)
-    return build_decoder(override(get_recipe("aegru"), changes), n_channels)
+    return FAMILY.build(override(get_recipe("aegru"), changes), n_channels, 2, 4.0)
 
 
 def test_shapes_and_parameter_counts():
@@ -31,7 +34,7 @@ def test_shapes_and_parameter_counts():
     # plus the label scale and shift buffers (2 + 2)
     assert footprint_bytes(model) == 4 * (3104 + 6336 + 66 + 4)
     assert footprint_bytes(_aegru(standardize_labels=False)) == 4 * (3104 + 6336 + 66)
-    gru = build_decoder(get_recipe("gru"), 96)
+    gru = FAMILY.build(get_recipe("gru"), 96, 2, 4.0)
     assert gru.fc_in is None and gru.gru.input_size == 96 and gru(x).shape == (7, 5, 2)
     assert build_branch(get_recipe("gru"), 96) is None
     extras = _aegru(batchnorm=True, layernorm=True, dropout=0.5)
@@ -94,21 +97,51 @@ def test_q17_grid_range_and_biases_untouched():
     assert torch.equal(model.fc_in.bias, bias)
 
 
-def _stream(inference, model, spikes):
-    decoder = inference.stream(model, spikes.shape[1])
-    return np.stack([decoder.push(s) for s in spikes])
+def _windowed(model, channels, n_sub, width):
+    return WindowedGRU(model, channels, WindowFeatures(n_sub, width, transform="log_softplus"))
+
+
+def _stateful(model, channels, width):
+    return StatefulGRU(model, channels, WindowFeatures(1, width, transform="log_softplus"))
+
+
+def _pushed(decoder, spikes):
+    stream = Stream(decoder)
+    return np.stack([stream.push(s) for s in spikes])
+
+
+def _sequence(decoder, x, state=None):
+    with torch.no_grad():
+        y, state = decoder.sequence(torch.as_tensor(x, dtype=torch.float32), state or decoder.initial_state(x.shape[1]))
+    return y.numpy(), state
 
 
 @pytest.mark.parametrize("n", [37, 40, 3])
-def test_inference_modes_batch_equal_streaming(n):
+def test_inference_modes_sequence_equal_steps(n):
     rng = np.random.default_rng(1)
     spikes = rng.poisson(0.3, size=(n, 12)).astype(np.uint8)
     model = _aegru(12, batchnorm=True, layernorm=True, dropout=0.5).eval()
-    for inference in (WindowedInference(5, 4), StatefulInference(4)):
-        ends = np.arange(n)
-        with torch.no_grad():
-            batch = inference.run(model, inference.inputs(spikes, ends)).numpy()
-        np.testing.assert_allclose(batch, _stream(inference, model, spikes), rtol=1e-5, atol=1e-6)
+    for decoder in (_windowed(model, 12, 5, 4), _stateful(model, 12, 4)):
+        whole, _ = _sequence(decoder, spikes[:, None])
+        np.testing.assert_allclose(whole[:, 0], _pushed(decoder, spikes), rtol=1e-5, atol=1e-6)
+        # the same stream in pieces that start at every phase carries the state across calls
+        state, parts = None, []
+        for lo, hi in ((0, 1), (1, 6), (6, 7), (7, n)):
+            y, state = _sequence(decoder, spikes[lo:hi, None], state)
+            parts.append(y)
+        np.testing.assert_allclose(np.concatenate(parts)[:, 0], whole[:, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_inference_batch_rows_are_independent_streams():
+    rng = np.random.default_rng(3)
+    spikes = rng.poisson(0.4, size=(29, 3, 8)).astype(np.uint8)
+    model = _aegru(8).eval()
+    for decoder in (_windowed(model, 8, 3, 2), _stateful(model, 8, 3)):
+        together, state = _sequence(decoder, spikes)
+        assert state.recent.shape[1] == 3
+        for b in range(3):
+            alone, _ = _sequence(decoder, spikes[:, b:b + 1])
+            np.testing.assert_allclose(together[:, b], alone[:, 0], rtol=1e-5, atol=1e-6)
 
 
 def test_stateful_phases_are_separate_gru_streams():
@@ -116,21 +149,26 @@ def test_stateful_phases_are_separate_gru_streams():
     rng = np.random.default_rng(2)
     spikes = rng.poisson(0.5, size=(23, 6)).astype(np.uint8)
     model = _aegru(6).eval()
-    inference = StatefulInference(3)
-    x = inference.inputs(spikes, np.arange(23))
+    x = torch.from_numpy(WindowFeatures(1, 3, transform="log_softplus")(spikes)[:, 0])
+    got, _ = _sequence(_stateful(model, 6, 3), spikes[:, None])
     with torch.no_grad():
-        got = inference.run(model, x)
         for j in (0, 4, 21, 22):
             own = x[j % 3 :: 3][: j // 3 + 1]
-            np.testing.assert_allclose(got[j], model(own[None])[0, -1], rtol=1e-5, atol=1e-6)
-    # the windowed decoder is the same GRU restarted at every sample over the last k sub-windows
-    windowed = WindowedInference(4, 3)
-    with torch.no_grad():
-        w = windowed.run(model, windowed.inputs(spikes, np.arange(23)))
-        np.testing.assert_allclose(w[22], model(x[[13, 16, 19, 22]][None])[0, -1], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(got[j, 0], model(own[None])[0, -1], rtol=1e-5, atol=1e-6)
+        # the windowed decoder is the same GRU restarted at every sample over the last k sub-windows
+        w, _ = _sequence(_windowed(model, 6, 4, 3), spikes[:, None])
+        np.testing.assert_allclose(w[22, 0], model(x[[13, 16, 19, 22]][None])[0, -1], rtol=1e-5, atol=1e-6)
 
 
-def test_stateful_inference_needs_contiguous_samples():
-    from motordecode.errors import ConfigError
-    with pytest.raises(ConfigError, match="contiguous"):
-        StatefulInference(2).inputs(np.zeros((10, 3), np.uint8), np.array([1, 2, 5]))
+def test_stream_started_mid_recording_reads_the_history():
+    """A stream warmed with the samples before it sees the windows a stream running all along sees."""
+    rng = np.random.default_rng(4)
+    spikes = rng.poisson(0.4, size=(50, 5)).astype(np.uint8)
+    model = _aegru(5).eval()
+    decoder = _windowed(model, 5, 4, 3)
+    full = Stream(decoder)(spikes)
+    late = Stream(decoder)
+    late.reset(history=spikes[:30])
+    np.testing.assert_allclose(late(spikes[30:]), full[30:], rtol=1e-5, atol=1e-6)
+    cold = Stream(decoder)(spikes[30:])
+    assert not np.allclose(cold[:3], full[30:33])  # without the history the first windows are zero-padded

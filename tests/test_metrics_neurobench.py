@@ -14,8 +14,8 @@ from motordecode.metrics.footprint import footprint_bytes
 from motordecode.metrics.ops import model_ops
 from motordecode.metrics.r2 import r2_score
 from motordecode.metrics.sparsity import activation_sparsity, connection_sparsity, connection_tensors
-from motordecode.models.rsnn import RSNN, RSNNConfig
-from motordecode.models.rsnn_snntorch import SnnTorchRSNN
+from motordecode.decoders.rsnn.model import RSNN, RSNNConfig
+from motordecode.decoders.rsnn.snntorch_twin import SnnTorchRSNN
 from neurobench_reference import SequenceDecoder, run_neurobench
 
 STEPS = 250

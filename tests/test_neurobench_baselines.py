@@ -13,10 +13,10 @@ import torch
 from motordecode.cli import main
 from motordecode.data.load import load_recording
 from motordecode.metrics.harness import evaluate_stream
-from motordecode.models.baseline_checkpoint import load_neurobench_checkpoint
-from motordecode.models.baselines import BaselineConfig, build_baseline
-from motordecode.models.nb_history import SampleHistory, history_table
-from motordecode.models.nb_leaky import NBLeaky
+from motordecode.decoders.neurobench.checkpoint import load_neurobench_checkpoint
+from motordecode.decoders.neurobench.models import BaselineConfig, build_baseline
+from motordecode.decoders.neurobench.history import SampleHistory, history_table
+from motordecode.decoders.neurobench.leaky import NBLeaky
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "weights" / "neurobench"
 SESSIONS = ["indy_20160622_01", "indy_20160630_01", "indy_20170131_02",

@@ -10,8 +10,8 @@ from motordecode.data.binning import width_in_steps
 from motordecode.data.features import WindowFeatures
 from motordecode.data.load import load_reaching
 from motordecode.data.splits import reach_bounds, split_by_reaches
-from motordecode.inference import WindowedInference
-from motordecode.recipes import get_recipe
+from motordecode.decoders.gru.inference import window_features
+from motordecode.recipes import get_recipe, override
 
 
 def _neurobench(path, bin_width_s, num_steps=1):
@@ -74,9 +74,8 @@ def test_summed_subwindows_equal_neurobench_windows_of_wider_bins(indy_file):
     gathered = WindowFeatures(n_sub=5, sub_width=1, spacing=20)(wide.spikes, ends)
     np.testing.assert_array_equal(summed, gathered)
     # the AEGRU recipe's windowed decoder (400 ms in 5 sub-windows, set in ms) cuts the same windows
-    recipe = get_recipe("aegru")
-    windowed = WindowedInference(recipe.n_sub, recipe.sub_width(base.step_s), transform=None)
-    np.testing.assert_array_equal(windowed.inputs(base.spikes, ends).numpy(), gathered)
+    recipe = override(get_recipe("aegru"), {"transform": "none"})
+    np.testing.assert_array_equal(window_features(recipe, base.step_ms)(base.spikes, ends), gathered)
 
 
 def test_reach_bounds_follow_neurobench_with_nan_and_inf_targets():

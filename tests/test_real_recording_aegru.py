@@ -7,14 +7,14 @@ import numpy as np
 from motordecode.pipeline import evaluate_model, load_for_recipe
 from motordecode.data.splits import default_split
 from motordecode.recipes import get_recipe
-from motordecode.training.trainer import Trainer
+from motordecode.decoders.gru.trainer import Trainer
 
 
 def test_aegru_reaches_r2_085_on_the_real_recording(stevenson_file):
     recipe = get_recipe("aegru")
     recording = load_for_recipe(stevenson_file, recipe)
     split = default_split(recording)
-    assert abs(recording.step_s - 0.05) < 1e-9 and recipe.sub_width(recording.step_s) == 2  # 80 ms -> 2 bins of 50 ms
+    assert abs(recording.step_s - 0.05) < 1e-9 and recipe.sub_width(recording.step_ms) == 2  # 80 ms -> 2 bins of 50 ms
     windowed, stateful = [], []
     for seed in range(3):
         result = Trainer(recipe, recording, split, seed=seed, progress=False).fit()

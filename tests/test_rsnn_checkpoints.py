@@ -15,7 +15,7 @@ from motordecode.data.load import load_recording
 from motordecode.data.splits import default_split
 from motordecode.errors import ConfigError
 from motordecode.metrics.harness import evaluate_stream
-from motordecode.models.rsnn_checkpoint import WEIGHTS, load_stork_checkpoint, rsnn_from_stork_state
+from motordecode.decoders.rsnn.checkpoint import WEIGHTS, load_stork_checkpoint, rsnn_from_stork_state
 
 WEIGHT_DIR = SHARED / "reference" / "weights" / "tinyRSNN"
 PUBLISHED = {"indy01": {"footprint": 21000, "dense": 10368, "channels": 96},

@@ -7,12 +7,13 @@ import math
 import pytest
 import torch
 
-from motordecode.models import lif_kernels
-from motordecode.models.lif import (RecurrentLIF, decay, fluctuation_driven_init, hashed_dropout, lif_step, psp_energy,
+from motordecode.decoders.rsnn import lif_kernels
+from motordecode.decoders.rsnn.lif import (RecurrentLIF, decay, fluctuation_driven_init, hashed_dropout, lif_step, psp_energy,
                                     superspike)
-from motordecode.models.readout import LeakyReadout, readout_step
-from motordecode.models.rsnn import BIG_HEADS, RSNN, RSNNConfig
-from motordecode.models.rsnn_snntorch import SnnTorchRSNN
+from motordecode.decoders.rsnn.readout import LeakyReadout, readout_step
+from motordecode.decoders.rsnn.model import RSNN, RSNNConfig
+from motordecode.decoders.rsnn.recipe import HEADS
+from motordecode.decoders.rsnn.snntorch_twin import SnnTorchRSNN
 
 
 def test_lif_step_by_hand():
@@ -109,7 +110,7 @@ def test_readout_by_hand_and_heads_average():
 
 
 def test_snntorch_twin_gives_identical_outputs_and_gradients():
-    for heads in (((10.0, 50.0),), BIG_HEADS):
+    for heads in (((10.0, 50.0),), HEADS["big"]):
         model = _active_rsnn(heads, seed=3)
         twin = SnnTorchRSNN.from_rsnn(model)
         x = (torch.rand(2, 80, 20) < 0.2).float()
@@ -138,7 +139,7 @@ def _run_and_grads(model: RSNN, x: torch.Tensor):
 def test_fused_cpu_loops_equal_the_pytorch_loops(monkeypatch, dtype, dropout):
     """The numba loops (lif_kernels) and the step-by-step PyTorch loops: same spikes, outputs and
     gradients, with the same hashed spike-dropout masks."""
-    model = _active_rsnn(BIG_HEADS, channels=20, hidden=24, seed=5).to(dtype)
+    model = _active_rsnn(HEADS["big"], channels=20, hidden=24, seed=5).to(dtype)
     model.lif.dropout = dropout
     model.train()
     x = (torch.rand(37, 90, 20) < 0.2).to(dtype)  # 37 samples: blocks of 16 plus a partial one

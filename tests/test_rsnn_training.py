@@ -15,7 +15,7 @@ from motordecode.errors import ConfigError
 from motordecode.pipeline import evaluate_run, train_run
 from motordecode.recipes import get_recipe, override
 from motordecode.training.prune import per_matrix_masks
-from motordecode.training.rsnn_trainer import SpikingTrainer
+from motordecode.decoders.rsnn.trainer import SpikingTrainer
 from motordecode.training.sequences import time_split, window_starts
 
 SMALL = {"hidden": 16, "batch_size": 16, "epochs": 2, "pretrain_epochs": 1, "prune_epochs": 1,

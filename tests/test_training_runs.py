@@ -13,7 +13,8 @@ from motordecode.data.load import load_reaching
 from motordecode.data.splits import default_split
 from motordecode.recipes import get_recipe, override
 from motordecode.runs import MODEL_FILE
-from motordecode.training.trainer import STATE_FILE, Trainer
+from motordecode.decoders.gru.trainer import Trainer
+from motordecode.training.epochs import STATE_FILE
 
 SMALL = {"epochs": 2, "batch_size": 64, "finetune_epochs": 2, "window_ms": 80.0, "n_sub": 4, "hidden": 8,
          "logvar_hidden": 8}

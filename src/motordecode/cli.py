@@ -1,4 +1,5 @@
-"""Command-line interface: ``motordecode data list|fetch|info|synth | train | evaluate | demo``.
+"""Command-line interface: ``motordecode data list|fetch|info|synth``, ``train``, ``evaluate``,
+``import-checkpoint``, ``sweep`` and ``demo``, thin over the public API and the decoder registry.
 
 Errors a user can cause print one line on stderr and exit with status 2, without a traceback.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 from motordecode import __version__
 from motordecode.data.sessions import ZENODO_FILES_URL
 from motordecode.errors import ConfigError, MotordecodeError
-from motordecode.recipes import RECIPES
+from motordecode.recipes import recipe_names
 
 DEFAULT_DATA_DIR = os.environ.get("MOTORDECODE_DATA", "data")
 
@@ -89,21 +90,16 @@ def cmd_data_synth(args) -> int:
     return 0
 
 
-PUBLISHED_ROWS = {"aegru": ("AEGRU",), "aegru-pruned": ("AEGRU pruned 50%",), "tinyrsnn": ("tinyRSNN",),
-                  "bigrsnn": ("bigRSNN",)}
-
-
 def _format_row(row: dict) -> str:
-    """The run's windowed and stateful rows, then the published rows of the same system."""
+    """The run's row in each inference mode, then the published rows of the same system."""
+    from motordecode.decoders.registry import family_of, get_recipe
     from motordecode.report.tables import metrics_table
 
+    family = family_of(get_recipe(row["recipe"]))
     name = f"{row['recipe']} {row.get('session', '')}".strip()
-    if "stateful" not in row:  # one mode (spiking decoders)
-        rows = [{**row, "label": f"{name} ({row.get('mode', 'stream')})"}]
-    else:
-        rows = [{**row, "label": f"{name} (windowed)"},
-                {**row, **row.get("stateful", {}), "label": f"{name} (stateful)"}]
-    return metrics_table(rows, published=PUBLISHED_ROWS.get(row["recipe"], ()))
+    rows = [{**row, "label": f"{name} ({row.get('mode', family.modes[0])})"}]
+    rows += [{**row, **row[mode], "label": f"{name} ({mode})"} for mode in family.modes[1:] if mode in row]
+    return metrics_table(rows, published=family.published.get(row["recipe"], ()))
 
 
 def cmd_train(args) -> int:
@@ -229,15 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.set_defaults(func=cmd_data_synth)
 
-    p = commands.add_parser("train", help="train a recipe (" + ", ".join(RECIPES) + ")")
-    p.add_argument("recipe", help="recipe name: " + ", ".join(RECIPES))
+    p = commands.add_parser("train", help="train a recipe (" + ", ".join(recipe_names()) + ")")
+    p.add_argument("recipe", help="recipe name: " + ", ".join(recipe_names()))
     p.add_argument("--data", required=True, help="session .mat (v7.3) or binned recording (.npz, v5 .mat)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--out", default=None, help="run directory (default: runs/RECIPE-DATA-seedN)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field, e.g. epochs=5")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--pretrain", nargs="+", metavar="FILE",
-                   help="tinyrsnn/bigrsnn: pre-train on these recordings (default: the benchmark sessions "
+                   help="recipes with a pre-training stage (tinyrsnn, bigrsnn): pre-train on these recordings (default: the benchmark sessions "
                         "of the same monkey next to --data, when it is one)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the metrics row as JSON")

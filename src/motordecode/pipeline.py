@@ -1,7 +1,8 @@
-"""The main job: train a recipe on a recording, compress it, evaluate both inference modes, save the run.
+"""The main job: train a recipe on a recording, evaluate every inference mode, save the run.
 
-``train_run`` = load -> split -> train (+ prune, fine-tune, quantise) -> evaluate -> RUN_DIR;
-``evaluate_run`` re-evaluates a saved RUN_DIR (optionally on another file with the same channels).
+``train_run`` = load -> split -> the family's trainer (+ prune, fine-tune, quantise) -> evaluate
+-> RUN_DIR; ``evaluate_run`` re-evaluates a saved RUN_DIR (optionally on another file with the
+same channels). Every family is reached through :mod:`motordecode.decoders.registry`.
 """
 
 from __future__ import annotations
@@ -12,30 +13,23 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from motordecode.data.load import load_recording
 from motordecode.data.read_mat import file_kind
 from motordecode.data.sessions import default_pretraining_files
 from motordecode.data.splits import default_split
+from motordecode.decoders.registry import families, family_of
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
-from motordecode.inference import MODES, make_inference
-from motordecode.metrics.harness import evaluate_stream
+from motordecode.metrics.harness import evaluate_decoder
 from motordecode.metrics.results import metrics_record, write_metrics
-from motordecode.recipes import Recipe, is_baseline, is_linear, is_spiking, streams
 from motordecode.report.plots import plot_predictions
-from motordecode.runs import (METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, load_model, run_config, save_model,
-                              start_run)
-from motordecode.training.baseline_trainer import BaselineTrainer
-from motordecode.training.linear_fit import fit_linear
-from motordecode.training.rsnn_trainer import SpikingTrainer
-from motordecode.training.trainer import Trainer
+from motordecode.runs import METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, load_model, run_config, save_model, start_run
 
 MODE_KEYS = ("r2", "r2_x", "r2_y", "activation_sparsity", "dense_ops", "effective_macs", "effective_acs")
 
 
-def load_for_recipe(path: str | os.PathLike, recipe: Recipe):
+def load_for_recipe(path: str | os.PathLike, recipe):
     """A session .mat is binned at the recipe's ``bin_ms``; a binned recording keeps its own bins."""
     path = Path(path)
     if not path.is_file():
@@ -45,43 +39,33 @@ def load_for_recipe(path: str | os.PathLike, recipe: Recipe):
     return load_recording(path)
 
 
-def evaluate_model(model, recipe: Recipe, recording, split, deployed_bits: dict | None = None):
-    """{mode: (metrics row, predictions)} on the test split: both inference modes of a GRU decoder;
-    a spiking decoder runs the test split as one stream from a zero state (mode ``stream``)."""
-    labels = recording.velocity[split.test]
-    if streams(recipe):
-        spikes = torch.from_numpy(np.ascontiguousarray(recording.spikes[split.test], dtype=np.float32))
-        return {"stream": evaluate_stream(model, spikes, labels, deployed_bits=deployed_bits)}
+def evaluate_model(model, recipe, recording, split, deployed_bits: dict | None = None) -> dict:
+    """{mode: (metrics row, predictions)} on the test split, for every inference mode of the
+    recipe's family: the test samples as one stream, the input windows filled from the samples
+    before it (a GRU's sub-windows; the other decoders start from a zero state)."""
+    family = family_of(recipe)
+    test = split.test
+    if len(test) > 1 and np.any(np.diff(test) != 1):
+        raise ConfigError("the test split must be a contiguous run of samples to be decoded as a stream.")
     results = {}
-    for mode in MODES:
-        inference = make_inference(mode, recipe, recording.step_s)
-        inputs = inference.inputs(recording.spikes, split.test)
-        results[mode] = evaluate_stream(model, inputs, labels, run=inference.run, deployed_bits=deployed_bits)
+    for mode in family.modes:
+        decoder = family.decoder(model, recipe, recording.step_ms, mode)
+        history = recording.spikes[max(0, test[0] - decoder.history):test[0]]
+        results[mode] = evaluate_decoder(decoder, recording.spikes[test], recording.velocity[test], history=history,
+                                         deployed_bits=deployed_bits)
     return results
 
 
-def _metrics_row(results: dict, recipe: Recipe, recording) -> dict:
-    """The windowed (published) row, with the stateful mode's numbers beside it; a spiking
-    decoder's single streaming row."""
-    if streams(recipe):
-        row = dict(results["stream"][0])
-        row["mode"] = "stream"
-        if is_spiking(recipe):
-            substeps = recipe.substeps(recording.step_s)
-            row["network"] = {"step_ms": recording.step_s * 1000 / substeps, "substeps": substeps, "half": recipe.half}
-        elif is_baseline(recipe):
-            row["features"] = {"window_samples": recipe.window_samples(recording.step_s), "bins": recipe.bins}
-        else:
-            row["features"] = {"count_samples": recipe.count_samples(recording.step_s),
-                               "count_ms": recipe.count_samples(recording.step_s) * recording.step_s * 1000,
-                               "history": recipe.history if recipe.model == "wiener" else 1}
-        return row
-    row = dict(results["windowed"][0])
-    row["mode"] = "windowed"
-    row["stateful"] = {k: results["stateful"][0][k] for k in MODE_KEYS}
-    sub_width = recipe.sub_width(recording.step_s)
-    row["window"] = {"n_sub": recipe.n_sub, "sub_width_samples": sub_width, "step_ms": recording.step_s * 1000,
-                     "window_ms": recipe.n_sub * sub_width * recording.step_s * 1000}
+def _metrics_row(results: dict, recipe, recording) -> dict:
+    """The published mode's row, the other modes' numbers beside it under their names, and the
+    family's facts about the input (window, network steps or features)."""
+    family = family_of(recipe)
+    published, *others = family.modes
+    row = dict(results[published][0])
+    row["mode"] = published
+    for mode in others:
+        row[mode] = {k: results[mode][0][k] for k in MODE_KEYS}
+    row.update(family.describe(recipe, recording.step_ms))
     return row
 
 
@@ -93,24 +77,29 @@ def _save_predictions(run_dir: Path, results: dict, labels: np.ndarray, test_ind
 
 
 def _pretraining_files(recipe, data, pretrain) -> list[Path]:
-    """The recordings a spiking recipe pre-trains on: ``pretrain``, else the default (sessions)."""
-    if not is_spiking(recipe):
+    """The recordings a recipe pre-trains on: ``pretrain``, else its family's default (the
+    benchmark sessions of the monkey next to ``data``)."""
+    family = family_of(recipe)
+    if not family.pretrains:
         if pretrain:
-            raise ConfigError(f"recipe {recipe.name!r} has no pre-training stage; --pretrain is for tinyrsnn/bigrsnn.")
+            takers = [name for f in families().values() if f.pretrains for name in f.recipes]
+            raise ConfigError(f"recipe {recipe.name!r} has no pre-training stage; --pretrain is for "
+                              f"{', '.join(takers)}.")
         return []
     if recipe.pretrain_epochs == 0:
         return []
     return [Path(f).resolve() for f in pretrain] if pretrain else default_pretraining_files(data)
 
 
-def train_run(recipe: Recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.PathLike,
+def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.PathLike,
               resume: bool = False, progress: bool = True, threads: int | None = None,
               pretrain: list | tuple = ()) -> dict:
     """Train, compress and evaluate ``recipe`` on ``data``; returns the metrics row written to ``out``.
 
-    ``pretrain``: recordings a spiking recipe pre-trains on (default: the benchmark sessions of
-    the same monkey next to ``data``, when ``data`` is one)."""
+    ``pretrain``: recordings to pre-train on (families that pre-train; default: the benchmark
+    sessions of the same monkey next to ``data``, when ``data`` is one)."""
     started = time.perf_counter()
+    family = family_of(recipe)
     recording = load_for_recipe(data, recipe)
     split = default_split(recording)
     config = run_config(recipe, data, recording.name, seed, recording.n_channels, recording.velocity.shape[1],
@@ -118,25 +107,18 @@ def train_run(recipe: Recipe, data: str | os.PathLike, *, seed: int = 0, out: st
     files = _pretraining_files(recipe, data, pretrain)
     config["pretrain"] = [str(Path(f).resolve()) for f in files]
     run_dir = start_run(out, config, resume)
-    trainer = None
-    if is_linear(recipe):
-        result = fit_linear(recipe, recording, split)
-    elif is_baseline(recipe):
-        trainer = BaselineTrainer(recipe, recording, split, seed=seed, threads=threads)
-    elif is_spiking(recipe):
-        others = tuple(load_for_recipe(f, recipe) for f in files)
-        trainer = SpikingTrainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress,
-                                 threads=threads, pretrain=others)
-    else:
-        trainer = Trainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress, threads=threads)
-    if trainer is not None:
-        result = trainer.fit(resume=resume)
+    target = Path(data).resolve()
+    others = tuple(recording if Path(f).resolve() == target else load_for_recipe(f, recipe) for f in files)
+    trainer = family.trainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress,
+                             threads=threads, pretrain=others)
+    result = trainer.fit(resume=resume)
     trained = time.perf_counter()
     save_model(run_dir, result.model, result.deployed_bits)
     results = evaluate_model(result.model, recipe, recording, split, result.deployed_bits)
     row = _metrics_row(results, recipe, recording)
     row["timings"] = {**row["timings"], "train_s": trained - started, "total_s": time.perf_counter() - started,
-                      "train_samples_per_s": _samples_per_s(result.history, trainer, trained - started)}
+                      "train_samples_per_s": _samples_per_s(result.history, trainer.stage_sizes(),
+                                                            trained - started)}
     row["history"] = result.history
     _save_predictions(run_dir, results, recording.velocity[split.test], split.test)
     plot_predictions(run_dir / PLOT_FILE, recording.velocity[split.test],
@@ -148,16 +130,11 @@ def train_run(recipe: Recipe, data: str | os.PathLike, *, seed: int = 0, out: st
     return metrics_record(row, **identity)
 
 
-def _samples_per_s(history: list, trainer, seconds: float) -> float | None:
-    """Training examples per second (windows for a spiking decoder); None for the closed-form fits
-    and the baselines (their history records each epoch's seconds)."""
-    if trainer is None or isinstance(trainer, BaselineTrainer):
+def _samples_per_s(history: list, sizes: dict | None, seconds: float) -> float | None:
+    """Training examples per second (windows for a spiking decoder); None for trainers that do not
+    count their examples (the closed-form fits; the baselines record each epoch's seconds)."""
+    if sizes is None:
         return None
-    if isinstance(trainer, SpikingTrainer):
-        sizes = {"pretrain": sum(len(s.train) for s in trainer.pretrain), "train": len(trainer.target.train),
-                 "prune": len(trainer.target.train)}
-    else:
-        sizes = {"train": len(trainer.train_batches), "finetune": len(trainer.finetune_batches)}
     return sum(sizes[h["stage"]] for h in history if h["stage"] in sizes) / max(seconds, 1e-9)
 
 
@@ -167,16 +144,18 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = No
     recipe, config, model, bits = load_model(run_dir)
     if data is None and not config.get("data"):
         raise ConfigError(f"{run_dir} was imported from a checkpoint and names no data file; pass --data FILE.")
-    recording = load_for_recipe(data or config["data"], recipe)
+    source = data or config["data"]
+    recording = load_for_recipe(source, recipe)
     if recording.n_channels != config["n_channels"]:
-        raise ConfigError(f"{data}: {recording.n_channels} channels, but the run was trained on {config['n_channels']}.")
+        raise ConfigError(f"{source}: {recording.n_channels} channels, but the run was trained on "
+                          f"{config['n_channels']}; evaluate it on a recording with the same channels.")
     split = default_split(recording)
     results = evaluate_model(model, recipe, recording, split, bits)
     row = _metrics_row(results, recipe, recording)
     previous = {}
     if (run_dir / METRICS_FILE).is_file():
         previous = json.loads((run_dir / METRICS_FILE).read_text())
-    row["data"] = str(Path(data or config["data"]).resolve())
+    row["data"] = str(Path(source).resolve())
     if "history" in previous:  # training facts survive a re-evaluation
         row["history"] = previous["history"]
         row["timings"] = {**previous.get("timings", {}), **row["timings"]}

@@ -21,8 +21,8 @@ import torch
 from motordecode import __version__
 from motordecode.errors import ConfigError, DataFormatError
 from motordecode.fileio import atomic_write_path
-from motordecode.models.build import build_model
-from motordecode.recipes import Recipe, recipe_from_dict
+from motordecode.decoders.registry import family_of
+from motordecode.recipes import recipe_from_dict
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.pt"
@@ -31,7 +31,7 @@ PREDICTIONS_FILE = "predictions.npz"
 PLOT_FILE = "predictions.png"
 
 
-def run_config(recipe: Recipe, data: str | os.PathLike, session: str, seed: int, n_channels: int,
+def run_config(recipe, data: str | os.PathLike, session: str, seed: int, n_channels: int,
                n_outputs: int, step_s: float) -> dict:
     return {"recipe": recipe.to_dict(), "data": str(Path(data).resolve()), "session": session, "seed": int(seed),
             "n_channels": int(n_channels), "n_outputs": int(n_outputs), "step_s": float(step_s),
@@ -89,7 +89,7 @@ def load_model(run_dir: str | os.PathLike):
         blob = torch.load(path, weights_only=True)
     except Exception as exc:  # a truncated or foreign file
         raise DataFormatError(f"{path} is not a readable checkpoint ({exc}).") from None
-    model = build_model(recipe, config["n_channels"], config["n_outputs"], config["step_s"])
+    model = family_of(recipe).build(recipe, config["n_channels"], config["n_outputs"], config["step_s"] * 1000.0)
     try:
         state = blob["state_dict"]
         dtypes = {t.dtype for t in state.values() if t.is_floating_point()}

@@ -22,7 +22,7 @@ import numpy as np
 
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
-from motordecode.recipes import Recipe, get_recipe, override
+from motordecode.recipes import get_recipe, override, recipe_from_dict
 from motordecode.runs import CONFIG_FILE, METRICS_FILE
 
 DEFAULT_GRID = ((50, 2), (50, 5), (50, 10), (100, 2), (100, 5), (100, 10), (150, 5), (150, 10), (200, 5), (200, 10))
@@ -64,7 +64,7 @@ def _run_point(job: dict) -> dict:
     run_dir = Path(job["out"])
     if (run_dir / METRICS_FILE).is_file():
         return json.loads((run_dir / METRICS_FILE).read_text())
-    recipe = Recipe(**job["recipe"])
+    recipe = recipe_from_dict(job["recipe"])
     return train_run(recipe, job["data"], seed=job["seed"], out=run_dir,
                      resume=(run_dir / CONFIG_FILE).is_file(), progress=False, threads=1)
 

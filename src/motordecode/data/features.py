@@ -78,6 +78,15 @@ class WindowFeatures:
             raise ConfigError(f"a window of {self.span} samples cannot wrap around a session of {len(x)}.")
         return FeatureTable(self, _cumulative_sums(x))
 
+    def carried(self, recent: np.ndarray, x: np.ndarray, raw: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Features (T, k, C) of the windows ending at each sample of ``x`` (T, C), continuing a
+        stream whose preceding samples are ``recent`` (its last rows; zeros before the stream
+        start). Returns them (``raw``: the sums, float64) and the new ``recent``, of the same length."""
+        stream = np.concatenate([recent, x])
+        sums = self.table(stream).sums(np.arange(len(recent), len(stream)))
+        out = sums.astype(np.float64) if raw else self._finish(sums)
+        return out, stream[len(stream) - len(recent):]
+
     def stream(self, n_channels: int) -> "FeatureStream":
         """A streaming feature extractor: one sample in, the current (k, C) feature out."""
         if self.wrap:

@@ -40,6 +40,11 @@ class Recording:
             )
 
     @property
+    def step_ms(self) -> float:
+        """Sample spacing in milliseconds (the unit recipes and builders use)."""
+        return self.step_s * 1000.0
+
+    @property
     def n_samples(self) -> int:
         return int(self.spikes.shape[0])
 

@@ -1,8 +1,8 @@
 """Streaming evaluation: one pass over the test split, one metrics row.
 
-The decoder sees the test samples in order, as in real time: state is reset once at the start and
-carried across steps. The model is called once on the whole (T, C) stream (its forward carries the
-state from step to step); an :class:`ActivityRecorder` keeps what each layer saw, and the operations
+The decoder sees the test samples in order, as in real time: its :class:`Stream` starts once at
+the start and carries the state across steps. The whole (T, C) stream goes through in one call
+(the face's ``sequence``); an :class:`ActivityRecorder` keeps what each layer saw, and the operations
 are counted afterwards from that activity and the weight masks, vectorised over all steps. Static
 metrics are measured before any data runs, as NeuroBench does.
 """
@@ -24,31 +24,47 @@ from motordecode.metrics.r2 import r2_per_axis
 from motordecode.metrics.sparsity import activation_sparsity, connection_sparsity
 
 
-def _default_run(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    return model(inputs)
-
-
 def evaluate_stream(model: nn.Module, inputs, labels, *, run: Callable | None = None,
                     deployed_bits: dict[str, int] | None = None, neurobench_gru_slip: bool = False):
-    """(metrics row, predictions) of ``model`` on a stream of ``inputs`` (T, ...) with ``labels`` (T, D).
+    """(metrics row, predictions) of a plain ``model`` on a stream of ``inputs`` (T, ...) with
+    ``labels`` (T, D): how the cross-checks against NeuroBench run any ``nn.Module``.
 
     ``run(model, inputs) -> predictions (T, D)`` defaults to ``model(inputs)``; a model with a
     ``reset()`` method is reset first. ``deployed_bits`` maps parameter names to their deployed bit
     width (see :mod:`motordecode.metrics.deployed`).
     """
     inputs = torch.as_tensor(inputs, dtype=torch.float32)
-    labels = np.asarray(labels)
     model.eval()
     if hasattr(model, "reset"):
         model.reset()
+    return _measure(model, lambda: (run or _default_run)(model, inputs), labels, deployed_bits, neurobench_gru_slip)
+
+
+def evaluate_decoder(decoder, samples, labels, *, history=None, deployed_bits: dict[str, int] | None = None):
+    """(metrics row, predictions) of a decoder face run as one :class:`~motordecode.decoders.base.Stream`
+    over ``samples`` (T, C), from its initial state warmed by ``history`` (the samples before)."""
+    from motordecode.decoders.base import Stream
+
+    stream = Stream(decoder)
+    stream.reset(history=history)
+    return _measure(decoder.model, lambda: stream(samples), labels, deployed_bits, False)
+
+
+def _default_run(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    return model(inputs)
+
+
+def _measure(model: nn.Module, predict: Callable, labels, deployed_bits, neurobench_gru_slip: bool):
+    """Static metrics before any data runs, then one recorded pass ``predict()`` and its counts."""
+    labels = np.asarray(labels)
     row = {"footprint_bytes": footprint_bytes(model),
            "deployed_footprint_bytes": deployed_footprint_bytes(model, deployed_bits),
            "connection_sparsity": connection_sparsity(model)}
     start = time.perf_counter()
     with torch.no_grad(), ActivityRecorder(model) as recorder:
-        pred = (run or _default_run)(model, inputs)
+        pred = predict()
     streamed = time.perf_counter()
-    pred = pred.detach().float().cpu().numpy().reshape(len(labels), -1)
+    pred = torch.as_tensor(pred).detach().float().cpu().numpy().reshape(len(labels), -1)
     ops = model_ops(recorder.layers, neurobench_gru_slip).per_step(len(labels))
     per_axis = r2_per_axis(pred, labels)
     row.update({

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from motordecode.decoders.base import Stream
 from motordecode.metrics.r2 import r2_per_axis
 
 
-def stream_r2(model, spikes: np.ndarray, labels: np.ndarray, index: np.ndarray) -> float:
-    """R2 of ``model`` over the samples ``index`` run as one stream from a reset state (eval mode)."""
-    model.eval()
-    model.reset()
-    with torch.no_grad():
-        pred = model(torch.as_tensor(np.asarray(spikes[index], dtype=np.float32)))
-    model.reset()
-    return float(r2_per_axis(pred.float().numpy(), np.asarray(labels)[index]).mean())
+def stream_r2(decoder, spikes: np.ndarray, labels: np.ndarray, index: np.ndarray) -> float:
+    """R2 of a decoder face over the samples ``index`` run as one :class:`Stream` from its initial
+    state (the model is left in eval mode)."""
+    pred = Stream(decoder)(np.asarray(spikes[index], dtype=np.float32))
+    return float(r2_per_axis(pred, np.asarray(labels)[index]).mean())

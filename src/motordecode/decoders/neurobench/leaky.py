@@ -24,7 +24,7 @@ from torch import nn
 
 from motordecode.errors import ConfigError
 from motordecode.metrics.activity import register_activation
-from motordecode.models.lif import SuperSpike
+from motordecode.decoders.rsnn.lif import SuperSpike
 
 RESETS = {"subtract": 0, "zero": 1, "none": 2}
 

@@ -28,16 +28,16 @@ import numpy as np
 import torch
 
 from motordecode.data.splits import default_split
+from motordecode.decoders.rsnn.lif import fluctuation_driven_init
 from motordecode.errors import ConfigError
-from motordecode.fileio import atomic_write_path
 from motordecode.metrics.r2 import r2_score
-from motordecode.models.build import build_rsnn
-from motordecode.models.lif import fluctuation_driven_init
+from motordecode.recipes import samples_in
+from motordecode.training.epochs import EpochTrainer, TrainResult, optimise_epoch
+from motordecode.training.labels import LabelScale
 from motordecode.training.losses import firing_regularisers, rmse
 from motordecode.training.prune import apply_masks, per_matrix_masks
 from motordecode.training.sequences import SequenceWindows, index_mean, mixed_batches, time_split
 from motordecode.training.smorms3 import SMORMS3
-from motordecode.training.trainer import STATE_FILE, EpochTrainer, TrainResult, _bar, optimise_epoch
 
 EVAL_BATCH = 64
 
@@ -46,17 +46,18 @@ EVAL_BATCH = 64
 class Session:
     """One recording prepared for training: windows of its train part, its label scale."""
     train: SequenceWindows
-    scale: np.ndarray = field(repr=False)
+    labels: LabelScale = field(repr=False)
 
 
 class SpikingTrainer(EpochTrainer):
-    def __init__(self, recipe, recording, split, seed: int = 0, run_dir: str | os.PathLike | None = None,
+    def __init__(self, recipe, recording, split, *, seed: int = 0, run_dir: str | os.PathLike | None = None,
                  progress: bool = True, threads: int | None = None, pretrain: tuple = ()):
+        """``pretrain``: recordings to pre-train on; ``recording`` itself may be one of them."""
         super().__init__(recipe, seed, run_dir, progress, threads)
         self.recording = recording
-        self.dt_ms = recording.step_s * 1000.0
-        self.length = recipe.steps(recipe.window_ms, recording.step_s)
-        self.stride = recipe.steps(recipe.stride_ms, recording.step_s)
+        self.dt_ms = recording.step_ms
+        self.length = samples_in(recipe.window_ms, self.dt_ms)
+        self.stride = samples_in(recipe.stride_ms, self.dt_ms)
         train_idx, val_idx = time_split(split, recipe.val_fraction)
         self.target = self._session(recording, train_idx)
         if len(self.target.train) == 0:
@@ -69,24 +70,34 @@ class SpikingTrainer(EpochTrainer):
         for other in pretrain:
             if other.n_channels != recording.n_channels or other.step_s != recording.step_s:
                 raise ConfigError(f"pre-training recording {other.name} has {other.n_channels} channels at "
-                                  f"{other.step_s * 1000:g} ms; the session has {recording.n_channels} at "
+                                  f"{other.step_ms:g} ms; the session has {recording.n_channels} at "
                                   f"{self.dt_ms:g} ms.")
+            if other is recording:  # the session itself: its windows are already cut
+                self.pretrain.append(self.target)
+                continue
             idx, _ = time_split(default_split(other), recipe.val_fraction)
             self.pretrain.append(self._session(other, idx))
         self.input_rate_hz = index_mean(recording.spikes, train_idx) / recording.step_s
 
     def _session(self, recording, train_idx) -> Session:
-        scale = np.ones(recording.velocity.shape[1], np.float32)
-        if self.recipe.standardize_labels:
-            std = recording.velocity[train_idx].astype(np.float64).std(axis=0)
-            scale = np.where(std > 0, std, 1.0).astype(np.float32)
-        windows = SequenceWindows(recording.spikes, recording.velocity / scale, train_idx, self.length, self.stride)
-        return Session(windows, scale)
+        n_outputs = recording.velocity.shape[1]
+        labels = (LabelScale.fit(recording.velocity, train_idx, center=False) if self.recipe.standardize_labels
+                  else LabelScale.identity(n_outputs))
+        windows = SequenceWindows(recording.spikes, labels.apply(recording.velocity), train_idx, self.length,
+                                  self.stride)
+        return Session(windows, labels)
+
+    def stage_sizes(self) -> dict:
+        """Training windows per epoch of each stage."""
+        return {"pretrain": sum(len(s.train) for s in self.pretrain), "train": len(self.target.train),
+                "prune": len(self.target.train)}
 
     # -- state ---------------------------------------------------------------------------------
     def _fresh_state(self) -> dict:
+        from motordecode.decoders.rsnn import FAMILY
+
         torch.manual_seed(self.seed)
-        model = build_rsnn(self.recipe, self.recording.n_channels, self.recording.velocity.shape[1], self.dt_ms)
+        model = FAMILY.build(self.recipe, self.recording.n_channels, self.recording.velocity.shape[1], self.dt_ms)
         model.lif.input_dropout = 0.0  # applied to the batches instead
         fluctuation_driven_init(model.lif, max(self.input_rate_hz, 1e-3), sigma_u=self.recipe.sigma_u,
                                 feedforward_share=self.recipe.feedforward_share)
@@ -107,40 +118,7 @@ class SpikingTrainer(EpochTrainer):
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self._epochs(state["stage"])))
         return opt, sched
 
-    def _save(self, state) -> None:
-        if self.run_dir is None:
-            return
-        blob = {k: state[k] for k in ("stage", "rate", "epoch", "best", "history", "masks", "prune")}
-        blob.update(best_val=float(state["best_val"]), model=state["model"].state_dict(),
-                    optimizer=state["optimizer"].state_dict(), scheduler=state["scheduler"].state_dict(),
-                    np_rng=state["np_rng"].bit_generator.state, torch_rng=torch.get_rng_state())
-        with atomic_write_path(self.run_dir / STATE_FILE) as tmp:
-            torch.save(blob, tmp)
-
-    def _load(self) -> dict:
-        blob = torch.load(self.run_dir / STATE_FILE, weights_only=True)
-        state = self._fresh_state()
-        state.update({k: blob[k] for k in ("stage", "rate", "epoch", "best", "history", "masks", "prune")})
-        state["best_val"] = blob["best_val"]
-        state["model"].load_state_dict(blob["model"])
-        self._restore_progress(state, blob)
-        return state
-
     # -- loop ----------------------------------------------------------------------------------
-    def _fit(self, state: dict, stop_after_epochs: int | None) -> TrainResult | None:
-        done_now = 0
-        while state["stage"] != "done":
-            if state["epoch"] >= self._epochs(state["stage"]):
-                self._next_stage(state)
-                self._save(state)
-                continue
-            if stop_after_epochs is not None and done_now >= stop_after_epochs:
-                return None
-            self._epoch(state)
-            done_now += 1
-            self._save(state)
-        return self._finish(state)
-
     def _batches(self, state):
         """Shuffled windows with the input dropout applied (by the batch thread, see sequences)."""
         rng, p = state["np_rng"], self.recipe.dropout
@@ -155,7 +133,7 @@ class SpikingTrainer(EpochTrainer):
         total = self._epochs(stage)
         n = sum(len(s.train) for s in self.pretrain) if stage == "pretrain" else len(self.target.train)
         label = f"{stage}" + (f" {state['rate']:.2f}" if stage == "prune" else "")
-        bar = _bar(-(-n // r.batch_size), f"{label} {state['epoch'] + 1}/{total}", self.progress)
+        bar = self._progress_bar(-(-n // r.batch_size), f"{label} {state['epoch'] + 1}/{total}")
         def loss_of(batch):
             x, y = batch
             pred, _, spikes = model.sequence(x)
@@ -200,7 +178,8 @@ class SpikingTrainer(EpochTrainer):
     def _next_stage(self, state) -> None:
         model, r, prune = state["model"], self.recipe, state["prune"]
         if state["stage"] == "pretrain":
-            model.load_state_dict(state["best"])
+            if state["best"] is not None:  # None when no pre-training epoch had a finite validation R2
+                model.load_state_dict(state["best"])
             state["best_val"], state["best"] = -np.inf, None
             self._restart(state, "train")
             return
@@ -248,7 +227,7 @@ class SpikingTrainer(EpochTrainer):
     def _finish(self, state) -> TrainResult:
         model = state["model"].eval()
         if self.recipe.standardize_labels:
-            model.set_output_scale(self.target.scale)
+            model.set_output_scale(self.target.labels.scale)
         if self.recipe.half:
             model.half()
         return TrainResult(model=model, val_r2=float(state["best_val"]), history=state["history"], deployed_bits={})

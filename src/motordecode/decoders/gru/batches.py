@@ -10,8 +10,6 @@ draw from Poisson(n). Counts are integers, so the transform is a table lookup of
 from __future__ import annotations
 
 import copy
-import queue
-import threading
 
 import numpy as np
 import torch
@@ -80,41 +78,3 @@ class WindowBatches:
         order = rng.permutation(len(self.ends))
         for start in range(0, len(order), batch_size):
             yield self.batch(self.ends[order[start : start + batch_size]], jitter_p, rng)
-
-
-def prefetched(batches, depth: int = 4):
-    """Iterate ``batches`` produced in a background thread (numpy's sampling releases the GIL, so
-    the next batches are cut and jittered while the model trains on this one). The order and the
-    random draws are those of the plain iterator; an error in the producer is raised here."""
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def produce():
-        try:
-            for item in batches:
-                while not stop.is_set():
-                    try:
-                        items.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put(done)
-        except BaseException as exc:  # handed to the consumer
-            items.put(exc)
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = items.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()

@@ -1,6 +1,6 @@
 """The RSNN written with snntorch neurons, called once per time step.
 
-This is the same network as :class:`motordecode.models.rsnn.RSNN` (same equations, same parameters)
+This is the same network as :class:`motordecode.decoders.rsnn.model.RSNN` (same equations, same parameters)
 in the form NeuroBench evaluates spiking models: ``nn.Linear`` layers and an snntorch
 ``SpikingNeuron`` subclass called every step, with state kept between calls. It serves two
 purposes: running a trained model under unmodified NeuroBench (cross-checked in the tests), and
@@ -15,9 +15,9 @@ import torch
 from snntorch import surrogate
 from torch import nn
 
-from motordecode.models.lif import decay, lif_step
-from motordecode.models.readout import readout_step, unit_decays
-from motordecode.models.rsnn import RSNN
+from motordecode.decoders.rsnn.lif import decay, lif_step
+from motordecode.decoders.rsnn.readout import readout_step, unit_decays
+from motordecode.decoders.rsnn.model import RSNN
 
 
 class StepLIF(snntorch.SpikingNeuron):

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from motordecode.metrics.activity import register_activation
-from motordecode.models import lif_kernels
+from motordecode.decoders.rsnn import lif_kernels
 
 
 class SuperSpike(torch.autograd.Function):
@@ -114,7 +114,7 @@ class LIFSequence(torch.autograd.Function):
 
     with dD_t = G_I(t), dV = sum_t G_I(t)^T sd_{t-1}, dalpha = sum G_I(t) I_{t-1} and
     dbeta = sum G_U(t) keep_t (U_{t-1} - I_{t-1}). On the CPU in float32/float64 both loops run
-    fused in :mod:`motordecode.models.lif_kernels`; elsewhere step by step in PyTorch, where every
+    fused in :mod:`motordecode.decoders.rsnn.lif_kernels`; elsewhere step by step in PyTorch, where every
     per-step tensor stays (B, H) (autograd would build ~10 graph nodes per step instead).
     """
 

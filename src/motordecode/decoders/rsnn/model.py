@@ -16,15 +16,16 @@ published ~4 ms dynamics and one-step delays (5 steps from input to output: 20 m
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from motordecode.models.lif import RecurrentLIF
-from motordecode.models.readout import LeakyReadout
+from motordecode.decoders.base import Decoder
+from motordecode.decoders.rsnn.lif import RecurrentLIF
+from motordecode.decoders.rsnn.readout import LeakyReadout
+from motordecode.decoders.rsnn.recipe import HEADS
 
-TINY_HEADS = ((10.0, 50.0),)
-BIG_HEADS = ((10.0, 50.0), (5.0, 20.0), (20.0, 20.0), (10.0, 30.0), (30.0, 100.0))
 
 
 @dataclass
@@ -34,7 +35,7 @@ class RSNNConfig:
     n_outputs: int = 2
     tau_mem_ms: float = 20.0
     tau_syn_ms: float = 10.0
-    readout_heads: tuple = TINY_HEADS   # (tau_syn, tau_mem) in ms per head
+    readout_heads: tuple = HEADS["tiny"]  # (tau_syn, tau_mem) in ms per head
     dt_ms: float = 4.0                  # the network's time step
     dropout: float = 0.0
     substeps: int = 1                   # network steps per input sample (coarse bins, see RSNN)
@@ -85,3 +86,29 @@ class RSNN(nn.Module):
         if shift is not None and any(float(s) != 0.0 for s in shift):
             raise ValueError("the RSNN readout has no bias; only a label scale can be folded in.")
         self.readout.scale_outputs(scale)
+
+
+class RSNNState(NamedTuple):
+    x: torch.Tensor         # the last input step x_{t-1} (batch, C)
+    spikes: torch.Tensor    # S_{t-1} (batch, H)
+    syn: torch.Tensor       # I_{t-1} (batch, H)
+    mem: torch.Tensor       # U_{t-1} (batch, H)
+    out_syn: torch.Tensor   # readout currents (batch, heads x D)
+    out_mem: torch.Tensor   # readout outputs (batch, heads x D)
+
+
+class RSNNDecoder(Decoder):
+    """The RSNN's streaming face: one recording sample is ``substeps`` network steps."""
+
+    def initial_state(self, batch: int = 1) -> RSNNState:
+        lif, weight = self.model.lif, self.model.lif.input.weight
+        zeros = lambda n: torch.zeros(batch, n, dtype=weight.dtype)  # noqa: E731
+        units = self.model.readout.fc.out_features
+        return RSNNState(zeros(lif.input.in_features), zeros(lif.n_hidden), zeros(lif.n_hidden),
+                         zeros(lif.n_hidden), zeros(units), zeros(units))
+
+    def sequence(self, x: torch.Tensor, state: RSNNState):
+        s = state
+        y, (hidden, readout), _ = self.model.sequence(x.transpose(0, 1), ((s.x, s.spikes, s.syn, s.mem),
+                                                                           (s.out_syn, s.out_mem)))
+        return y.transpose(0, 1), RSNNState(*hidden, *readout)

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from motordecode.models import lif_kernels
-from motordecode.models.lif import decay, delayed
+from motordecode.decoders.rsnn import lif_kernels
+from motordecode.decoders.rsnn.lif import decay, delayed
 
 
 def readout_step(current: torch.Tensor, syn: torch.Tensor, mem: torch.Tensor, a: torch.Tensor,
@@ -35,7 +35,7 @@ class LeakyFilter(torch.autograd.Function):
         G_I(t) = a G_I(t+1) + (1 - b) G_Y(t+1)
 
     and dc_t = G_I(t), da = sum G_I(t) I_{t-1}, db = sum G_Y(t) (Y_{t-1} - I_{t-1}). On the CPU in
-    float32/float64 both loops run fused in :mod:`motordecode.models.lif_kernels`.
+    float32/float64 both loops run fused in :mod:`motordecode.decoders.rsnn.lif_kernels`.
     """
 
     @staticmethod

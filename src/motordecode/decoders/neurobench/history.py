@@ -17,10 +17,17 @@ carries the buffer across calls (the published footprint counts it at its initia
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
 from motordecode.data.features import WindowFeatures
+
+
+class HistoryState(NamedTuple):
+    buffer: torch.Tensor    # the buffered rows R_{max(0, p-49)} .. R_p (at most ``window``, C)
+    rows_seen: int          # p + 1: rows of the history so far, R_0 included
 
 
 class SampleHistory(nn.Module):
@@ -33,6 +40,13 @@ class SampleHistory(nn.Module):
     def reset(self) -> None:
         self.data_buffer = torch.zeros_like(self.data_buffer[:1])
         self.rows_seen = 1
+
+    def stream_state(self) -> "HistoryState":
+        return HistoryState(self.data_buffer.clone(), self.rows_seen)
+
+    def load_stream_state(self, state: "HistoryState") -> None:
+        self.data_buffer = state.buffer.clone()
+        self.rows_seen = int(state.rows_seen)
 
     def _extend(self, x: torch.Tensor):
         """(running sums S of the carried rows + x, local row of each new sample, its global row p)."""

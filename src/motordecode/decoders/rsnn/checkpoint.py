@@ -24,8 +24,9 @@ import os
 import torch
 
 from motordecode.errors import ConfigError
-from motordecode.models.rsnn import RSNN, TINY_HEADS, RSNNConfig
-from motordecode.models.state_files import read_state_dict
+from motordecode.decoders.rsnn.model import RSNN, RSNNConfig
+from motordecode.decoders.rsnn.recipe import HEADS
+from motordecode.training.state_files import read_state_dict
 
 WEIGHTS = {"con1.op.weight": "lif.input.weight", "con2.op.weight": "lif.recurrent.weight",
            "con3.op.weight": "readout.fc.weight"}
@@ -62,7 +63,7 @@ def rsnn_from_stork_state(state: dict, source: str = "checkpoint", dt_ms: float 
         raise ConfigError(f"{source}: inconsistent shapes {tuple(w_in.shape)}, {tuple(w_rec.shape)}, "
                           f"{tuple(w_out.shape)}.")
     model = RSNN(RSNNConfig(n_channels=channels, hidden=hidden, n_outputs=w_out.shape[0],
-                            readout_heads=TINY_HEADS, dt_ms=dt_ms)).to(w_in.dtype)
+                            readout_heads=HEADS["tiny"], dt_ms=dt_ms)).to(w_in.dtype)
     mapped = {WEIGHTS[k]: state[k] for k in WEIGHTS}
     mapped.update(_time_constant_params(state, source))
     model.load_state_dict(mapped)

@@ -15,7 +15,7 @@ dicts load unchanged. Layer sizes and neuron settings are those of NeuroBench's 
   fc_out (50->2, no bias) -> leaky integrator (beta 0.96, no reset); output its membrane. One
   step per sample, state kept for the whole stream. On coarser samples beta = 0.96^(step / 4 ms).
 
-The buffers are in :mod:`~motordecode.models.nb_history`, the neuron in :mod:`~motordecode.models.nb_leaky`.
+The buffers are in :mod:`~motordecode.decoders.neurobench.history`, the neuron in :mod:`~motordecode.decoders.neurobench.leaky`.
 For training (ANN2D, ANN3D, SNN3D), :meth:`arrange` turns buffer features cut anywhere in a
 session into the first layer's input and :meth:`readout` maps them to outputs in batches.
 """
@@ -23,12 +23,13 @@ session into the first layer's input and :meth:`readout` maps them to outputs in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from motordecode.models.nb_history import SampleHistory
-from motordecode.models.nb_leaky import NBLeaky
+from motordecode.decoders.neurobench.history import SampleHistory
+from motordecode.decoders.neurobench.leaky import NBLeaky
 
 
 @dataclass
@@ -46,6 +47,12 @@ class _Windowed(nn.Module):
 
     def reset(self) -> None:
         self.history.reset()
+
+    def stream_state(self):
+        return self.history.stream_state()
+
+    def load_stream_state(self, state) -> None:
+        self.history.load_stream_state(state)
 
     def window(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(buffer features of the samples that run, which samples run) for a stream x (T, C)."""
@@ -147,11 +154,29 @@ class SNN2(nn.Module):
         self.lif1.reset()
         self.lif_out.reset()
 
+    @torch.no_grad()
+    def set_output_scale(self, scale, shift=None) -> None:
+        """Fold a label scale into fc_out (the output is linear in it; no bias, so no shift)."""
+        self.fc_out.weight.mul_(torch.as_tensor(scale, dtype=self.fc_out.weight.dtype)[:, None])
+
+    def stream_state(self) -> "SNN2State":
+        def membrane(lif, n):
+            return torch.zeros(n, dtype=self.fc1.weight.dtype) if lif.mem is None else lif.mem.detach().clone()
+        return SNN2State(membrane(self.lif1, self.fc1.out_features), membrane(self.lif_out, self.fc_out.out_features))
+
+    def load_stream_state(self, state: "SNN2State") -> None:
+        self.lif1.mem, self.lif_out.mem = state.mem1.clone(), state.mem_out.clone()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(T, C) or (T, B, C) consecutive steps -> the output membrane (T, 2) or (T, B, 2)."""
         x = x.to(self.fc1.weight.dtype)
         self.lif_out(self.fc_out(self.lif1(self.dropout(self.fc1(x)))))
         return self.lif_out.membranes
+
+
+class SNN2State(NamedTuple):
+    mem1: torch.Tensor      # membranes of the hidden LIF layer (50,)
+    mem_out: torch.Tensor   # membranes of the output integrator (2,)
 
 
 BASELINES = {"ann2d": ANN2D, "ann3d": ANN3D, "snn2": SNN2, "snn3d": SNN3D}

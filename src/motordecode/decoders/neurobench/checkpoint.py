@@ -1,7 +1,7 @@
 """The published NeuroBench baseline weights (../shared/reference/weights/neurobench/).
 
 - ``2D_ANN_Weight/<session>_model_state_dict.pth``, ``3D_ANN_Weight/...``, ``SNN3_Weight/...``:
-  state dicts with the module names of :mod:`motordecode.models.baselines`;
+  state dicts with the module names of :mod:`motordecode.decoders.neurobench.models`;
 - ``SNN2_<session>.pt``: ``{"epoch": int, "model_state_dict": state dict}``.
 
 The files were saved from GPU tensors and load on the CPU. The channel count comes from fc1
@@ -15,8 +15,8 @@ import os
 from torch import nn
 
 from motordecode.errors import ConfigError
-from motordecode.models.baselines import BaselineConfig, build_baseline
-from motordecode.models.state_files import read_state_dict
+from motordecode.decoders.neurobench.models import BaselineConfig, build_baseline
+from motordecode.training.state_files import read_state_dict
 
 
 def load_neurobench_checkpoint(kind: str, path: str | os.PathLike) -> nn.Module:

@@ -16,16 +16,19 @@ harness evaluates (one Linear layer over the feature history, counted as MACs on
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 from torch import nn
 
 from motordecode.data.features import WindowFeatures
+from motordecode.decoders.classical.recipe import RIDGE_GRID
 from motordecode.errors import ConfigError
 from motordecode.metrics.r2 import r2_per_axis
-from motordecode.models.count_window import RecentWindow
+from motordecode.decoders.classical.count_window import RecentWindow
 
-DEFAULT_ALPHAS = tuple(10.0 ** np.arange(-4, 3.5, 0.5))
+DEFAULT_ALPHAS = tuple(float(a) for a in RIDGE_GRID.split(","))
 
 
 def _rows(index, n: int) -> np.ndarray:
@@ -109,5 +112,15 @@ class WienerDecoder(nn.Module):
     def reset(self) -> None:
         self.window.reset()
 
+    def stream_state(self) -> "WienerState":
+        return WienerState(self.window.recent.clone())
+
+    def load_stream_state(self, state: "WienerState") -> None:
+        self.window.recent.copy_(state.recent)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.window(x).reshape(len(x), -1).to(self.linear.weight.dtype))
+
+
+class WienerState(NamedTuple):
+    recent: torch.Tensor    # the last history x bin_samples - 1 samples (rows, C)

@@ -1,7 +1,7 @@
 """Fused CPU loops (numba) for the LIF layer and the leaky readout: one compiled pass per time step.
 
-The same recursions as :func:`motordecode.models.lif.lif_step` / :class:`~motordecode.models.lif.LIFSequence`
-and :func:`motordecode.models.readout.readout_step` / :class:`~motordecode.models.readout.LeakyFilter`
+The same recursions as :func:`motordecode.decoders.rsnn.lif.lif_step` / :class:`~motordecode.decoders.rsnn.lif.LIFSequence`
+and :func:`motordecode.decoders.rsnn.readout.readout_step` / :class:`~motordecode.decoders.rsnn.readout.LeakyFilter`
 (equations there), written as loops over (batch, neuron), so that one step costs one pass over the
 state instead of ~12 tensor dispatches. Spikes are sparse (a few percent of neurons per step), so the
 recurrent product and the recurrent weight gradient add one weight row per spike instead of a dense

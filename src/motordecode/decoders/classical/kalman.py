@@ -22,13 +22,15 @@ for the first S steps after a reset. The decoded output is the velocity part of 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 from torch import nn
 
 from motordecode.data.features import WindowFeatures
 from motordecode.errors import ConfigError
-from motordecode.models.count_window import RecentWindow, window_sums
+from motordecode.decoders.classical.count_window import RecentWindow, window_sums
 
 
 def _lstsq(inputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -143,6 +145,14 @@ class KalmanDecoder(nn.Module):
         self.state.copy_(self.initial)
         self.steps.zero_()
 
+    def stream_state(self) -> "KalmanState":
+        return KalmanState(self.window.recent.clone(), self.state.clone(), int(self.steps))
+
+    def load_stream_state(self, state: "KalmanState") -> None:
+        self.window.recent.copy_(state.recent)
+        self.state.copy_(state.s)
+        self.steps.fill_(state.steps)
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         """A saved filter may keep more transient gains than a fresh module: take its shapes."""
         for name in ("gain", "transition", "offset"):
@@ -179,3 +189,9 @@ class KalmanDecoder(nn.Module):
         counts = window_sums(x, 0, 1, module.window.width)[:, 0].float()
         states = torch.ones(len(x), module.state.shape[0])  # the state is dense
         return [(module.gain[-1], counts), (module.transition[-1], states)]
+
+
+class KalmanState(NamedTuple):
+    recent: torch.Tensor    # the last bin_samples - 1 samples (rows, C)
+    s: torch.Tensor         # the filter state s_t (position and velocity)
+    steps: int              # steps since the start (transient gains first)

@@ -33,6 +33,7 @@ class RecentWindow(nn.Module):
         self.recent.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        stream = torch.cat([self.recent, x.to(self.recent.dtype)])
-        self.recent.copy_(stream[len(stream) - len(self.recent):])
-        return window_sums(stream, len(stream) - len(x), self.n_sub, self.width).to(x.device)
+        sums, recent = WindowFeatures(self.n_sub, self.width).carried(
+            self.recent.numpy(), x.detach().cpu().to(self.recent.dtype).numpy(), raw=True)
+        self.recent.copy_(torch.from_numpy(recent))
+        return torch.from_numpy(sums).to(x.device)

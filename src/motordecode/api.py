@@ -1,0 +1,78 @@
+"""The public API: load a recording, train a recipe, load a run, evaluate it, stream it.
+
+    import motordecode as md
+    rec = md.load_recording("data/indy_20170131_02.mat")
+    run = md.train("aegru-pruned", "data/indy_20170131_02.mat", out="runs/indy", epochs=20)
+    stream = run.stream()                   # the published inference mode; run.stream("stateful")
+    velocity = stream.push(rec.spikes[0])   # one bin of spike counts in, (vx, vy) out
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from motordecode.decoders.base import Stream
+from motordecode.decoders.registry import family_of
+from motordecode.recipes import get_recipe, override
+from motordecode.runs import METRICS_FILE, load_model
+
+
+@dataclass
+class Run:
+    """A trained run directory: its recipe, its model (eval mode), its metrics.json (empty if not
+    evaluated yet) and its config.json."""
+
+    path: Path
+    recipe: object
+    model: torch.nn.Module
+    config: dict
+    metrics: dict = field(default_factory=dict)
+    deployed_bits: dict = field(default_factory=dict)
+
+    @property
+    def step_ms(self) -> float:
+        return self.config["step_s"] * 1000.0
+
+    def decoder(self, mode: str | None = None):
+        """The decoder's face (``initial_state``, ``step``, ``sequence``) in ``mode``."""
+        return family_of(self.recipe).decoder(self.model, self.recipe, self.step_ms, mode)
+
+    def stream(self, mode: str | None = None) -> Stream:
+        """A :class:`Stream`: one sample of the recording (spike counts of one bin, at the run's bin
+        width) in, its velocity (in the recording's units) out. ``mode`` picks a GRU inference mode
+        (``windowed`` or ``stateful``); default: the recipe's published one."""
+        return Stream(self.decoder(mode))
+
+
+def load_run(run_dir: str | os.PathLike) -> Run:
+    """A run directory written by :func:`train`, ``motordecode train`` or ``import-checkpoint``."""
+    recipe, config, model, bits = load_model(run_dir)
+    path = Path(run_dir)
+    metrics = json.loads((path / METRICS_FILE).read_text()) if (path / METRICS_FILE).is_file() else {}
+    return Run(path, recipe, model, config, metrics, bits)
+
+
+def train(recipe, data: str | os.PathLike, *, out: str | os.PathLike | None = None, seed: int = 0,
+          resume: bool = False, pretrain=(), progress: bool = False, **overrides) -> Run:
+    """Train ``recipe`` (a name or a recipe object) on the recording ``data`` into the run
+    directory ``out`` (default ``runs/RECIPE-DATA-seedN``); ``overrides`` set recipe fields
+    (``epochs=20``). Returns the finished :class:`Run`."""
+    from motordecode.pipeline import train_run
+
+    recipe = override(get_recipe(recipe) if isinstance(recipe, str) else recipe, overrides)
+    out = Path(out or f"runs/{recipe.name}-{Path(data).stem}-seed{seed}")
+    train_run(recipe, data, seed=seed, out=out, resume=resume, progress=progress, pretrain=pretrain)
+    return load_run(out)
+
+
+def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, write: bool = False) -> dict:
+    """The metrics row of a saved run on its own recording's test split (or on ``data``, a
+    recording with the same channels); ``write`` also rewrites its metrics.json."""
+    from motordecode.pipeline import evaluate_run
+
+    return evaluate_run(run_dir, data=data, write=write)

@@ -1,0 +1,173 @@
+"""Training a GRU decoder as the AEGRU paper does, with a checkpoint after every epoch.
+
+Stages: ``train`` (Adam, weight decay, cosine annealing over the epochs, best epoch by validation
+R2), then, when a pruning rate is set, ``finetune`` (global L1 pruning of the best model, then
+epochs at a constant small learning rate on train + validation with the masks re-applied after every
+step), then quantisation. All randomness comes from the seed: one numpy generator (order, jitter) and
+torch's generator (initialisation, reparameterisation noise, dropout); both are saved in the
+checkpoint, so a resumed run ends exactly where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import numpy as np
+import torch
+
+from motordecode.errors import ConfigError
+from motordecode.metrics.r2 import r2_score
+from motordecode.decoders.gru.autoencoder import AutoencoderBranch
+from motordecode.decoders.gru.batches import WindowBatches
+from motordecode.decoders.gru.inference import window_features
+from motordecode.training.epochs import EpochTrainer, TrainResult, optimise_epoch
+from motordecode.training.labels import LabelScale
+from motordecode.training.losses import decoder_loss
+from motordecode.training.prune import apply_masks, global_l1_masks
+from motordecode.training.quantize import quantize_weights
+
+EVAL_CHUNK = 16384
+
+
+def predict_windows(model, inputs: torch.Tensor) -> np.ndarray:
+    """Windowed predictions (last step) for (n, k, C) inputs, in chunks, eval mode."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = [model(inputs[i : i + EVAL_CHUNK])[:, -1] for i in range(0, len(inputs), EVAL_CHUNK)]
+    model.train(was_training)
+    return torch.cat(out).numpy()
+
+
+def build_branch(recipe, n_channels: int) -> AutoencoderBranch | None:
+    """AEGRU's autoencoder branch, or None (vanilla GRU, or a zero reconstruction weight)."""
+    if recipe.model != "aegru" or recipe.pnll_weight == 0:
+        return None
+    return AutoencoderBranch(n_channels, recipe.hidden, recipe.logvar_hidden)
+
+
+class Trainer(EpochTrainer):
+    modules = ("model", "branch")
+
+    def __init__(self, recipe, recording, split, *, seed: int = 0, run_dir: str | os.PathLike | None = None,
+                 progress: bool = True, threads: int | None = None):
+        super().__init__(recipe, seed, run_dir, progress, threads)
+        self.recording, self.split = recording, split
+        if len(split.train) == 0 or len(split.val) == 0:
+            raise ConfigError("training needs non-empty train and validation splits.")
+        self.val_inputs = torch.from_numpy(window_features(recipe, recording.step_ms)(recording.spikes, split.val))
+        n_outputs = recording.velocity.shape[1]
+        self.labels = (LabelScale.fit(recording.velocity, split.train) if recipe.standardize_labels
+                       else LabelScale.identity(n_outputs))
+        labels = self.labels.apply(recording.velocity) if recipe.standardize_labels else recording.velocity
+        self.val_labels = labels[split.val]
+        self.train_batches = WindowBatches(recording.spikes, labels, split.train, recipe.sub_width(recording.step_ms),
+                                           recipe.steps_per_example, recipe.transform)
+        self.finetune_batches = self.train_batches.with_ends(np.concatenate([split.train, split.val]))
+        if len(self.train_batches) == 0:
+            raise ConfigError("no training window fits in the recording; shorten window_ms or n_sub.")
+
+    def stage_sizes(self) -> dict:
+        """Training examples per epoch of each stage."""
+        return {"train": len(self.train_batches), "finetune": len(self.finetune_batches)}
+
+    # -- state ---------------------------------------------------------------------------------
+    def _fresh_state(self) -> dict:
+        from motordecode.decoders.gru import FAMILY
+
+        torch.manual_seed(self.seed)
+        n_out = self.recording.velocity.shape[1]
+        model = FAMILY.build(self.recipe, self.recording.n_channels, n_out, self.recording.step_ms)
+        branch = build_branch(self.recipe, self.recording.n_channels)
+        state = {"stage": "train", "epoch": 0, "model": model, "branch": branch, "best_val": -np.inf,
+                 "best": None, "history": [], "masks": None, "np_rng": np.random.default_rng(self.seed)}
+        state["optimizer"], state["scheduler"] = self._optimizer(state)
+        return state
+
+    def _params(self, state):
+        params = list(state["model"].parameters())
+        if state["branch"] is not None:
+            params += list(state["branch"].parameters())
+        return params
+
+    def _epochs(self, stage: str) -> int:
+        return self.recipe.epochs if stage == "train" else self.recipe.finetune_epochs
+
+    def _optimizer(self, state):
+        """Adam; a cosine schedule over the training epochs, a constant small rate when fine-tuning."""
+        train = state["stage"] == "train"
+        lr = self.recipe.lr if train else self.recipe.finetune_lr
+        opt = torch.optim.Adam(self._params(state), lr=lr, weight_decay=self.recipe.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.recipe.epochs) if train else None
+        return opt, sched
+
+    # -- loop ----------------------------------------------------------------------------------
+    def _epoch(self, state) -> None:
+        stage, model, branch = state["stage"], state["model"], state["branch"]
+        batches = self.train_batches if stage == "train" else self.finetune_batches
+        model.train()
+        if branch is not None:
+            branch.train()
+        opt, rng = state["optimizer"], state["np_rng"]
+        n_batches = -(-len(batches) // self.recipe.batch_size)
+        bar = self._progress_bar(n_batches, f"{stage} {state['epoch'] + 1}/{self._epochs(stage)}")
+        def loss_of(batch):
+            x, counts, labels = batch
+            if model.bn is not None and len(x) * x.shape[1] < 2:
+                return None  # BatchNorm needs two values
+            return self._loss(model, branch, x, counts, labels)[0]
+
+        loss_sum, seen = optimise_epoch(batches.epoch(self.recipe.batch_size, rng, self.recipe.jitter_p), loss_of,
+                                        opt, model, state["masks"], bar)
+        if state["scheduler"] is not None:
+            state["scheduler"].step()
+        val = r2_score(predict_windows(model, self.val_inputs), self.val_labels)
+        state["epoch"] += 1
+        state["history"].append({"stage": stage, "epoch": state["epoch"], "loss": loss_sum / max(seen, 1),
+                                 "val_r2": float(val)})
+        if stage == "train" and val > state["best_val"]:
+            state["best_val"] = float(val)
+            state["best"] = {"model": copy.deepcopy(model.state_dict()),
+                             "branch": None if branch is None else copy.deepcopy(branch.state_dict())}
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", val_r2=f"{val:.4f}")
+            bar.close()
+
+    def _loss(self, model, branch, x, counts, labels):
+        mu = model.encode(x)
+        if branch is None:
+            pred, _ = model.recur(mu)
+            return decoder_loss(pred, labels, mse_weight=self.recipe.mse_weight)
+        z = branch.sample(x, mu)
+        pred, _ = model.recur(z)
+        return decoder_loss(pred, labels, branch.log_rate(z), counts, self.recipe.mse_weight, self.recipe.pnll_weight)
+
+    def _next_stage(self, state) -> None:
+        """After ``train``: prune the best model and go on to ``finetune`` when asked; else done."""
+        if state["stage"] != "train" or self.recipe.prune_rate == 0:
+            state["stage"] = "done"
+            return
+        self._restore_best(state)
+        state["masks"] = global_l1_masks(state["model"].pruned_weights(), self.recipe.prune_rate)
+        apply_masks(state["model"].pruned_weights(), state["masks"])
+        state["stage"], state["epoch"] = "finetune", 0
+        state["optimizer"], state["scheduler"] = self._optimizer(state)
+
+    def _restore_best(self, state) -> None:
+        if state["best"] is not None:
+            state["model"].load_state_dict(state["best"]["model"])
+            if state["branch"] is not None and state["best"]["branch"] is not None:
+                state["branch"].load_state_dict(state["best"]["branch"])
+
+    def _finish(self, state) -> TrainResult:
+        model = state["model"]
+        if self.recipe.prune_rate == 0:  # no pruning: the best epoch is the result
+            self._restore_best(state)
+        model.eval()
+        if self.recipe.standardize_labels:
+            model.set_output_scale(self.labels.scale, self.labels.shift)
+        bits = {}
+        if self.recipe.quant_bits:
+            bits = quantize_weights(model.pruned_weights(), self.recipe.quant_bits, self.recipe.quant_frac_bits)
+        return TrainResult(model=model, val_r2=float(state["best_val"]), history=state["history"], deployed_bits=bits)

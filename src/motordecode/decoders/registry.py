@@ -1,0 +1,151 @@
+"""The registry of decoder families: the one place the pipeline, the CLI, the sweeps and
+``import-checkpoint`` ask what a recipe is, how to build, train and stream it.
+
+A family is one package under ``motordecode.decoders`` whose ``FAMILY`` object subclasses
+:class:`Family`. The built-in families are listed in ``BUILTIN`` (one line each) and registered on
+first use; :func:`register` adds any other family (a plug-in, or a test's toy family) at run time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+
+from motordecode.errors import ConfigError
+
+BUILTIN = (
+    "motordecode.decoders.gru",
+    "motordecode.decoders.rsnn",
+    "motordecode.decoders.neurobench",
+    "motordecode.decoders.classical",
+)
+
+
+class Family(ABC):
+    """What every decoder family provides. Heavy modules are imported inside the methods, so
+    looking up a recipe stays cheap.
+
+    Attributes: ``name``; ``recipe_type`` (a frozen dataclass with a ``name`` and a ``model`` field);
+    ``recipes`` (recipe name -> recipe with the published defaults); ``modes`` (inference modes,
+    the first one the published); ``checkpoint_kinds`` (published checkpoint files it imports);
+    ``pretrains`` (whether ``--pretrain FILE ...`` applies); ``published`` (recipe name -> labels of
+    the published rows to print beside it).
+    """
+
+    name: str
+    recipe_type: type
+    recipes: dict
+    modes: tuple = ("stream",)
+    checkpoint_kinds: tuple = ()
+    pretrains: bool = False
+    published: dict = {}
+
+    def owns(self, recipe) -> bool:
+        return isinstance(recipe, self.recipe_type)
+
+    def resolve_mode(self, mode: str | None) -> str:
+        """``mode``, or the published one when None; ConfigError for a mode the family lacks."""
+        mode = mode or self.modes[0]
+        if mode not in self.modes:
+            raise ConfigError(f"the {self.name} decoders have the inference mode(s) {', '.join(self.modes)}; "
+                              f"got {mode!r}.")
+        return mode
+
+    @abstractmethod
+    def build(self, recipe, n_channels: int, n_outputs: int, step_ms: float):
+        """The untrained network (an ``nn.Module``) for samples ``step_ms`` apart."""
+
+    @abstractmethod
+    def decoder(self, model, recipe, step_ms: float, mode: str | None = None):
+        """The streaming face (:class:`~motordecode.decoders.base.Decoder`) of a trained ``model``."""
+
+    @abstractmethod
+    def trainer(self, recipe, recording, split, *, seed: int = 0, run_dir=None, progress: bool = False,
+                threads: int | None = None, pretrain: tuple = ()):
+        """An object with ``fit(resume=False) -> TrainResult`` (see :mod:`motordecode.training.epochs`)."""
+
+    def describe(self, recipe, step_ms: float) -> dict:
+        """Facts about the decoder's input on this sample spacing, added to the metrics row."""
+        return {}
+
+    def import_checkpoint(self, kind: str, path):
+        """The model of a published checkpoint file of ``kind`` (one of ``checkpoint_kinds``)."""
+        raise ConfigError(f"the {self.name} family imports no checkpoints.")
+
+
+_FAMILIES: dict[str, Family] = {}
+_loaded = False
+
+
+def register(family: Family) -> Family:
+    """Add a family; its recipe names must be new. Returns it (usable as a decorator on instances)."""
+    _load_builtin()
+    _add(family)
+    return family
+
+
+def unregister(name: str) -> None:
+    """Remove a family added with :func:`register` (tests use it to clean up)."""
+    _FAMILIES.pop(name, None)
+
+
+def _add(family: Family) -> None:
+    if family.name in _FAMILIES:
+        raise ConfigError(f"a decoder family named {family.name!r} is already registered.")
+    taken = {r: f.name for f in _FAMILIES.values() for r in f.recipes}
+    clash = [r for r in family.recipes if r in taken]
+    if clash:
+        raise ConfigError(f"family {family.name!r}: recipe names {', '.join(clash)} are taken by "
+                          f"{', '.join(sorted({taken[r] for r in clash}))}.")
+    _FAMILIES[family.name] = family
+
+
+def _load_builtin() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in BUILTIN:
+        _add(importlib.import_module(module).FAMILY)
+
+
+def families() -> dict[str, Family]:
+    _load_builtin()
+    return dict(_FAMILIES)
+
+
+def recipes() -> dict:
+    """Every registered recipe name -> its published defaults."""
+    return {name: recipe for family in families().values() for name, recipe in family.recipes.items()}
+
+
+def get_recipe(name: str):
+    """The recipe of that name with its published defaults (a frozen dataclass of its family)."""
+    known = recipes()
+    if name not in known:
+        raise ConfigError(f"unknown recipe {name!r}; choose from {', '.join(known)}.")
+    return known[name]
+
+
+def family_of(recipe) -> Family:
+    """The family a recipe object belongs to."""
+    for family in families().values():
+        if family.owns(recipe):
+            return family
+    raise ConfigError(f"no registered decoder family takes a {type(recipe).__name__}.")
+
+
+def family_for_model(model_name: str) -> Family:
+    """The family whose recipes have ``model == model_name`` (how a saved recipe is read back)."""
+    for family in families().values():
+        if any(r.model == model_name for r in family.recipes.values()):
+            return family
+    raise ConfigError(f"saved recipe names model {model_name!r}, which no registered family builds.")
+
+
+def checkpoint_family(kind: str) -> Family:
+    """The family that imports published checkpoints of ``kind``."""
+    kinds = {k: f for f in families().values() for k in f.checkpoint_kinds}
+    if kind not in kinds:
+        raise ConfigError(f"unknown checkpoint kind {kind!r}; choose from {', '.join(kinds)}.")
+    return kinds[kind]

@@ -1,0 +1,177 @@
+"""The epoch loop every trainable family shares: stages of epochs, a checkpoint after every epoch,
+and an exact resume.
+
+A trainer keeps its progress in a ``state`` dict: ``stage`` and ``epoch``, the modules named in
+``modules`` (the network, and e.g. AEGRU's training branch), the optimiser and schedule, a numpy
+generator ``np_rng``, and any plain values (best score, history, pruning masks). After every epoch
+the whole state, torch's generator included, goes to RUN_DIR/train_state.pt; ``fit(resume=True)``
+continues from it and ends exactly where an uninterrupted run would.
+
+Subclasses provide ``_fresh_state()``, ``_optimizer(state)``, ``_epochs(stage)``,
+``_epoch(state)``, ``_next_stage(state)`` (which sets stage ``"done"`` at the end) and
+``_finish(state) -> TrainResult``.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from motordecode.errors import ConfigError
+from motordecode.fileio import atomic_write_path
+from motordecode.training.prune import apply_masks
+
+STATE_FILE = "train_state.pt"
+_LIVE = ("optimizer", "scheduler", "np_rng")  # saved through their own state, not as values
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module
+    val_r2: float
+    history: list = field(default_factory=list)
+    deployed_bits: dict = field(default_factory=dict)
+
+
+def default_threads() -> int:
+    """All cores but one: the spare one cuts the batches (see :func:`prefetched`)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class EpochTrainer:
+    modules: tuple = ("model",)
+
+    def __init__(self, recipe, seed: int, run_dir: str | os.PathLike | None, progress: bool, threads: int | None):
+        self.recipe, self.seed = recipe, int(seed)
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.progress = progress
+        self.threads = threads or default_threads()
+
+    def fit(self, resume: bool = False, stop_after_epochs: int | None = None) -> TrainResult | None:
+        """Train (or resume) to the end; with ``stop_after_epochs`` stop early (returns None)."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return self._fit(self._initial_state(resume), stop_after_epochs)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, state: dict, stop_after_epochs: int | None) -> TrainResult | None:
+        done_now = 0
+        while state["stage"] != "done":
+            if state["epoch"] >= self._epochs(state["stage"]):
+                self._next_stage(state)
+                self._save(state)
+                continue
+            if stop_after_epochs is not None and done_now >= stop_after_epochs:
+                return None
+            self._epoch(state)
+            done_now += 1
+            self._save(state)
+        return self._finish(state)
+
+    # -- checkpoint ------------------------------------------------------------------------------
+    def _initial_state(self, resume: bool) -> dict:
+        if not resume:
+            return self._fresh_state()
+        if self.run_dir is None or not (self.run_dir / STATE_FILE).exists():
+            raise ConfigError(f"nothing to resume: no {STATE_FILE} in {self.run_dir}.")
+        return self._load()
+
+    def _save(self, state: dict) -> None:
+        if self.run_dir is None:
+            return
+        blob = {k: v for k, v in state.items() if k not in self.modules + _LIVE}
+        blob.update({k: None if state[k] is None else state[k].state_dict() for k in self.modules})
+        blob.update(optimizer=state["optimizer"].state_dict(),
+                    scheduler=None if state["scheduler"] is None else state["scheduler"].state_dict(),
+                    np_rng=state["np_rng"].bit_generator.state, torch_rng=torch.get_rng_state())
+        with atomic_write_path(self.run_dir / STATE_FILE) as tmp:
+            torch.save(blob, tmp)
+
+    def _load(self) -> dict:
+        blob = torch.load(self.run_dir / STATE_FILE, weights_only=True)
+        state = self._fresh_state()
+        for key in self.modules:
+            if state[key] is not None:
+                state[key].load_state_dict(blob[key])
+        state.update({k: v for k, v in blob.items() if k not in self.modules + _LIVE + ("torch_rng",)})
+        state["optimizer"], state["scheduler"] = self._optimizer(state)
+        state["optimizer"].load_state_dict(blob["optimizer"])
+        if state["scheduler"] is not None:
+            state["scheduler"].load_state_dict(blob["scheduler"])
+        state["np_rng"].bit_generator.state = blob["np_rng"]
+        torch.set_rng_state(blob["torch_rng"])
+        return state
+
+    def _progress_bar(self, total: int, desc: str):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+        return tqdm(total=total, desc=desc, unit="batch", leave=True, file=sys.stderr, dynamic_ncols=True)
+
+
+def optimise_epoch(batches, loss_of, optimizer, model, masks, bar) -> tuple[float, int]:
+    """One pass of optimiser steps over ``batches`` (cut on the spare core): ``loss_of(batch)`` gives
+    the loss (None skips the batch); pruned weights are re-zeroed after every step. Returns
+    (sum of batch losses x batch size, examples seen)."""
+    loss_sum, seen = 0.0, 0
+    for batch in prefetched(batches):
+        loss = loss_of(batch)
+        if loss is None:
+            continue
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if masks is not None:
+            apply_masks(model.pruned_weights(), masks)
+        loss_sum += float(loss.detach()) * len(batch[0])
+        seen += len(batch[0])
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
+    return loss_sum, seen
+
+
+def prefetched(batches, depth: int = 4):
+    """Iterate ``batches`` produced in a background thread (numpy's sampling releases the GIL, so
+    the next batches are cut and jittered while the model trains on this one). The order and the
+    random draws are those of the plain iterator; an error in the producer is raised here."""
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in batches:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(done)
+        except BaseException as exc:  # handed to the consumer
+            items.put(exc)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
