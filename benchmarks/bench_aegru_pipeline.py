@@ -28,8 +28,8 @@ from motordecode.data.splits import default_split
 from motordecode.data.synthetic import SynthConfig, write_synthetic
 from motordecode.pipeline import train_run
 from motordecode.recipes import get_recipe, override
-from motordecode.training import trainer as trainer_module
-from motordecode.training.trainer import Trainer
+from motordecode.training import epochs as epoch_loop
+from motordecode.decoders.gru.trainer import Trainer
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 GOAL_S = 15 * 60
@@ -49,15 +49,15 @@ def one_epoch(path: Path, prefetch: bool) -> float:
     split = default_split(recording)
     recipe = override(get_recipe("aegru"), {"epochs": 1})
     trainer = Trainer(recipe, recording, split, seed=0, progress=False)
-    saved = trainer_module.prefetched
+    saved = epoch_loop.prefetched
     if not prefetch:
-        trainer_module.prefetched = lambda batches: batches
+        epoch_loop.prefetched = lambda batches: batches
     try:
         start = time.perf_counter()
         trainer.fit()
         return len(trainer.train_batches) / (time.perf_counter() - start)
     finally:
-        trainer_module.prefetched = saved
+        epoch_loop.prefetched = saved
 
 
 def main() -> None:
