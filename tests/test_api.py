@@ -68,3 +68,13 @@ def test_cli_resume_of_a_baseline_run(indy_file, tmp_path, capsys):
     first = json.loads(capsys.readouterr().out)
     assert main(args + ["--resume"]) == 0  # a finished run resumes to the same result
     assert json.loads(capsys.readouterr().out)["r2"] == first["r2"]
+
+
+def test_label_scale_guards_a_constant_axis():
+    from motordecode.training.labels import LabelScale
+
+    labels = np.c_[np.arange(10.0), np.full(10, 3.0)].astype(np.float32)
+    scale = LabelScale.fit(labels, np.arange(10))
+    assert scale.scale[1] == 1.0 and scale.shift[1] == 3.0
+    assert np.all(np.isfinite(scale.apply(labels))) and scale.apply(labels)[:, 1].tolist() == [0.0] * 10
+    assert LabelScale.fit(labels, np.arange(10), center=False).shift.tolist() == [0.0, 0.0]

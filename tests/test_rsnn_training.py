@@ -90,3 +90,27 @@ def test_pretraining_inputs_are_checked(tmp_path, indy_file, loco_file):
         train_run(recipe, indy_file, out=tmp_path / "a", progress=False, pretrain=[loco_file])
     with pytest.raises(ConfigError, match="no pre-training stage"):
         train_run(get_recipe("aegru"), indy_file, out=tmp_path / "b", progress=False, pretrain=[indy_file])
+
+
+def test_pretraining_survives_a_validation_r2_that_is_never_finite(tmp_path, indy_file, second_indy, monkeypatch):
+    """No pre-training epoch is 'best' when every validation R2 is NaN; the run goes on from the last one."""
+    monkeypatch.setattr(SpikingTrainer, "r2", staticmethod(lambda model, windows: float("nan")))
+    rec = load_recording(indy_file)
+    recipe = override(get_recipe("tinyrsnn"), {**SMALL, "prune_start": 0.0})
+    result = SpikingTrainer(recipe, rec, default_split(rec), seed=0, progress=False,
+                            pretrain=(load_recording(second_indy),)).fit()
+    assert [h["stage"] for h in result.history] == ["pretrain", "train", "train"]
+    assert all(np.isnan(h["val_r2"]) for h in result.history)
+
+
+def test_the_session_itself_is_read_once_when_it_is_also_pre_trained_on(tmp_path, indy_file, second_indy,
+                                                                        monkeypatch):
+    import motordecode.pipeline as pipeline
+
+    reads = []
+    original = pipeline.load_for_recipe
+    monkeypatch.setattr(pipeline, "load_for_recipe", lambda path, recipe: reads.append(str(path)) or
+                        original(path, recipe))
+    recipe = override(get_recipe("tinyrsnn"), {**SMALL, "prune_start": 0.0, "epochs": 1})
+    train_run(recipe, indy_file, out=tmp_path / "run", progress=False, pretrain=[indy_file, second_indy])
+    assert reads.count(str(indy_file)) == 1 and reads.count(str(second_indy.resolve())) == 1

@@ -47,7 +47,7 @@ class RecipeFields:
         return asdict(self)
 
 
-def get_recipe(name: str):
+def get_recipe(name: str) -> RecipeFields:
     """The registered recipe ``name`` with its published defaults."""
     from motordecode.decoders.registry import get_recipe as lookup
 

@@ -12,6 +12,7 @@ import importlib
 from abc import ABC, abstractmethod
 
 from motordecode.errors import ConfigError
+from motordecode.recipes import RecipeFields
 
 BUILTIN = (
     "motordecode.decoders.gru",
@@ -119,7 +120,7 @@ def recipes() -> dict:
     return {name: recipe for family in families().values() for name, recipe in family.recipes.items()}
 
 
-def get_recipe(name: str):
+def get_recipe(name: str) -> RecipeFields:
     """The recipe of that name with its published defaults (a frozen dataclass of its family)."""
     known = recipes()
     if name not in known:
