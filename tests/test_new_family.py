@@ -59,9 +59,6 @@ class RidgeTrainer:
     def __init__(self, recipe, recording, split, **_options):
         self.recipe, self.recording, self.split = recipe, recording, split
 
-    def stage_sizes(self):
-        return None
-
     def fit(self, resume=False):
         x = np.c_[self.recording.spikes.astype(np.float64), np.ones(self.recording.n_samples)]
         y = self.recording.velocity.astype(np.float64)

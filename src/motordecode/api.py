@@ -18,8 +18,9 @@ import torch
 
 from motordecode.decoders.base import Stream
 from motordecode.decoders.registry import family_of
+from motordecode.errors import ConfigError
 from motordecode.recipes import get_recipe, override
-from motordecode.runs import METRICS_FILE, load_model
+from motordecode.runs import METRICS_FILE, load_model, step_ms
 
 
 @dataclass
@@ -34,13 +35,20 @@ class Run:
     metrics: dict = field(default_factory=dict)
     deployed_bits: dict = field(default_factory=dict)
 
-    @property
-    def step_ms(self) -> float:
-        return self.config["step_s"] * 1000.0
-
     def decoder(self, mode: str | None = None):
         """The decoder's face (``initial_state``, ``step``, ``sequence``) in ``mode``."""
-        return family_of(self.recipe).decoder(self.model, self.recipe, self.step_ms, mode)
+        return family_of(self.recipe).decoder(self.model, self.recipe, step_ms(self.config), mode)
+
+    def load_recording(self, path: str | os.PathLike):
+        """A recording read as this run reads its data: a session .mat binned at the recipe's
+        ``bin_ms``, a binned file at its own bins (so its samples fit :meth:`stream`)."""
+        from motordecode.pipeline import load_for_recipe
+
+        recording = load_for_recipe(path, self.recipe)
+        if abs(recording.step_s - self.config["step_s"]) > 1e-9 * max(1.0, recording.step_s):
+            raise ConfigError(f"{path}: samples of {recording.step_ms:g} ms, but the run decodes samples of "
+                              f"{step_ms(self.config):g} ms.")
+        return recording
 
     def stream(self, mode: str | None = None) -> Stream:
         """A :class:`Stream`: one sample of the recording (spike counts of one bin, at the run's bin

@@ -15,6 +15,7 @@ from pathlib import Path
 from motordecode import __version__
 from motordecode.data.sessions import ZENODO_FILES_URL
 from motordecode.errors import ConfigError, MotordecodeError
+from motordecode.decoders.registry import families
 from motordecode.recipes import recipe_names
 
 DEFAULT_DATA_DIR = os.environ.get("MOTORDECODE_DATA", "data")
@@ -233,14 +234,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field, e.g. epochs=5")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--pretrain", nargs="+", metavar="FILE",
-                   help="recipes with a pre-training stage (tinyrsnn, bigrsnn): pre-train on these recordings (default: the benchmark sessions "
+                   help="recipes with a pre-training stage (" + ", ".join(
+                       name for family in families().values() if family.pretrains for name in family.recipes)
+                   + "): pre-train on these recordings (default: the benchmark sessions "
                         "of the same monkey next to --data, when it is one)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the metrics row as JSON")
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("import-checkpoint", help="turn a published checkpoint into a run directory")
-    p.add_argument("kind", help="checkpoint kind: tinyrsnn (RSNN repository), ann2d, ann3d, snn2 or snn3d (NeuroBench)")
+    kinds = [kind for family in families().values() for kind in family.checkpoint_kinds]
+    p.add_argument("kind", help="checkpoint kind: " + ", ".join(kinds))
     p.add_argument("file", help="the checkpoint file (e.g. tinyRSNN-1.pth)")
     p.add_argument("--out", required=True, help="run directory to create")
     p.set_defaults(func=cmd_import_checkpoint)

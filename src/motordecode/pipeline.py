@@ -16,9 +16,8 @@ import numpy as np
 
 from motordecode.data.load import load_recording
 from motordecode.data.read_mat import file_kind
-from motordecode.data.sessions import default_pretraining_files
 from motordecode.data.splits import default_split
-from motordecode.decoders.registry import families, family_of
+from motordecode.decoders.registry import family_of
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
 from motordecode.metrics.harness import evaluate_decoder
@@ -45,7 +44,9 @@ def evaluate_model(model, recipe, recording, split, deployed_bits: dict | None =
     before it (a GRU's sub-windows; the other decoders start from a zero state)."""
     family = family_of(recipe)
     test = split.test
-    if len(test) > 1 and np.any(np.diff(test) != 1):
+    if len(test) < 2:
+        raise ConfigError(f"{recording.name}: the test split has {len(test)} samples; R2 needs at least two.")
+    if np.any(np.diff(test) != 1):
         raise ConfigError("the test split must be a contiguous run of samples to be decoded as a stream.")
     results = {}
     for mode in family.modes:
@@ -76,21 +77,6 @@ def _save_predictions(run_dir: Path, results: dict, labels: np.ndarray, test_ind
                      **{mode: np.asarray(pred, dtype=np.float32) for mode, (_, pred) in results.items()})
 
 
-def _pretraining_files(recipe, data, pretrain) -> list[Path]:
-    """The recordings a recipe pre-trains on: ``pretrain``, else its family's default (the
-    benchmark sessions of the monkey next to ``data``)."""
-    family = family_of(recipe)
-    if not family.pretrains:
-        if pretrain:
-            takers = [name for f in families().values() if f.pretrains for name in f.recipes]
-            raise ConfigError(f"recipe {recipe.name!r} has no pre-training stage; --pretrain is for "
-                              f"{', '.join(takers)}.")
-        return []
-    if recipe.pretrain_epochs == 0:
-        return []
-    return [Path(f).resolve() for f in pretrain] if pretrain else default_pretraining_files(data)
-
-
 def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.PathLike,
               resume: bool = False, progress: bool = True, threads: int | None = None,
               pretrain: list | tuple = ()) -> dict:
@@ -104,21 +90,23 @@ def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.P
     split = default_split(recording)
     config = run_config(recipe, data, recording.name, seed, recording.n_channels, recording.velocity.shape[1],
                         recording.step_s)
-    files = _pretraining_files(recipe, data, pretrain)
+    files = family.pretraining_files(recipe, data, pretrain)
     config["pretrain"] = [str(Path(f).resolve()) for f in files]
     run_dir = start_run(out, config, resume)
-    target = Path(data).resolve()
-    others = tuple(recording if Path(f).resolve() == target else load_for_recipe(f, recipe) for f in files)
+    options = {}
+    if family.pretrains:  # the session itself is not read again when it is also pre-trained on
+        target = Path(data).resolve()
+        options["pretrain"] = tuple(recording if Path(f).resolve() == target else load_for_recipe(f, recipe)
+                                    for f in files)
     trainer = family.trainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress,
-                             threads=threads, pretrain=others)
+                             threads=threads, **options)
     result = trainer.fit(resume=resume)
     trained = time.perf_counter()
     save_model(run_dir, result.model, result.deployed_bits)
     results = evaluate_model(result.model, recipe, recording, split, result.deployed_bits)
     row = _metrics_row(results, recipe, recording)
     row["timings"] = {**row["timings"], "train_s": trained - started, "total_s": time.perf_counter() - started,
-                      "train_samples_per_s": _samples_per_s(result.history, trainer.stage_sizes(),
-                                                            trained - started)}
+                      "train_samples_per_s": _samples_per_s(result.history, trainer, trained - started)}
     row["history"] = result.history
     _save_predictions(run_dir, results, recording.velocity[split.test], split.test)
     plot_predictions(run_dir / PLOT_FILE, recording.velocity[split.test],
@@ -130,9 +118,10 @@ def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.P
     return metrics_record(row, **identity)
 
 
-def _samples_per_s(history: list, sizes: dict | None, seconds: float) -> float | None:
+def _samples_per_s(history: list, trainer, seconds: float) -> float | None:
     """Training examples per second (windows for a spiking decoder); None for trainers that do not
     count their examples (the closed-form fits; the baselines record each epoch's seconds)."""
+    sizes = trainer.stage_sizes() if hasattr(trainer, "stage_sizes") else None
     if sizes is None:
         return None
     return sum(sizes[h["stage"]] for h in history if h["stage"] in sizes) / max(seconds, 1e-9)

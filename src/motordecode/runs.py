@@ -38,6 +38,11 @@ def run_config(recipe, data: str | os.PathLike, session: str, seed: int, n_chann
             "motordecode": __version__}
 
 
+def step_ms(config: dict) -> float:
+    """The run's sample spacing in milliseconds (config.json keeps seconds, as recordings do)."""
+    return config["step_s"] * 1000.0
+
+
 def _write_json(path: Path, obj) -> None:
     with atomic_write_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2) + "\n")
@@ -89,7 +94,7 @@ def load_model(run_dir: str | os.PathLike):
         blob = torch.load(path, weights_only=True)
     except Exception as exc:  # a truncated or foreign file
         raise DataFormatError(f"{path} is not a readable checkpoint ({exc}).") from None
-    model = family_of(recipe).build(recipe, config["n_channels"], config["n_outputs"], config["step_s"] * 1000.0)
+    model = family_of(recipe).build(recipe, config["n_channels"], config["n_outputs"], step_ms(config))
     try:
         state = blob["state_dict"]
         dtypes = {t.dtype for t in state.values() if t.is_floating_point()}

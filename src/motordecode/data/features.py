@@ -12,8 +12,9 @@ chronological here). Optionally ``log(softplus(f))`` is applied.
 Both paths use cumulative sums ``S_p = sum_{i<p} x_i``: ``f_m(j) = S_{j+1+o_m} - S_{j+1+o_m-w}``
 with ``o_m = -(k-1-m) s``. Before the session start ``S_p = 0`` (no wrap-around, the default), or,
 with ``wrap=True``, ``S_p = S_{T+p} - S_T`` which pulls samples from the end of the session exactly
-like NeuroBench's negative indices. The batch path gathers S over the whole session; the stream keeps
-the last ``span + 1`` values of S in a ring buffer. Integer inputs give bit-identical features.
+like NeuroBench's negative indices. The batch path gathers S over the whole session; a stream
+carries its last ``span - 1`` samples and cuts its windows from them the same way
+(:meth:`WindowFeatures.carried`). Integer inputs give bit-identical features.
 """
 
 from __future__ import annotations
@@ -81,17 +82,14 @@ class WindowFeatures:
     def carried(self, recent: np.ndarray, x: np.ndarray, raw: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Features (T, k, C) of the windows ending at each sample of ``x`` (T, C), continuing a
         stream whose preceding samples are ``recent`` (its last rows; zeros before the stream
-        start). Returns them (``raw``: the sums, float64) and the new ``recent``, of the same length."""
+        start). Returns them (``raw``: the sums, float64) and the new ``recent``, of the same length.
+        This is the streaming path: a decoder carries ``recent`` (``span - 1`` samples) in its state."""
+        if self.wrap:
+            raise ConfigError("wrap-around needs the end of the session and cannot stream.")
         stream = np.concatenate([recent, x])
         sums = self.table(stream).sums(np.arange(len(recent), len(stream)))
         out = sums.astype(np.float64) if raw else self._finish(sums)
         return out, stream[len(stream) - len(recent):]
-
-    def stream(self, n_channels: int) -> "FeatureStream":
-        """A streaming feature extractor: one sample in, the current (k, C) feature out."""
-        if self.wrap:
-            raise ConfigError("wrap-around needs the end of the session and cannot stream.")
-        return FeatureStream(self, n_channels)
 
 
 class FeatureTable:
@@ -141,32 +139,3 @@ def _cumulative_sums(x: np.ndarray) -> np.ndarray:
     out[0] = 0
     np.cumsum(x, axis=0, dtype=dtype, out=out[1:])
     return out
-
-
-class FeatureStream:
-    """Streaming twin of :class:`WindowFeatures` (no wrap-around; state starts at zero)."""
-
-    def __init__(self, features: WindowFeatures, n_channels: int):
-        self.features = features
-        self.n_channels = int(n_channels)
-        self._size = features.span + 1
-        self.reset()
-
-    def reset(self) -> None:
-        self._ring = None
-        self._head = -1  # slot holding S_{j+1} of the latest sample j
-
-    def push(self, sample: np.ndarray) -> np.ndarray:
-        """Add one sample (C,) and return the features (k, C) of the window ending at it."""
-        sample = np.asarray(sample)
-        if sample.shape != (self.n_channels,):
-            raise ConfigError(f"expected one sample of shape ({self.n_channels},), got {sample.shape}.")
-        if self._ring is None:
-            dtype = np.int64 if _counts_dtype(sample.dtype) else np.float64
-            self._ring = np.zeros((self._size, self.n_channels), dtype=dtype)
-            self._head = 0
-        total = self._ring[self._head] + sample
-        self._head = (self._head + 1) % self._size
-        self._ring[self._head] = total
-        f = self.features
-        return f._finish(self._ring[(self._head + f._hi) % self._size] - self._ring[(self._head + f._lo) % self._size])

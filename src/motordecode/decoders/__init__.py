@@ -7,8 +7,16 @@
   SNN2, SNN3D), ``classical/`` (Wiener, Kalman).
 """
 
-from motordecode.decoders.base import Decoder, Stream
 from motordecode.decoders.registry import Family, families, family_of, get_recipe, recipes, register, unregister
 
 __all__ = ["Decoder", "Family", "Stream", "families", "family_of", "get_recipe", "recipes", "register",
            "unregister"]
+
+
+def __getattr__(name: str):
+    """``Decoder`` and ``Stream`` on first use: the registry alone does not import torch."""
+    if name in ("Decoder", "Stream"):
+        from motordecode.decoders import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'motordecode.decoders' has no attribute {name!r}")

@@ -7,8 +7,9 @@ recording) to velocities y_0, y_1, ..., carrying a state s (a NamedTuple, norse'
     (y, s_T)   = sequence(x, s)           the same as T steps, x of shape (T, batch, C)
 
 ``history`` is the number of samples before a stream's first one that a decoder's input window
-reads (the GRU's sub-windows); ``warm(state, samples)`` fills that window without decoding, so a
-stream that starts in the middle of a recording sees what a decoder running all along would.
+reads (the GRU's sub-windows; 0 for the others); ``warm(state, samples)`` fills that window
+without decoding, so the first windows of a stream that starts in the middle of a recording hold
+real samples. Recurrent state still starts at zero, as in the published evaluations.
 ``model`` is the ``nn.Module`` whose layers the metrics harness records and counts.
 """
 
@@ -51,7 +52,8 @@ class Decoder(ABC):
 
 
 class Stream:
-    """Real-time use of any decoder: ``push(sample) -> velocity``, ``stream(samples) -> velocities``.
+    """Real-time use of any decoder: ``push(sample) -> velocity``, or call it on a block,
+    ``stream(samples) -> velocities``.
 
     Samples are spike counts of one bin of the recording, (C,) for ``push`` and (T, C) for a call;
     velocities are in the recording's units, (D,) and (T, D). The state carries across calls
@@ -67,9 +69,11 @@ class Stream:
         return self.decoder.mode
 
     def reset(self, history=None) -> None:
+        """Back to the initial state; ``history``: the samples before the stream (only the last
+        ``decoder.history`` of them are read)."""
         self.state = self.decoder.initial_state(1)
         if history is not None and self.decoder.history > 0:
-            recent = self._samples(history, "history")[len(history) - self.decoder.history:]
+            recent = self._samples(history[max(0, len(history) - self.decoder.history):], "history")
             self.state = self.decoder.warm(self.state, recent[:, None])
 
     def _samples(self, samples, what: str) -> torch.Tensor:
@@ -91,6 +95,8 @@ class Stream:
     @torch.no_grad()
     def __call__(self, samples) -> np.ndarray:
         x = self._samples(samples, "stream")
+        if len(x) == 0:
+            raise ConfigError("no samples to decode: pass (T, C) samples with T >= 1.")
         y, self.state = self.decoder.sequence(x[:, None], self.state)
         return y[:, 0].float().numpy()
 
@@ -137,3 +143,15 @@ def stack_states(states: list[NamedTuple]) -> NamedTuple:
 def select_state(state: NamedTuple, b: int) -> NamedTuple:
     """Batch element ``b`` of a stacked state."""
     return type(state)(*(v[b] if torch.is_tensor(v) else v for v in state))
+
+
+def carried_windows(features, recent: torch.Tensor, x: torch.Tensor, raw: bool = False):
+    """Window features of a run of samples continuing a stream: ((T, batch, k, C) features of the
+    windows ending at each sample of ``x`` (T, batch, C), new ``recent``), where ``recent`` holds
+    the stream's last ``span - 1`` samples (batch rows are separate streams). ``features`` is a
+    :class:`~motordecode.data.features.WindowFeatures`; ``raw`` gives the float64 sums."""
+    steps, batch, channels = x.shape
+    flat = lambda t: t.detach().cpu().reshape(len(t), batch * channels).numpy()  # noqa: E731 - all rows' channels
+    f, recent = features.carried(flat(recent), flat(x.to(recent.dtype)), raw=raw)
+    f = torch.from_numpy(f).reshape(steps, features.n_sub, batch, channels).transpose(1, 2)
+    return f, torch.from_numpy(recent).reshape(-1, batch, channels)

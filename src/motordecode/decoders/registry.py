@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from types import MappingProxyType
 
 from motordecode.errors import ConfigError
 from motordecode.recipes import RecipeFields
@@ -39,7 +40,7 @@ class Family(ABC):
     modes: tuple = ("stream",)
     checkpoint_kinds: tuple = ()
     pretrains: bool = False
-    published: dict = {}
+    published = MappingProxyType({})
 
     def owns(self, recipe) -> bool:
         return isinstance(recipe, self.recipe_type)
@@ -62,8 +63,20 @@ class Family(ABC):
 
     @abstractmethod
     def trainer(self, recipe, recording, split, *, seed: int = 0, run_dir=None, progress: bool = False,
-                threads: int | None = None, pretrain: tuple = ()):
-        """An object with ``fit(resume=False) -> TrainResult`` (see :mod:`motordecode.training.epochs`)."""
+                threads: int | None = None, **pretrain):
+        """An object with ``fit(resume=False) -> TrainResult`` and, optionally, ``stage_sizes()``
+        (training examples per epoch of each stage, for the throughput in the metrics row; see
+        :mod:`motordecode.training.epochs`). Families that pre-train also get ``pretrain`` (the
+        recordings of :meth:`pretraining_files`)."""
+
+    def pretraining_files(self, recipe, data, pretrain) -> list:
+        """The recordings a run pre-trains on: ``pretrain`` (the files given), or the family's
+        default for ``data``. Families without a pre-training stage refuse files."""
+        if pretrain:
+            takers = [name for f in families().values() if f.pretrains for name in f.recipes]
+            raise ConfigError(f"recipe {recipe.name!r} has no pre-training stage; --pretrain is for "
+                              f"{', '.join(takers)}.")
+        return []
 
     def describe(self, recipe, step_ms: float) -> dict:
         """Facts about the decoder's input on this sample spacing, added to the metrics row."""
@@ -79,7 +92,8 @@ _loaded = False
 
 
 def register(family: Family) -> Family:
-    """Add a family; its recipe names must be new. Returns it (usable as a decorator on instances)."""
+    """Add a family (an instance of a :class:`Family` subclass); its name and recipe names must be
+    new. Returns it."""
     _load_builtin()
     _add(family)
     return family
@@ -105,9 +119,11 @@ def _load_builtin() -> None:
     global _loaded
     if _loaded:
         return
+    builtin = [importlib.import_module(module).FAMILY for module in BUILTIN]  # all, before any is added
+    for family in builtin:
+        if family.name not in _FAMILIES:
+            _add(family)
     _loaded = True
-    for module in BUILTIN:
-        _add(importlib.import_module(module).FAMILY)
 
 
 def families() -> dict[str, Family]:

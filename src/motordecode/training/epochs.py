@@ -9,7 +9,8 @@ continues from it and ends exactly where an uninterrupted run would.
 
 Subclasses provide ``_fresh_state()``, ``_optimizer(state)``, ``_epochs(stage)``,
 ``_epoch(state)``, ``_next_stage(state)`` (which sets stage ``"done"`` at the end) and
-``_finish(state) -> TrainResult``.
+``_finish(state) -> TrainResult``, and may override ``stage_sizes()`` (training examples per epoch
+of each stage, for the throughput in the metrics row).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class EpochTrainer:
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.progress = progress
         self.threads = threads or default_threads()
+
+    def stage_sizes(self) -> dict | None:
+        return None
 
     def fit(self, resume: bool = False, stop_after_epochs: int | None = None) -> TrainResult | None:
         """Train (or resume) to the end; with ``stop_after_epochs`` stop early (returns None)."""

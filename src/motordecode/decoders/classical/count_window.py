@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from motordecode.data.features import WindowFeatures
+from motordecode.decoders.base import carried_windows
 
 
 def window_sums(stream: torch.Tensor, first: int, n_sub: int, width: int) -> torch.Tensor:
@@ -33,7 +34,7 @@ class RecentWindow(nn.Module):
         self.recent.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        sums, recent = WindowFeatures(self.n_sub, self.width).carried(
-            self.recent.numpy(), x.detach().cpu().to(self.recent.dtype).numpy(), raw=True)
-        self.recent.copy_(torch.from_numpy(recent))
-        return torch.from_numpy(sums).to(x.device)
+        sums, recent = carried_windows(WindowFeatures(self.n_sub, self.width), self.recent[:, None], x[:, None],
+                                       raw=True)
+        self.recent.copy_(recent[:, 0])
+        return sums[:, 0].to(x.device)

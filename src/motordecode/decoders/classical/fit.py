@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-from motordecode.decoders.base import BufferedDecoder
 from motordecode.decoders.classical.kalman import KalmanFilter
 from motordecode.decoders.classical.wiener import WienerFilter
 from motordecode.training.epochs import TrainResult
@@ -29,9 +28,6 @@ class ClassicalTrainer:
         """Seeds, threads, run directories and pre-training do not apply to a closed-form fit."""
         self.recipe, self.recording, self.split = recipe, recording, split
 
-    def stage_sizes(self) -> None:
-        return None
-
     def fit(self, resume: bool = False, stop_after_epochs: int | None = None) -> TrainResult:
         """Fit on the training split; returns the streaming module with the validation R2."""
         started = time.perf_counter()
@@ -42,8 +38,10 @@ class ClassicalTrainer:
             estimator.fit(X, y, index=split.train, val_index=split.val)
         else:
             estimator.fit(X, y, index=split.train)
+        from motordecode.decoders.classical import FAMILY
+
         module = estimator.to_module().eval()
-        val_r2 = stream_r2(BufferedDecoder(module, rec.n_channels), X, y, split.val)
+        val_r2 = stream_r2(FAMILY.decoder(module, self.recipe, rec.step_ms), X, y, split.val)
         entry = {"stage": "fit", "val_r2": val_r2, "seconds": time.perf_counter() - started}
         if self.recipe.model == "wiener":
             entry["alpha"] = estimator.alpha_

@@ -31,7 +31,6 @@ class GRUFamily(Family):
     def trainer(self, recipe, recording, split, **options):
         from motordecode.decoders.gru.trainer import Trainer
 
-        options.pop("pretrain", None)
         return Trainer(recipe, recording, split, **options)
 
     def describe(self, recipe, step_ms):

@@ -20,15 +20,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
 from motordecode.data.features import WindowFeatures
-from motordecode.decoders.base import Decoder
-from motordecode.errors import ConfigError
-
-MODES = ("windowed", "stateful")
-
+from motordecode.decoders.base import Decoder, carried_windows
 
 def window_features(recipe, step_ms: float, n_sub: int | None = None) -> WindowFeatures:
     """The recipe's sub-window features (``n_sub`` of them, default the recipe's k)."""
@@ -42,7 +37,7 @@ class WindowedState(NamedTuple):
 
 class StatefulState(NamedTuple):
     recent: torch.Tensor          # the last w - 1 samples (w - 1, batch, C)
-    h: torch.Tensor               # GRU state of every phase, (1, s batch, H), phase-major
+    h: tuple                      # GRU state of each of the s phases, (1, batch, H) each
     count: int                    # samples seen: the next sample is phase count mod s
 
 
@@ -51,6 +46,8 @@ class _WindowReader(Decoder):
 
     def __init__(self, model, n_channels: int, features: WindowFeatures):
         super().__init__(model, n_channels)
+        if features.spacing != features.sub_width:
+            raise ValueError("the GRU decoders read contiguous sub-windows (spacing = sub_width).")
         self.features = features
         self.history = features.span - 1
 
@@ -59,11 +56,17 @@ class _WindowReader(Decoder):
 
     def _read(self, recent: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """((T, batch, k, C) features of the windows ending at each sample of x (T, batch, C), new recent)."""
-        steps, batch, channels = x.shape
-        flat = lambda t: t.reshape(len(t), batch * channels).numpy()  # noqa: E731 - channels of all batch rows
-        f, recent = self.features.carried(flat(recent), flat(x.to(recent.dtype)))
-        f = torch.from_numpy(f).reshape(steps, self.features.n_sub, batch, channels).transpose(1, 2)
-        return f, torch.from_numpy(recent).reshape(-1, batch, channels)
+        return carried_windows(self.features, recent, x)
+
+    def _newest(self, recent: torch.Tensor, x_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-sample path of :meth:`_read`: ((batch, k, C) features of the window ending at
+        x_t (batch, C), new recent), summed directly over the k w carried samples (contiguous
+        sub-windows; exact for counts, whose sums are small integers)."""
+        window = torch.cat([recent, x_t[None].to(recent.dtype)])
+        f = self.features
+        sums = window.reshape(f.n_sub, f.sub_width, *x_t.shape).sum(dim=1).transpose(0, 1)
+        features = sums if f.transform is None else torch.from_numpy(f.transform(sums.numpy()))
+        return features, window[1:]
 
     def warm(self, state, samples: torch.Tensor):
         _, recent = self._read(state.recent, samples)
@@ -82,6 +85,10 @@ class WindowedGRU(_WindowReader):
         y = self.model(f.reshape(steps * batch, *f.shape[2:]))[:, -1]
         return y.reshape(steps, batch, y.shape[-1]), WindowedState(recent)
 
+    def step(self, x_t: torch.Tensor, state: WindowedState):
+        features, recent = self._newest(state.recent, x_t)
+        return self.model(features)[:, -1], WindowedState(recent)
+
 
 class StatefulGRU(_WindowReader):
     mode = "stateful"
@@ -91,7 +98,7 @@ class StatefulGRU(_WindowReader):
         self.phases = features.sub_width
 
     def initial_state(self, batch: int = 1) -> StatefulState:
-        h = torch.zeros(1, self.phases * batch, self.model.config.hidden)
+        h = tuple(torch.zeros(1, batch, self.model.config.hidden) for _ in range(self.phases))
         return StatefulState(self._empty_window(batch), h, 0)
 
     def sequence(self, x: torch.Tensor, state: StatefulState):
@@ -100,7 +107,7 @@ class StatefulGRU(_WindowReader):
         f, recent = self._read(state.recent, x)
         u = f[:, :, 0]                                   # (T, batch, C): the newest sub-window
         steps, batch, channels = u.shape
-        s, h = self.phases, state.h.clone()
+        s, h = self.phases, torch.cat(state.h, dim=1)  # (1, s batch, H), phase-major
         first = state.count % s
         head = min(steps, (s - first) % s)
         rounds = (steps - head) // s
@@ -116,18 +123,19 @@ class StatefulGRU(_WindowReader):
             y, h_new = self.model.sequence(run, h[:, rows].contiguous())
             h[:, rows] = h_new
             outputs.append(y.transpose(0, 1).reshape(n, batch, -1))
-        return torch.cat(outputs), StatefulState(recent, h, state.count + steps)
+        return torch.cat(outputs), StatefulState(recent, tuple(h.split(batch, dim=1)), state.count + steps)
+
+    def step(self, x_t: torch.Tensor, state: StatefulState):
+        """Phase ``count mod s`` advances one GRU step on the newest sub-window."""
+        features, recent = self._newest(state.recent, x_t)
+        phase = state.count % self.phases
+        y, h_new = self.model.sequence(features, state.h[phase])
+        h = state.h[:phase] + (h_new,) + state.h[phase + 1:]
+        return y[:, 0], StatefulState(recent, h, state.count + 1)
 
 
-def make_decoder(model, recipe, n_channels: int, step_ms: float, mode: str | None = None) -> Decoder:
-    """The GRU decoder's face in ``mode`` (default: windowed, as published)."""
-    mode = mode or MODES[0]
+def make_decoder(model, recipe, n_channels: int, step_ms: float, mode: str) -> Decoder:
+    """The GRU decoder's face in ``mode`` ("windowed" or "stateful", see the family's ``modes``)."""
     if mode == "windowed":
         return WindowedGRU(model, n_channels, window_features(recipe, step_ms))
-    if mode == "stateful":
-        return StatefulGRU(model, n_channels, window_features(recipe, step_ms, n_sub=1))
-    raise ConfigError(f"unknown inference mode {mode!r}; choose from {', '.join(MODES)}.")
-
-
-def contiguous(index: np.ndarray) -> bool:
-    return len(index) < 2 or bool(np.all(np.diff(index) == 1))
+    return StatefulGRU(model, n_channels, window_features(recipe, step_ms, n_sub=1))

@@ -60,7 +60,7 @@ class Trainer(EpochTrainer):
         n_outputs = recording.velocity.shape[1]
         self.labels = (LabelScale.fit(recording.velocity, split.train) if recipe.standardize_labels
                        else LabelScale.identity(n_outputs))
-        labels = self.labels.apply(recording.velocity) if recipe.standardize_labels else recording.velocity
+        labels = self.labels.apply(recording.velocity)
         self.val_labels = labels[split.val]
         self.train_batches = WindowBatches(recording.spikes, labels, split.train, recipe.sub_width(recording.step_ms),
                                            recipe.steps_per_example, recipe.transform)

@@ -29,7 +29,6 @@ class NeuroBenchFamily(Family):
     def trainer(self, recipe, recording, split, **options):
         from motordecode.decoders.neurobench.trainer import BaselineTrainer
 
-        options.pop("pretrain", None)
         return BaselineTrainer(recipe, recording, split, **options)
 
     def describe(self, recipe, step_ms):

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from motordecode.decoders.base import BufferedDecoder
 from motordecode.decoders.neurobench.history import history_table
 from motordecode.errors import ConfigError
 from motordecode.training.epochs import EpochTrainer, TrainResult, optimise_epoch
@@ -40,9 +39,6 @@ class BaselineTrainer(EpochTrainer):
                        else LabelScale.identity(n_outputs))
         self.scaled = self.labels.apply(recording.velocity)
         self.epoch_batches, self.loss_of = self._sequences() if recipe.model == "snn2" else self._samples()
-
-    def stage_sizes(self) -> None:
-        return None  # the history records each epoch's seconds
 
     # -- state ---------------------------------------------------------------------------------
     def _fresh_state(self) -> dict:
@@ -71,17 +67,23 @@ class BaselineTrainer(EpochTrainer):
     def _epoch(self, state) -> None:
         model, rng = state["model"], state["np_rng"]
         started = time.perf_counter()
+        from motordecode.decoders.neurobench import FAMILY
+
         model.train()
+        bar = self._progress_bar(self.n_batches, f"train {state['epoch'] + 1}/{self.recipe.epochs}")
         total, seen = optimise_epoch(self.epoch_batches(rng), lambda batch: self.loss_of(model, batch),
-                                     state["optimizer"], model, None, None)
+                                     state["optimizer"], model, None, bar)
         state["scheduler"].step()
-        val = stream_r2(BufferedDecoder(model, self.recording.n_channels), self.recording.spikes, self.scaled,
-                        self.split.val)
+        decoder = FAMILY.decoder(model, self.recipe, self.recording.step_ms)
+        val = stream_r2(decoder, self.recording.spikes, self.scaled, self.split.val)
         state["epoch"] += 1
         state["history"].append({"stage": "train", "epoch": state["epoch"], "loss": total / max(seen, 1),
                                  "val_r2": val, "seconds": time.perf_counter() - started})
         if val > state["best_val"]:
             state["best_val"], state["best"] = val, copy.deepcopy(model.state_dict())
+        if bar is not None:
+            bar.set_postfix(loss=f"{total / max(seen, 1):.4f}", val_r2=f"{val:.4f}")
+            bar.close()
 
     def _finish(self, state) -> TrainResult:
         if state["best"] is None:
@@ -104,6 +106,7 @@ class BaselineTrainer(EpochTrainer):
         table, end_offset = history_table(rec.spikes, window, r.bins, kind)
         rows = self.split.train[self.split.train >= window - 1]
         labels = torch.as_tensor(np.asarray(rec.velocity, dtype=np.float32))
+        self.n_batches = -(-len(rows) // r.batch_size)
 
         def epoch(rng):
             order = rows[rng.permutation(len(rows))]
@@ -121,6 +124,7 @@ class BaselineTrainer(EpochTrainer):
         r, rec = self.recipe, self.recording
         windows = SequenceWindows(rec.spikes, self.scaled, self.split.train, r.sequence_samples(rec.step_ms),
                                   r.sequence_samples(rec.step_ms))
+        self.n_batches = -(-len(windows) // r.batch_size)
 
         def loss_of(model, batch):
             model.reset()

@@ -101,11 +101,9 @@ class RSNNDecoder(Decoder):
     """The RSNN's streaming face: one recording sample is ``substeps`` network steps."""
 
     def initial_state(self, batch: int = 1) -> RSNNState:
-        lif, weight = self.model.lif, self.model.lif.input.weight
-        zeros = lambda n: torch.zeros(batch, n, dtype=weight.dtype)  # noqa: E731
-        units = self.model.readout.fc.out_features
-        return RSNNState(zeros(lif.input.in_features), zeros(lif.n_hidden), zeros(lif.n_hidden),
-                         zeros(lif.n_hidden), zeros(units), zeros(units))
+        weight = self.model.readout.fc.weight
+        readout = torch.zeros(batch, weight.shape[0], dtype=weight.dtype)
+        return RSNNState(*self.model.lif.initial_state(batch, weight), readout, readout.clone())
 
     def sequence(self, x: torch.Tensor, state: RSNNState):
         s = state
