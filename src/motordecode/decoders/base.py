@@ -85,7 +85,10 @@ class Stream:
 
     @torch.no_grad()
     def push(self, sample) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(sample) if not torch.is_tensor(sample) else sample, dtype=torch.float32)
+        if torch.is_tensor(sample):
+            x = sample.to(torch.float32)
+        else:
+            x = torch.from_numpy(np.asarray(sample, dtype=np.float32))
         if x.shape != (self.decoder.n_channels,):
             raise ConfigError(f"expected one sample of {self.decoder.n_channels} channels, got shape "
                               f"{tuple(x.shape)}.")
