@@ -72,10 +72,10 @@ class SpikingTrainer(EpochTrainer):
                 raise ConfigError(f"pre-training recording {other.name} has {other.n_channels} channels at "
                                   f"{other.step_ms:g} ms; the session has {recording.n_channels} at "
                                   f"{self.dt_ms:g} ms.")
-            if other is recording:  # the session itself: its windows are already cut
+            idx, _ = time_split(default_split(other), recipe.val_fraction)
+            if other is recording and np.array_equal(idx, train_idx):  # the session itself, windows already cut
                 self.pretrain.append(self.target)
                 continue
-            idx, _ = time_split(default_split(other), recipe.val_fraction)
             self.pretrain.append(self._session(other, idx))
         self.input_rate_hz = index_mean(recording.spikes, train_idx) / recording.step_s
 
