@@ -78,3 +78,47 @@ def test_label_scale_guards_a_constant_axis():
     assert scale.scale[1] == 1.0 and scale.shift[1] == 3.0
     assert np.all(np.isfinite(scale.apply(labels))) and scale.apply(labels)[:, 1].tolist() == [0.0] * 10
     assert LabelScale.fit(labels, np.arange(10), center=False).shift.tolist() == [0.0, 0.0]
+
+
+def test_bad_runs_and_inputs_give_one_line_errors(indy_file, tmp_path, capsys):
+    from motordecode.cli import main
+    from motordecode.metrics.results import metrics_record
+
+    run = md.train("wiener", indy_file, out=tmp_path / "w")
+    rng = np.random.default_rng(0)
+    coarse = tmp_path / "coarse.npz"
+    np.savez(coarse, spikes=rng.poisson(1.0, (400, 96)), velocity=rng.normal(size=(400, 2)), bin_width_s=0.05)
+    assert main(["evaluate", str(tmp_path / "w"), "--data", str(coarse), "--no-write"]) == 2
+    assert "samples of 50 ms, but the run decodes samples of 4 ms" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="samples of 50 ms"):
+        run.load_recording(coarse)
+    for name, text in (("metrics.json", "{not json"), ("config.json", "[1, 2]")):
+        broken = tmp_path / f"broken-{name}"
+        import shutil
+        shutil.copytree(tmp_path / "w", broken)
+        (broken / name).write_text(text)
+        assert main(["evaluate", str(broken)]) == 2
+        err = capsys.readouterr().err
+        assert name in err and err.count("\n") == 1 and "internal error" not in err
+    stream = run.stream()
+    with pytest.raises(ConfigError, match="spike counts"):
+        stream.push("abc")
+    with pytest.raises(ConfigError, match="no samples"):
+        stream(np.zeros((0, 96)))
+    assert stream.push(np.ones(96, dtype=bool)).shape == (2,)
+    # a diverged epoch's NaN R2 is written as null: metrics.json stays valid JSON
+    row = {k: 0.5 for k in ("r2", "r2_x", "r2_y", "footprint_bytes", "deployed_footprint_bytes",
+                            "connection_sparsity", "activation_sparsity", "dense_ops", "effective_macs",
+                            "effective_acs")}
+    record = metrics_record({**row, "history": [{"val_r2": float("nan")}]}, recipe="x", session="s", seed=0,
+                            val_r2=float("-inf"))
+    assert record["val_r2"] is None and record["history"][0]["val_r2"] is None
+
+
+def test_a_float16_gru_streams(indy_file, tmp_path):
+    run = md.train("gru", indy_file, out=tmp_path / "g", epochs=1, n_sub=2, window_ms=40)
+    rec = md.load_recording(indy_file)
+    run.model.half()
+    for mode in ("windowed", "stateful"):
+        pushed = np.stack([run.stream(mode).push(s) for s in rec.spikes[:5]])
+        assert pushed.shape == (5, 2) and np.isfinite(pushed).all()

@@ -129,3 +129,27 @@ def test_registry_refuses_taken_names(ridge_family):
     clash.recipes = {"aegru": RidgeRecipe("aegru")}
     with pytest.raises(ConfigError, match="taken"):
         register(clash)
+
+
+def test_the_example_in_docs_architecture_runs(indy_file, tmp_path):
+    """The 'how to add a decoder' example, executed as written, registers a family that trains."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace = {}
+    try:
+        exec(compile(code, "docs/architecture.md", "exec"), namespace)
+        run = motordecode.train("ridge-now", indy_file, out=tmp_path / "doc", alpha=0.01)
+        assert 0.03 < run.metrics["r2"] < 1.0 and np.isfinite(run.metrics["val_r2"])
+        assert run.stream().push(np.zeros(96, np.uint8)).shape == (2,)
+    finally:
+        unregister("ridge-now")
+
+
+def test_registry_refuses_a_model_name_of_another_family(ridge_family):
+    clash = RidgeFamily()
+    clash.name = "other"
+    clash.recipes = {"other-ridge": RidgeRecipe("other-ridge", model="rsnn")}
+    with pytest.raises(ConfigError, match="model names rsnn are taken by rsnn"):
+        register(clash)

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +17,8 @@ import torch
 
 from motordecode.decoders.base import Stream
 from motordecode.decoders.registry import family_of
-from motordecode.errors import ConfigError
 from motordecode.recipes import get_recipe, override
-from motordecode.runs import METRICS_FILE, load_model, step_ms
+from motordecode.runs import METRICS_FILE, check_recording, load_model, read_json, step_ms
 
 
 @dataclass
@@ -45,9 +43,7 @@ class Run:
         from motordecode.pipeline import load_for_recipe
 
         recording = load_for_recipe(path, self.recipe)
-        if abs(recording.step_s - self.config["step_s"]) > 1e-9 * max(1.0, recording.step_s):
-            raise ConfigError(f"{path}: samples of {recording.step_ms:g} ms, but the run decodes samples of "
-                              f"{step_ms(self.config):g} ms.")
+        check_recording(self.config, recording, path)
         return recording
 
     def stream(self, mode: str | None = None) -> Stream:
@@ -61,7 +57,7 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     """A run directory written by :func:`train`, ``motordecode train`` or ``import-checkpoint``."""
     recipe, config, model, bits = load_model(run_dir)
     path = Path(run_dir)
-    metrics = json.loads((path / METRICS_FILE).read_text()) if (path / METRICS_FILE).is_file() else {}
+    metrics = read_json(path / METRICS_FILE) if (path / METRICS_FILE).is_file() else {}
     return Run(path, recipe, model, config, metrics, bits)
 
 
@@ -73,6 +69,8 @@ def train(recipe, data: str | os.PathLike, *, out: str | os.PathLike | None = No
     from motordecode.pipeline import train_run
 
     recipe = override(get_recipe(recipe) if isinstance(recipe, str) else recipe, overrides)
+    if isinstance(pretrain, (str, os.PathLike)):
+        pretrain = [pretrain]
     out = Path(out or f"runs/{recipe.name}-{Path(data).stem}-seed{seed}")
     train_run(recipe, data, seed=seed, out=out, resume=resume, progress=progress, pretrain=pretrain)
     return load_run(out)

@@ -7,7 +7,6 @@ same channels). Every family is reached through :mod:`motordecode.decoders.regis
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -23,7 +22,8 @@ from motordecode.fileio import atomic_write_path
 from motordecode.metrics.harness import evaluate_decoder
 from motordecode.metrics.results import metrics_record, write_metrics
 from motordecode.report.plots import plot_predictions
-from motordecode.runs import METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, load_model, run_config, save_model, start_run
+from motordecode.runs import (METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, check_recording, load_model, read_json,
+                              run_config, save_model, start_run)
 
 MODE_KEYS = ("r2", "r2_x", "r2_y", "activation_sparsity", "dense_ops", "effective_macs", "effective_acs")
 
@@ -135,15 +135,11 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = No
         raise ConfigError(f"{run_dir} was imported from a checkpoint and names no data file; pass --data FILE.")
     source = data or config["data"]
     recording = load_for_recipe(source, recipe)
-    if recording.n_channels != config["n_channels"]:
-        raise ConfigError(f"{source}: {recording.n_channels} channels, but the run was trained on "
-                          f"{config['n_channels']}; evaluate it on a recording with the same channels.")
+    check_recording(config, recording, source)
     split = default_split(recording)
     results = evaluate_model(model, recipe, recording, split, bits)
     row = _metrics_row(results, recipe, recording)
-    previous = {}
-    if (run_dir / METRICS_FILE).is_file():
-        previous = json.loads((run_dir / METRICS_FILE).read_text())
+    previous = read_json(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else {}
     row["data"] = str(Path(source).resolve())
     if "history" in previous:  # training facts survive a re-evaluation
         row["history"] = previous["history"]

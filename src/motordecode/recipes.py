@@ -69,7 +69,10 @@ def recipe_from_dict(data: dict):
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"saved recipe has unknown fields {', '.join(sorted(unknown))}.")
-    return kind(**data)
+    try:
+        return kind(**data)
+    except TypeError as exc:  # a missing field, or a value of the wrong type in an edited config.json
+        raise ConfigError(f"saved recipe {data.get('name')!r} cannot be read ({exc}).") from None
 
 
 def _parse(kind, text: str, key: str):

@@ -48,7 +48,8 @@ def _write_json(path: Path, obj) -> None:
         tmp.write_text(json.dumps(obj, indent=2) + "\n")
 
 
-def start_run(run_dir: str | os.PathLike, config: dict, resume: bool) -> Path:
+def start_run(run_dir: str | os.PathLike, config: dict, resume: bool,
+              occupied_hint: str = "pick another --out, or add --resume to continue that run") -> Path:
     """Create RUN_DIR for a new run, or check that a resumed one was started with the same config."""
     run_dir = Path(run_dir)
     existing = run_dir / CONFIG_FILE
@@ -61,19 +62,47 @@ def start_run(run_dir: str | os.PathLike, config: dict, resume: bool) -> Path:
             raise ConfigError(f"cannot resume {run_dir}: it was started with a different {', '.join(changed)}.")
         return run_dir
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(f"{run_dir} is not empty; pick another --out, or add --resume to continue that run.")
+        raise ConfigError(f"{run_dir} is not empty; {occupied_hint}.")
     _write_json(run_dir / CONFIG_FILE, config)
     return run_dir
+
+
+CONFIG_KEYS = ("recipe", "seed", "n_channels", "n_outputs", "step_s")
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from a run directory; DataFormatError when it is not one."""
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataFormatError(f"{path} is not valid JSON ({exc}).") from None
+    if not isinstance(data, dict):
+        raise DataFormatError(f"{path} holds a JSON {type(data).__name__}, not an object.")
+    return data
 
 
 def read_config(run_dir: str | os.PathLike) -> dict:
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no {CONFIG_FILE}).")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(f"{path} is not valid JSON ({exc}).") from None
+    config = read_json(path)
+    missing = [k for k in CONFIG_KEYS if k not in config]
+    if missing or not isinstance(config["recipe"], dict):
+        raise DataFormatError(f"{path} is not a motordecode run configuration (missing {', '.join(missing) or 'recipe'}).")
+    return config
+
+
+def check_recording(config: dict, recording, source) -> None:
+    """Refuse a recording whose channels, outputs or sample spacing differ from the run's."""
+    if recording.n_channels != config["n_channels"]:
+        raise ConfigError(f"{source}: {recording.n_channels} channels, but the run was trained on "
+                          f"{config['n_channels']}; evaluate it on a recording with the same channels.")
+    if recording.velocity.shape[1] != config["n_outputs"]:
+        raise ConfigError(f"{source}: {recording.velocity.shape[1]} velocity axes, but the run decodes "
+                          f"{config['n_outputs']}.")
+    if abs(recording.step_s - config["step_s"]) > 1e-9 * max(1.0, recording.step_s):
+        raise ConfigError(f"{source}: samples of {recording.step_ms:g} ms, but the run decodes samples of "
+                          f"{step_ms(config):g} ms; use a recording binned like its training data.")
 
 
 def save_model(run_dir: str | os.PathLike, model: torch.nn.Module, deployed_bits: dict) -> Path:
@@ -93,7 +122,7 @@ def load_model(run_dir: str | os.PathLike):
     try:
         blob = torch.load(path, weights_only=True)
     except Exception as exc:  # a truncated or foreign file
-        raise DataFormatError(f"{path} is not a readable checkpoint ({exc}).") from None
+        raise DataFormatError(f"{path} is not a readable checkpoint ({str(exc).splitlines()[0]}).") from None
     model = family_of(recipe).build(recipe, config["n_channels"], config["n_outputs"], step_ms(config))
     try:
         state = blob["state_dict"]
@@ -102,5 +131,5 @@ def load_model(run_dir: str | os.PathLike):
             model = model.to(dtypes.pop())
         model.load_state_dict(state)
     except (KeyError, RuntimeError) as exc:
-        raise DataFormatError(f"{path} does not match the run's recipe ({exc}).") from None
+        raise DataFormatError(f"{path} does not match the run's recipe ({str(exc).splitlines()[0]}).") from None
     return recipe, config, model.eval(), dict(blob.get("deployed_bits", {}))

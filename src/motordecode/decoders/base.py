@@ -77,7 +77,7 @@ class Stream:
             self.state = self.decoder.warm(self.state, recent[:, None])
 
     def _samples(self, samples, what: str) -> torch.Tensor:
-        x = torch.as_tensor(np.asarray(samples) if not torch.is_tensor(samples) else samples, dtype=torch.float32)
+        x = _as_float32(samples, what)
         if x.ndim != 2 or x.shape[1] != self.decoder.n_channels:
             raise ConfigError(f"{what}: expected samples of {self.decoder.n_channels} channels as (T, "
                               f"{self.decoder.n_channels}), got shape {tuple(x.shape)}.")
@@ -85,10 +85,7 @@ class Stream:
 
     @torch.no_grad()
     def push(self, sample) -> np.ndarray:
-        if torch.is_tensor(sample):
-            x = sample.to(torch.float32)
-        else:
-            x = torch.from_numpy(np.asarray(sample, dtype=np.float32))
+        x = _as_float32(sample, "sample")
         if x.shape != (self.decoder.n_channels,):
             raise ConfigError(f"expected one sample of {self.decoder.n_channels} channels, got shape "
                               f"{tuple(x.shape)}.")
@@ -102,6 +99,16 @@ class Stream:
             raise ConfigError("no samples to decode: pass (T, C) samples with T >= 1.")
         y, self.state = self.decoder.sequence(x[:, None], self.state)
         return y[:, 0].float().numpy()
+
+
+def _as_float32(values, what: str) -> torch.Tensor:
+    """Spike counts as a float32 tensor; ConfigError for anything that is not numbers."""
+    if torch.is_tensor(values):
+        return values.to(torch.float32)
+    try:
+        return torch.from_numpy(np.asarray(values, dtype=np.float32))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what}: expected spike counts (numbers), got {type(values).__name__} ({exc}).") from None
 
 
 # -- decoders whose network keeps its state in module buffers --------------------------------------

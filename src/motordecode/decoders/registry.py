@@ -3,13 +3,16 @@
 
 A family is one package under ``motordecode.decoders`` whose ``FAMILY`` object subclasses
 :class:`Family`. The built-in families are listed in ``BUILTIN`` (one line each) and registered on
-first use; :func:`register` adds any other family (a plug-in, or a test's toy family) at run time.
+first use, followed by those that installed packages declare under the entry-point group
+``motordecode.families`` (each naming a ``Family`` instance, so ``motordecode train`` finds them);
+:func:`register` adds a family at run time (a notebook, a test's toy family).
 """
 
 from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from importlib.metadata import entry_points
 from types import MappingProxyType
 
 from motordecode.errors import ConfigError
@@ -21,6 +24,8 @@ BUILTIN = (
     "motordecode.decoders.neurobench",
     "motordecode.decoders.classical",
 )
+
+PLUGIN_GROUP = "motordecode.families"
 
 
 class Family(ABC):
@@ -83,7 +88,9 @@ class Family(ABC):
         return {}
 
     def import_checkpoint(self, kind: str, path):
-        """The model of a published checkpoint file of ``kind`` (one of ``checkpoint_kinds``)."""
+        """The model of a published checkpoint file of ``kind`` (one of ``checkpoint_kinds``, each
+        also a recipe name of the family); the model has ``config.n_channels`` and
+        ``config.n_outputs``, and runs on 4 ms samples."""
         raise ConfigError(f"the {self.name} family imports no checkpoints.")
 
 
@@ -107,11 +114,13 @@ def unregister(name: str) -> None:
 def _add(family: Family) -> None:
     if family.name in _FAMILIES:
         raise ConfigError(f"a decoder family named {family.name!r} is already registered.")
-    taken = {r: f.name for f in _FAMILIES.values() for r in f.recipes}
-    clash = [r for r in family.recipes if r in taken]
-    if clash:
-        raise ConfigError(f"family {family.name!r}: recipe names {', '.join(clash)} are taken by "
-                          f"{', '.join(sorted({taken[r] for r in clash}))}.")
+    for what, names in (("recipe names", lambda f: set(f.recipes)),
+                        ("model names", lambda f: {r.model for r in f.recipes.values()})):
+        taken = {n: f.name for f in _FAMILIES.values() for n in names(f)}
+        clash = sorted(n for n in names(family) if n in taken)
+        if clash:
+            raise ConfigError(f"family {family.name!r}: {what} {', '.join(clash)} are taken by "
+                              f"{', '.join(sorted({taken[n] for n in clash}))}.")
     _FAMILIES[family.name] = family
 
 
@@ -119,8 +128,9 @@ def _load_builtin() -> None:
     global _loaded
     if _loaded:
         return
-    builtin = [importlib.import_module(module).FAMILY for module in BUILTIN]  # all, before any is added
-    for family in builtin:
+    found = [importlib.import_module(module).FAMILY for module in BUILTIN]  # all, before any is added
+    found += [entry.load() for entry in entry_points(group=PLUGIN_GROUP)]
+    for family in found:
         if family.name not in _FAMILIES:
             _add(family)
     _loaded = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 from pathlib import Path
@@ -25,12 +26,24 @@ def package_versions() -> dict:
 
 def metrics_record(row: dict, *, recipe: str, session: str, seed: int, val_r2: float | None) -> dict:
     """``row`` (from the harness) with the run's identity and the package versions: metrics.json's content."""
-    record = {"recipe": recipe, "session": session, "seed": seed, "val_r2": val_r2, **row,
-              "versions": package_versions()}
+    record = finite({"recipe": recipe, "session": session, "seed": seed, "val_r2": val_r2, **row,
+                     "versions": package_versions()})
     missing = [k for k in REQUIRED_KEYS if k not in record]
     if missing:
         raise ValueError(f"metrics row lacks {', '.join(missing)}")
     return record
+
+
+def finite(value):
+    """``value`` with every non-finite float (a NaN or infinite R2 of a diverged epoch) as None, so
+    metrics.json stays valid JSON."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def write_metrics(run_dir: str | os.PathLike, row: dict, *, recipe: str, session: str, seed: int,
@@ -39,5 +52,5 @@ def write_metrics(run_dir: str | os.PathLike, row: dict, *, recipe: str, session
     record = metrics_record(row, recipe=recipe, session=session, seed=seed, val_r2=val_r2)
     path = Path(run_dir) / "metrics.json"
     with atomic_write_path(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        tmp.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
     return path

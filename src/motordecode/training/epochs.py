@@ -114,6 +114,20 @@ class EpochTrainer:
         torch.set_rng_state(blob["torch_rng"])
         return state
 
+    def _end_epoch(self, state: dict, loss_sum: float, seen: int, val: float, bar, keep_best: bool, snapshot,
+                   **extra) -> None:
+        """Count the epoch, add it to the history (mean loss, validation R2, ``extra``), keep
+        ``snapshot()`` as the best state when ``keep_best`` and the R2 is the best yet, close its bar."""
+        loss = loss_sum / max(seen, 1)
+        state["epoch"] += 1
+        state["history"].append({"stage": state["stage"], "epoch": state["epoch"], "loss": loss, "val_r2": float(val),
+                                 **extra})
+        if keep_best and val > state["best_val"]:
+            state["best_val"], state["best"] = float(val), snapshot()
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss:.4f}", val_r2=f"{val:.4f}")
+            bar.close()
+
     def _progress_bar(self, total: int, desc: str):
         if not self.progress:
             return None

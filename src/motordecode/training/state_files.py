@@ -18,7 +18,7 @@ def read_state_dict(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets one clear message
-        raise ConfigError(f"{path}: cannot read as a PyTorch state dict ({type(exc).__name__}: {exc}).") from None
+        raise ConfigError(f"{path}: cannot read as a PyTorch state dict ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}).") from None
     if not isinstance(state, dict):
         raise ConfigError(f"{path}: expected a state dict, found {type(state).__name__}.")
     return state

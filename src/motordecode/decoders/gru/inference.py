@@ -50,23 +50,25 @@ class _WindowReader(Decoder):
             raise ValueError("the GRU decoders read contiguous sub-windows (spacing = sub_width).")
         self.features = features
         self.history = features.span - 1
+        self.dtype = model.fc_out.weight.dtype  # float32, or float16 for a model converted to it
 
     def _empty_window(self, batch: int) -> torch.Tensor:
         return torch.zeros(self.history, batch, self.n_channels)
 
     def _read(self, recent: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """((T, batch, k, C) features of the windows ending at each sample of x (T, batch, C), new recent)."""
-        return carried_windows(self.features, recent, x)
+        features, recent = carried_windows(self.features, recent, x)
+        return features.to(self.dtype), recent
 
     def _newest(self, recent: torch.Tensor, x_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The per-sample path of :meth:`_read`: ((batch, k, C) features of the window ending at
-        x_t (batch, C), new recent), summed directly over the k w carried samples (contiguous
-        sub-windows; exact for counts, whose sums are small integers)."""
+        """The per-sample shortcut of :meth:`_read` (tested equal): ((batch, k, C) features of the
+        window ending at x_t (batch, C), new recent), the k contiguous sub-windows of the carried
+        samples summed directly (exact for counts) instead of through running sums."""
         window = torch.cat([recent, x_t[None].to(recent.dtype)])
         f = self.features
         sums = window.reshape(f.n_sub, f.sub_width, *x_t.shape).sum(dim=1).transpose(0, 1)
         features = sums if f.transform is None else torch.from_numpy(f.transform(sums.numpy()))
-        return features, window[1:]
+        return features.to(self.dtype), window[1:]
 
     def warm(self, state, samples: torch.Tensor):
         _, recent = self._read(state.recent, samples)
@@ -98,7 +100,7 @@ class StatefulGRU(_WindowReader):
         self.phases = features.sub_width
 
     def initial_state(self, batch: int = 1) -> StatefulState:
-        h = tuple(torch.zeros(1, batch, self.model.config.hidden) for _ in range(self.phases))
+        h = tuple(torch.zeros(1, batch, self.model.config.hidden, dtype=self.dtype) for _ in range(self.phases))
         return StatefulState(self._empty_window(batch), h, 0)
 
     def sequence(self, x: torch.Tensor, state: StatefulState):

@@ -123,16 +123,9 @@ class Trainer(EpochTrainer):
         if state["scheduler"] is not None:
             state["scheduler"].step()
         val = r2_score(predict_windows(model, self.val_inputs), self.val_labels)
-        state["epoch"] += 1
-        state["history"].append({"stage": stage, "epoch": state["epoch"], "loss": loss_sum / max(seen, 1),
-                                 "val_r2": float(val)})
-        if stage == "train" and val > state["best_val"]:
-            state["best_val"] = float(val)
-            state["best"] = {"model": copy.deepcopy(model.state_dict()),
-                             "branch": None if branch is None else copy.deepcopy(branch.state_dict())}
-        if bar is not None:
-            bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", val_r2=f"{val:.4f}")
-            bar.close()
+        self._end_epoch(state, loss_sum, seen, val, bar, keep_best=stage == "train", snapshot=lambda: {
+            "model": copy.deepcopy(model.state_dict()),
+            "branch": None if branch is None else copy.deepcopy(branch.state_dict())})
 
     def _loss(self, model, branch, x, counts, labels):
         mu = model.encode(x)

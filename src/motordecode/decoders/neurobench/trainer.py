@@ -76,14 +76,8 @@ class BaselineTrainer(EpochTrainer):
         state["scheduler"].step()
         decoder = FAMILY.decoder(model, self.recipe, self.recording.step_ms)
         val = stream_r2(decoder, self.recording.spikes, self.scaled, self.split.val)
-        state["epoch"] += 1
-        state["history"].append({"stage": "train", "epoch": state["epoch"], "loss": total / max(seen, 1),
-                                 "val_r2": val, "seconds": time.perf_counter() - started})
-        if val > state["best_val"]:
-            state["best_val"], state["best"] = val, copy.deepcopy(model.state_dict())
-        if bar is not None:
-            bar.set_postfix(loss=f"{total / max(seen, 1):.4f}", val_r2=f"{val:.4f}")
-            bar.close()
+        self._end_epoch(state, total, seen, val, bar, keep_best=True,
+                        snapshot=lambda: copy.deepcopy(model.state_dict()), seconds=time.perf_counter() - started)
 
     def _finish(self, state) -> TrainResult:
         if state["best"] is None:

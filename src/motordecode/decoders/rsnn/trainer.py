@@ -144,18 +144,10 @@ class SpikingTrainer(EpochTrainer):
         loss_sum, seen = optimise_epoch(self._batches(state), loss_of, opt, model, state["masks"], bar)
         state["scheduler"].step()
         val = self.r2(model, self.val)
-        state["epoch"] += 1
-        entry = {"stage": stage, "epoch": state["epoch"], "loss": loss_sum / max(seen, 1), "val_r2": val,
-                 "seconds": time.perf_counter() - started}
-        if stage == "prune":
-            entry["rate"] = state["rate"]
-        state["history"].append(entry)
-        if stage in ("pretrain", "train") and val > state["best_val"]:
-            state["best_val"] = val
-            state["best"] = copy.deepcopy(model.state_dict())
-        if bar is not None:
-            bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", val_r2=f"{val:.4f}")
-            bar.close()
+        rate = {"rate": state["rate"]} if stage == "prune" else {}
+        self._end_epoch(state, loss_sum, seen, val, bar, keep_best=stage in ("pretrain", "train"),
+                        snapshot=lambda: copy.deepcopy(model.state_dict()), seconds=time.perf_counter() - started,
+                        **rate)
 
     @staticmethod
     def r2(model, windows: SequenceWindows) -> float:
