@@ -109,8 +109,8 @@ def test_the_session_itself_is_read_once_when_it_is_also_pre_trained_on(tmp_path
 
     reads = []
     original = pipeline.load_for_recipe
-    monkeypatch.setattr(pipeline, "load_for_recipe", lambda path, recipe: reads.append(str(path)) or
-                        original(path, recipe))
+    monkeypatch.setattr(pipeline, "load_for_recipe", lambda path, recipe, heldout="include":
+                        reads.append(str(path)) or original(path, recipe, heldout))
     recipe = override(get_recipe("tinyrsnn"), {**SMALL, "prune_start": 0.0, "epochs": 1})
     train_run(recipe, indy_file, out=tmp_path / "run", progress=False, pretrain=[indy_file, second_indy])
     assert reads.count(str(indy_file)) == 1 and reads.count(str(second_indy.resolve())) == 1

@@ -42,7 +42,7 @@ class Run:
         ``bin_ms``, a binned file at its own bins (so its samples fit :meth:`stream`)."""
         from motordecode.pipeline import load_for_recipe
 
-        recording = load_for_recipe(path, self.recipe)
+        recording = load_for_recipe(path, self.recipe, self.config.get("heldout", "include"))
         check_recording(self.config, recording, path)
         return recording
 
@@ -62,17 +62,18 @@ def load_run(run_dir: str | os.PathLike) -> Run:
 
 
 def train(recipe, data: str | os.PathLike, *, out: str | os.PathLike | None = None, seed: int = 0,
-          resume: bool = False, pretrain=(), progress: bool = False, **overrides) -> Run:
+          resume: bool = False, pretrain=(), progress: bool = False, heldout: str = "include", **overrides) -> Run:
     """Train ``recipe`` (a name or a recipe object) on the recording ``data`` into the run
     directory ``out`` (default ``runs/RECIPE-DATA-seedN``); ``overrides`` set recipe fields
-    (``epochs=20``). Returns the finished :class:`Run`."""
+    (``epochs=20``); ``heldout``: for NWB files with held-out units, "include" (inputs) or "exclude".
+    Returns the finished :class:`Run`."""
     from motordecode.pipeline import train_run
 
     recipe = override(get_recipe(recipe) if isinstance(recipe, str) else recipe, overrides)
     if isinstance(pretrain, (str, os.PathLike)):
         pretrain = [pretrain]
     out = Path(out or f"runs/{recipe.name}-{Path(data).stem}-seed{seed}")
-    train_run(recipe, data, seed=seed, out=out, resume=resume, progress=progress, pretrain=pretrain)
+    train_run(recipe, data, seed=seed, out=out, resume=resume, progress=progress, pretrain=pretrain, heldout=heldout)
     return load_run(out)
 
 

@@ -74,7 +74,11 @@ def cmd_data_info(args) -> int:
     from motordecode.data.load import load_recording
     from motordecode.data.summary import format_summary, summarize
 
-    recording = load_recording(args.file, bin_width_s=None if args.bin_width_ms is None else args.bin_width_ms / 1e3)
+    from motordecode.data.nwb import is_nwb
+
+    options = {"heldout": args.heldout} if is_nwb(args.file) else {}
+    recording = load_recording(args.file, bin_width_s=None if args.bin_width_ms is None else args.bin_width_ms / 1e3,
+                               **options)
     info = summarize(recording)
     print(_json(info) if args.json else format_summary(info))
     return 0
@@ -84,7 +88,7 @@ def cmd_data_synth(args) -> int:
     from motordecode.data.synthetic import SynthConfig, write_synthetic
 
     cfg = SynthConfig(monkey=args.monkey, duration_s=args.duration, seed=args.seed)
-    path = write_synthetic(args.out, cfg)
+    path = write_synthetic(args.out, cfg, fmt=args.format)
     note = "" if cfg.monkey in path.name.lower() else (
         f" (note: NeuroBench's loader needs '{cfg.monkey}' in the file name)")
     print(f"wrote {path}: {cfg.monkey}, {cfg.n_channels} channels, {cfg.duration_s:g} s, seed {cfg.seed}{note}")
@@ -110,7 +114,8 @@ def cmd_train(args) -> int:
     recipe = override(get_recipe(args.recipe), args.set or [])
     out = args.out or f"runs/{recipe.name}-{Path(args.data).stem}-seed{args.seed}"
     row = train_run(recipe, args.data, seed=args.seed, out=out, resume=args.resume,
-                    progress=not args.quiet and sys.stderr.isatty(), pretrain=args.pretrain or ())
+                    progress=not args.quiet and sys.stderr.isatty(), pretrain=args.pretrain or (),
+                    heldout=args.heldout)
     if args.json:
         print(_json(row))
     else:
@@ -213,9 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
     p.set_defaults(func=cmd_data_fetch)
 
-    p = data_cmds.add_parser("info", help="summary of a recording file (.mat v7.3, v5 .mat, .npz)")
+    p = data_cmds.add_parser("info", help="summary of a recording file (.mat v7.3, NWB, v5 .mat, .npz)")
     p.add_argument("file", help="recording file")
-    p.add_argument("--bin-width-ms", type=float, default=None, help="bin width for v7.3 sessions (default 4)")
+    p.add_argument("--bin-width-ms", type=float, default=None, help="bin width for v7.3 and NWB files (default 4)")
+    p.add_argument("--heldout", choices=("include", "exclude"), default="include",
+                   help="NWB files with held-out units: count them or leave them out")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_data_info)
 
@@ -224,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--monkey", choices=("indy", "loco"), default="indy", help="96 (indy) or 192 (loco) channels")
     p.add_argument("--duration", type=float, default=300.0, help="seconds (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--format", choices=("mat", "nwb"), default="mat",
+                   help="mat: MATLAB v7.3 as on Zenodo; nwb: NWB as on DANDI (needs motordecode[nwb])")
     p.set_defaults(func=cmd_data_synth)
 
     p = commands.add_parser("train", help="train a recipe (" + ", ".join(recipe_names()) + ")")
@@ -238,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
                        name for family in families().values() if family.pretrains for name in family.recipes)
                    + "): pre-train on these recordings (default: the benchmark sessions "
                         "of the same monkey next to --data, when it is one)")
+    p.add_argument("--heldout", choices=("include", "exclude"), default="include",
+                   help="NWB files with held-out units (Neural Latents MC_RTT): use them as inputs or leave them out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the metrics row as JSON")
     p.set_defaults(func=cmd_train)

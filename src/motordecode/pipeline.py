@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from motordecode.data.load import load_recording
+from motordecode.data.nwb import is_nwb
 from motordecode.data.read_mat import file_kind
-from motordecode.data.splits import default_split
+from motordecode.data.splits import contiguous_runs, default_split
 from motordecode.decoders.registry import family_of
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
@@ -28,32 +29,36 @@ from motordecode.runs import (METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, check_r
 MODE_KEYS = ("r2", "r2_x", "r2_y", "activation_sparsity", "dense_ops", "effective_macs", "effective_acs")
 
 
-def load_for_recipe(path: str | os.PathLike, recipe):
-    """A session .mat is binned at the recipe's ``bin_ms``; a binned recording keeps its own bins."""
+def load_for_recipe(path: str | os.PathLike, recipe, heldout: str = "include"):
+    """A session .mat or an NWB file is binned at the recipe's ``bin_ms``; a binned recording keeps
+    its own bins. ``heldout`` (NWB files with held-out units): "include" or "exclude" them."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"data file {path} does not exist.")
-    if file_kind(path) == "hdf5":
-        return load_recording(path, bin_width_s=recipe.bin_ms / 1000.0)
-    return load_recording(path)
+    if file_kind(path) != "hdf5":
+        return load_recording(path)
+    if is_nwb(path):
+        return load_recording(path, bin_width_s=recipe.bin_ms / 1000.0, heldout=heldout)
+    if heldout != "include":
+        raise ConfigError(f"{path}: --heldout applies to NWB files with held-out units; this is a MATLAB session.")
+    return load_recording(path, bin_width_s=recipe.bin_ms / 1000.0)
 
 
 def evaluate_model(model, recipe, recording, split, deployed_bits: dict | None = None) -> dict:
     """{mode: (metrics row, predictions)} on the test split, for every inference mode of the
-    recipe's family: the test samples as one stream, the input windows filled from the samples
-    before it (a GRU's sub-windows; the other decoders start from a zero state)."""
+    recipe's family: each contiguous run of test samples (one, unless the recording marks gaps)
+    as a stream, its input windows filled from the samples before it (a GRU's sub-windows; the
+    other decoders start from a zero state)."""
     family = family_of(recipe)
     test = split.test
     if len(test) < 2:
         raise ConfigError(f"{recording.name}: the test split has {len(test)} samples; R2 needs at least two.")
-    if np.any(np.diff(test) != 1):
-        raise ConfigError("the test split must be a contiguous run of samples to be decoded as a stream.")
     results = {}
     for mode in family.modes:
         decoder = family.decoder(model, recipe, recording.step_ms, mode)
-        history = recording.spikes[max(0, test[0] - decoder.history):test[0]]
-        results[mode] = evaluate_decoder(decoder, recording.spikes[test], recording.velocity[test], history=history,
-                                         deployed_bits=deployed_bits)
+        streams = [(recording.spikes[max(0, start - decoder.history):start], recording.spikes[start:stop])
+                   for start, stop in contiguous_runs(test)]
+        results[mode] = evaluate_decoder(decoder, streams, recording.velocity[test], deployed_bits=deployed_bits)
     return results
 
 
@@ -79,24 +84,26 @@ def _save_predictions(run_dir: Path, results: dict, labels: np.ndarray, test_ind
 
 def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.PathLike,
               resume: bool = False, progress: bool = True, threads: int | None = None,
-              pretrain: list | tuple = ()) -> dict:
+              pretrain: list | tuple = (), heldout: str = "include") -> dict:
     """Train, compress and evaluate ``recipe`` on ``data``; returns the metrics row written to ``out``.
 
     ``pretrain``: recordings to pre-train on (families that pre-train; default: the benchmark
-    sessions of the same monkey next to ``data``, when ``data`` is one)."""
+    sessions of the same monkey next to ``data``, when ``data`` is one); ``heldout``: NWB held-out
+    units used as inputs ("include") or left out ("exclude")."""
     started = time.perf_counter()
     family = family_of(recipe)
-    recording = load_for_recipe(data, recipe)
+    recording = load_for_recipe(data, recipe, heldout)
     split = default_split(recording)
     config = run_config(recipe, data, recording.name, seed, recording.n_channels, recording.velocity.shape[1],
                         recording.step_s)
     files = family.pretraining_files(recipe, data, pretrain)
     config["pretrain"] = [str(Path(f).resolve()) for f in files]
+    config["heldout"] = heldout
     run_dir = start_run(out, config, resume)
     options = {}
     if family.pretrains:  # the session itself is not read again when it is also pre-trained on
         target = Path(data).resolve()
-        options["pretrain"] = tuple(recording if Path(f).resolve() == target else load_for_recipe(f, recipe)
+        options["pretrain"] = tuple(recording if Path(f).resolve() == target else load_for_recipe(f, recipe, heldout)
                                     for f in files)
     trainer = family.trainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress,
                              threads=threads, **options)
@@ -134,7 +141,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = No
     if data is None and not config.get("data"):
         raise ConfigError(f"{run_dir} was imported from a checkpoint and names no data file; pass --data FILE.")
     source = data or config["data"]
-    recording = load_for_recipe(source, recipe)
+    recording = load_for_recipe(source, recipe, config.get("heldout", "include"))
     check_recording(config, recording, source)
     split = default_split(recording)
     results = evaluate_model(model, recipe, recording, split, bits)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from motordecode.errors import ConfigError
+from motordecode.errors import ConfigError, DataFormatError
 
 STEP_S = 0.004
 
@@ -77,3 +77,28 @@ def velocity_labels(position: np.ndarray) -> np.ndarray:
     vel[0] = pos[1] - pos[0]
     vel[-1] = pos[-1] - pos[-2]
     return vel
+
+
+def bin_spike_times(path: Path, t: np.ndarray, trains, n_channels: int, bin_width_s: float):
+    """Samples (T, C) at the 4 ms time points ``t`` as NeuroBench bins the O'Doherty files: the
+    units of a channel OR-ed into a binary 4 ms train, then trailing sums over ``bin_width_s``.
+    ``trains`` yields (channel, spike times) per unit. Returns (samples, meta)."""
+    steps = width_in_steps(bin_width_s)
+    edges = bin_edges(t[0], t[-1], bin_width_s)
+    train = np.zeros((len(edges), n_channels), dtype=np.uint8)
+    units = np.zeros(n_channels, dtype=np.int64)
+    counts = np.zeros(n_channels, dtype=np.int64)
+    for channel, times in trains:
+        mark_spikes(train, channel, times, edges)
+        units[channel] += 1
+        counts[channel] += times.size
+    n = len(t)
+    samples = box_sum(train, steps)
+    if len(samples) < n:
+        raise DataFormatError(f"{path}: 't' has uneven steps: {len(samples)} bins of 4 ms span "
+                              f"its {n} time points.")
+    # NeuroBench's float arange can give one more sample than there are labels; its wrap-around
+    # reads it, so it is kept for exact reproduction (Recording.samples_with_tail)
+    meta = {"source": str(path), "units_per_channel": units, "spike_counts": counts,
+            "tail": np.array(samples[n:]), "bin_width_s": steps * STEP_S}
+    return np.ascontiguousarray(samples[:n]), meta

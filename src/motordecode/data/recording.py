@@ -29,6 +29,7 @@ class Recording:
     name: str = ""
     monkey: str | None = None
     meta: dict = field(default_factory=dict)
+    valid: np.ndarray | None = None   # (T,) bool: samples the splits may use (None: all)
 
     def __post_init__(self):
         if self.spikes.ndim != 2 or self.velocity.ndim != 2:
@@ -38,6 +39,8 @@ class Recording:
                 f"spikes ({len(self.spikes)}), velocity ({len(self.velocity)}) and t ({len(self.t)})"
                 " must have the same number of samples"
             )
+        if self.valid is not None and self.valid.shape != (len(self.spikes),):
+            raise ValueError(f"valid must be a (T,) mask, got shape {self.valid.shape}")
 
     @property
     def step_ms(self) -> float:

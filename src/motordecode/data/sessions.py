@@ -123,3 +123,7 @@ def default_pretraining_files(data: str | os.PathLike) -> list[Path]:
                           f"missing: {', '.join(missing)}. Fetch them with 'motordecode data fetch', pass "
                           "--pretrain FILE ..., or --set pretrain_epochs=0.")
     return files
+
+
+def monkey_of(name: str) -> str | None:
+    return next((m for m in ("indy", "loco") if m in name.lower()), None)

@@ -83,7 +83,23 @@ def split_contiguous(n_samples: int, train_ratio: float = TASK_TRAIN_RATIO, stri
 
 
 def default_split(recording, train_ratio: float = TASK_TRAIN_RATIO, stride: int = 1) -> Split:
-    """Split by reaches when the recording has reach markers, else contiguously in time."""
+    """Split by reaches when the recording has reach markers, else contiguously in time; samples
+    the recording marks invalid (``Recording.valid``: unobserved, unlabelled) are left out."""
     if recording.reach_bounds is not None:
-        return split_by_reaches(recording.reach_bounds, train_ratio, stride)
-    return split_contiguous(recording.n_samples, train_ratio, stride)
+        split = split_by_reaches(recording.reach_bounds, train_ratio, stride)
+    else:
+        split = split_contiguous(recording.n_samples, train_ratio, stride)
+    if recording.valid is None:
+        return split
+    return Split(*(part[recording.valid[part]] for part in (split.train, split.val, split.test)))
+
+
+def contiguous_runs(index: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, stop)`` of each run of consecutive sample indices in sorted ``index``."""
+    index = np.asarray(index)
+    if len(index) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(index) != 1)
+    starts = np.concatenate([[index[0]], index[breaks + 1]])
+    stops = np.concatenate([index[breaks] + 1, [index[-1] + 1]])
+    return list(zip(starts.tolist(), stops.tolist()))

@@ -149,9 +149,20 @@ def generate_session(cfg: SynthConfig) -> SynthSession:
                         spike_times=spike_times, units=units)
 
 
-def write_synthetic(path: str | os.PathLike, cfg: SynthConfig | None = None) -> Path:
-    """Generate a session and write it as a v7.3 .mat in the real layout."""
+FORMATS = ("mat", "nwb")
+
+
+def write_synthetic(path: str | os.PathLike, cfg: SynthConfig | None = None, fmt: str = "mat") -> Path:
+    """Generate a session and write it as a v7.3 .mat in the real layout, or as NWB (``fmt="nwb"``,
+    see :mod:`motordecode.data.write_nwb`)."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}.")
     cfg = cfg or SynthConfig()
     session = generate_session(cfg)
-    return write_reaching_mat(path, t=session.t, cursor_pos=session.cursor_pos, target_pos=session.target_pos,
-                              finger_pos=session.finger_pos, spike_times=session.spike_times)
+    fields = dict(t=session.t, cursor_pos=session.cursor_pos, target_pos=session.target_pos,
+                  finger_pos=session.finger_pos, spike_times=session.spike_times)
+    if fmt == "nwb":
+        from motordecode.data.write_nwb import write_session_nwb
+
+        return write_session_nwb(path, identifier=f"motordecode-synthetic-{cfg.monkey}-seed{cfg.seed}", **fields)
+    return write_reaching_mat(path, **fields)

@@ -40,14 +40,22 @@ def evaluate_stream(model: nn.Module, inputs, labels, *, run: Callable | None = 
     return _measure(model, lambda: (run or _default_run)(model, inputs), labels, deployed_bits, neurobench_gru_slip)
 
 
-def evaluate_decoder(decoder, samples, labels, *, history=None, deployed_bits: dict[str, int] | None = None):
-    """(metrics row, predictions) of a decoder face run as one :class:`~motordecode.decoders.base.Stream`
-    over ``samples`` (T, C), from its initial state warmed by ``history`` (the samples before)."""
+def evaluate_decoder(decoder, streams, labels, *, deployed_bits: dict[str, int] | None = None):
+    """(metrics row, predictions) of a decoder face over ``streams``, a list of (history, samples)
+    pairs decoded in turn by one :class:`~motordecode.decoders.base.Stream`, each from the initial
+    state warmed by its history (the samples before it; None: none). ``labels`` (T, D) cover the
+    samples of all streams, in order (one stream for a contiguous test split)."""
     from motordecode.decoders.base import Stream
 
     stream = Stream(decoder)
-    stream.reset(history=history)
-    return _measure(decoder.model, lambda: stream(samples), labels, deployed_bits, False)
+
+    def predict():
+        outputs = []
+        for history, samples in streams:
+            stream.reset(history=history)
+            outputs.append(stream(samples))
+        return np.concatenate(outputs)
+    return _measure(decoder.model, predict, labels, deployed_bits, False)
 
 
 def _default_run(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ import copy
 import numpy as np
 import torch
 
-from motordecode.data.splits import Split
+from motordecode.data.splits import Split, contiguous_runs
 from motordecode.errors import ConfigError
 
 
@@ -28,25 +28,15 @@ def time_split(split: Split, val_fraction: float) -> tuple[np.ndarray, np.ndarra
     return joined[:-n_val], joined[-n_val:]
 
 
-def _runs(index: np.ndarray) -> list[tuple[int, int]]:
-    """Contiguous [start, stop) runs of a sorted index array."""
-    if len(index) == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(index) != 1)
-    starts = np.concatenate([[index[0]], index[breaks + 1]])
-    stops = np.concatenate([index[breaks] + 1, [index[-1] + 1]])
-    return list(zip(starts.tolist(), stops.tolist()))
-
-
 def window_starts(index: np.ndarray, length: int, stride: int) -> np.ndarray:
     """Starts of the windows of ``length`` samples every ``stride`` samples inside contiguous runs."""
-    starts = [np.arange(a, b - length + 1, stride) for a, b in _runs(index) if b - a >= length]
+    starts = [np.arange(a, b - length + 1, stride) for a, b in contiguous_runs(index) if b - a >= length]
     return np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
 
 
 def index_mean(values: np.ndarray, index: np.ndarray) -> float:
     """Mean of ``values[index]`` over its contiguous runs, without gathering a copy."""
-    runs = _runs(np.asarray(index))
+    runs = contiguous_runs(np.asarray(index))
     total = sum(float(values[a:b].sum(dtype=np.float64)) for a, b in runs)
     return total / max(1, sum(b - a for a, b in runs) * int(np.prod(values.shape[1:])))
 
