@@ -18,14 +18,23 @@ def synth_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("synth")
 
 
+# The shared 40 s sessions are "easy" (every unit well tuned): the tests train for one to ten
+# epochs and need a strong signal; tests/test_synthetic.py and test_calibration.py cover "realistic".
 @pytest.fixture(scope="session")
 def indy_file(synth_dir) -> Path:
-    return write_synthetic(synth_dir / "indy_synth.mat", SynthConfig(monkey="indy", duration_s=40, seed=1))
+    return write_synthetic(synth_dir / "indy_synth.mat", SynthConfig(monkey="indy", duration_s=40, seed=1,
+                                                                     difficulty="easy"))
 
 
 @pytest.fixture(scope="session")
 def loco_file(synth_dir) -> Path:
-    return write_synthetic(synth_dir / "loco_synth.mat", SynthConfig(monkey="loco", duration_s=40, seed=2))
+    return write_synthetic(synth_dir / "loco_synth.mat", SynthConfig(monkey="loco", duration_s=40, seed=2,
+                                                                     difficulty="easy"))
+
+
+@pytest.fixture(scope="session")
+def indy_realistic_file(synth_dir) -> Path:
+    return write_synthetic(synth_dir / "indy_realistic.mat", SynthConfig(monkey="indy", duration_s=40, seed=6))
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ def _neurobench(path, bin_width_s, num_steps=1):
                            bin_width=bin_width_s, download=False)
 
 
-@pytest.mark.parametrize("monkey", ["indy", "loco"])
+@pytest.mark.parametrize("monkey", ["indy", "loco", "indy_realistic"])
 @pytest.mark.parametrize("bin_ms", [4, 28, 80])
 def test_samples_labels_and_splits_match(monkey, bin_ms, request):
     path = request.getfixturevalue(f"{monkey}_file")
@@ -28,7 +28,7 @@ def test_samples_labels_and_splits_match(monkey, bin_ms, request):
     samples = ref.samples.numpy()
     # NeuroBench's float arange can make one extra trailing sample that no label belongs to
     assert samples.shape[1] in (ours.n_samples, ours.n_samples + 1)
-    assert samples.shape[0] == ours.n_channels == {"indy": 96, "loco": 192}[monkey]
+    assert samples.shape[0] == ours.n_channels == {"indy": 96, "loco": 192, "indy_realistic": 96}[monkey]
     np.testing.assert_array_equal(samples[:, : ours.n_samples], ours.spikes.T.astype(np.float32))
     np.testing.assert_array_equal(ref.labels.numpy(), ours.velocity.T)
     split = split_by_reaches(ours.reach_bounds, train_ratio=0.5)

@@ -43,7 +43,7 @@ def test_time_split_and_window_starts():
 @pytest.fixture(scope="module")
 def second_indy(tmp_path_factory):
     return write_synthetic(tmp_path_factory.mktemp("pre") / "indy_other.mat",
-                           SynthConfig(monkey="indy", duration_s=40, seed=5))
+                           SynthConfig(monkey="indy", duration_s=40, seed=5, difficulty="easy"))
 
 
 def test_train_prune_fp16_and_evaluate_round_trip(tmp_path, indy_file, second_indy):

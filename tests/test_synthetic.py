@@ -14,7 +14,7 @@ from motordecode.errors import ConfigError
 
 @pytest.fixture(scope="module")
 def session():
-    return generate_session(SynthConfig(duration_s=120, seed=11))
+    return generate_session(SynthConfig(duration_s=120, seed=11, difficulty="easy"))
 
 
 def test_layout_matches_the_zenodo_files(indy_file):
@@ -80,6 +80,46 @@ def test_deterministic_by_seed(tmp_path):
     assert not np.array_equal(a.spikes, c.spikes)
 
 
+def test_realistic_sessions_are_deterministic_and_differ_from_easy():
+    a, b = (generate_session(SynthConfig(duration_s=20, seed=9)) for _ in range(2))
+    easy = generate_session(SynthConfig(duration_s=20, seed=9, difficulty="easy"))
+    assert a.units.keys() == b.units.keys() and all(np.array_equal(a.units[k], b.units[k]) for k in a.units)
+    for ua, ub in zip(a.spike_times, b.spike_times):
+        assert all(np.array_equal(x, y) for x, y in zip(ua, ub))
+    np.testing.assert_array_equal(a.cursor_pos, b.cursor_pos)
+    assert not np.array_equal(a.cursor_pos, easy.cursor_pos)  # pauses and speeds differ
+
+
+def test_realistic_sessions_have_untuned_units_drift_shared_variability_and_pauses():
+    from motordecode.data.synthetic import REALISTIC
+
+    s = generate_session(SynthConfig(duration_s=240, seed=3))
+    kappa = s.units["kappa"]
+    untuned = np.mean(kappa == 0)
+    assert abs(untuned - REALISTIC.untuned) < 0.08 and np.mean((kappa > 0) & (kappa < 0.3)) > 0.25
+    assert s.units["loadings"].shape == (len(kappa), REALISTIC.latents)
+    # slow drift: an untuned unit's rate changes between the first and the last quarter
+    ratios = []
+    for u in np.nonzero(kappa == 0)[0][:40]:
+        ch = s.units["channel"][u]
+        times = s.spike_times[ch][int(np.sum(s.units["channel"][:u] == ch))]
+        early = np.sum(times < s.t[0] + 60) / 60
+        late = np.sum(times > s.t[-1] - 60) / 60
+        ratios.append(np.log((late + 0.1) / (early + 0.1)))
+    assert np.std(ratios) > 0.15
+    # shared variability: untuned units co-fluctuate (positive mean pairwise correlation of 100 ms counts)
+    edges = np.arange(s.t[0], s.t[-1], 0.1)
+    counts = np.array([np.histogram(s.spike_times[s.units["channel"][u]][
+        int(np.sum(s.units["channel"][:u] == s.units["channel"][u]))], edges)[0]
+        for u in np.nonzero(kappa == 0)[0][:30]], dtype=float)
+    corr = np.corrcoef(counts)
+    assert np.abs(corr[np.triu_indices(len(corr), 1)]).mean() > 0.05
+    # pauses: holds of 0.3 s or more at rest, and a spread of movement speeds
+    speed = np.linalg.norm(np.gradient(s.cursor_pos, axis=0) / 0.004, axis=1)
+    still = np.convolve(speed < 20, np.ones(75), "valid") == 75  # 300 ms below 20 mm/s
+    assert still.any()
+
+
 def test_loco_has_192_channels(loco_file):
     with ReachingFile(loco_file) as f:
         assert f.n_channels == 192 and f.n_unit_rows == 5
@@ -88,7 +128,7 @@ def test_loco_has_192_channels(loco_file):
 def test_bad_configuration():
     for kwargs, message in [({"monkey": "bob"}, "monkey must be"), ({"duration_s": 0.5}, "between 1 s and 1 day"),
                             ({"units_per_channel": (0, 5)}, "units per channel"),
-                            ({"rate_hz": (5, 1)}, "rate range")]:
+                            ({"rate_hz": (5, 1)}, "rate range"), ({"difficulty": "hard"}, "difficulty must be")]:
         with pytest.raises(ConfigError, match=message):
             SynthConfig(**kwargs)
 

@@ -87,11 +87,12 @@ def cmd_data_info(args) -> int:
 def cmd_data_synth(args) -> int:
     from motordecode.data.synthetic import SynthConfig, write_synthetic
 
-    cfg = SynthConfig(monkey=args.monkey, duration_s=args.duration, seed=args.seed)
+    cfg = SynthConfig(monkey=args.monkey, duration_s=args.duration, seed=args.seed, difficulty=args.difficulty)
     path = write_synthetic(args.out, cfg, fmt=args.format)
     note = "" if cfg.monkey in path.name.lower() else (
         f" (note: NeuroBench's loader needs '{cfg.monkey}' in the file name)")
-    print(f"wrote {path}: {cfg.monkey}, {cfg.n_channels} channels, {cfg.duration_s:g} s, seed {cfg.seed}{note}")
+    print(f"wrote {path}: {cfg.monkey}, {cfg.n_channels} channels, {cfg.duration_s:g} s, seed {cfg.seed}, "
+          f"{cfg.difficulty}{note}")
     return 0
 
 
@@ -174,9 +175,10 @@ def cmd_demo(args) -> int:
     from motordecode.recipes import get_recipe, override
     from motordecode.runs import CONFIG_FILE
 
-    cfg = SynthConfig(monkey="indy", duration_s=args.duration, seed=args.seed)
+    cfg = SynthConfig(monkey="indy", duration_s=args.duration, seed=args.seed, difficulty=args.difficulty)
     path = Path(args.dir) / f"indy_synthetic_seed{args.seed}.mat"
-    print(f"1. generating a synthetic Indy session ({cfg.duration_s:g} s, seed {cfg.seed}) -> {path}")
+    print(f"1. generating a synthetic Indy session ({cfg.duration_s:g} s, seed {cfg.seed}, {cfg.difficulty}: "
+          f"as hard as the real sessions unless easy) -> {path}")
     write_synthetic(path, cfg)
     print("2. reading, binning (4 ms), labelling and splitting it as NeuroBench does:")
     print(format_summary(summarize(load_recording(path))))
@@ -231,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--monkey", choices=("indy", "loco"), default="indy", help="96 (indy) or 192 (loco) channels")
     p.add_argument("--duration", type=float, default=300.0, help="seconds (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--difficulty", choices=("realistic", "easy"), default="realistic",
+                   help="realistic (default): drift, untuned units, shared variability, pauses, as hard as the real "
+                        "sessions; easy: every unit well tuned")
     p.add_argument("--format", choices=("mat", "nwb"), default="mat",
                    help="mat: MATLAB v7.3 as on Zenodo; nwb: NWB as on DANDI (needs motordecode[nwb])")
     p.set_defaults(func=cmd_data_synth)
@@ -282,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default="demo_out", help="output directory (default: %(default)s)")
     p.add_argument("--duration", type=float, default=300.0, help="seconds of synthetic data")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--difficulty", choices=("realistic", "easy"), default="realistic",
+                   help="synthetic session difficulty (default: %(default)s)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -31,6 +31,26 @@ from motordecode.errors import ConfigError
 
 SPEED_SCALE_MM_S = 200.0
 _PREROLL_STEPS = 50
+DIFFICULTIES = ("realistic", "easy")
+
+
+@dataclass(frozen=True)
+class Realism:
+    """What makes a realistic session hard (drawn from a second generator, so "easy" sessions stay
+    exactly what they were)."""
+    untuned: float = 0.40          # share of units with no movement tuning (multi-unit activity)
+    weak: float = 0.35             # share of weakly tuned units (kappa 0.05-0.3, beta 0-0.15)
+    rate_drift: float = 0.35       # std of the log baseline drift over the session
+    direction_drift: float = 0.42  # std of the preferred-direction drift (rad)
+    drift_knots_s: float = 20.0    # the drifts are smooth random walks with a knot every ... s
+    latents: int = 3               # shared low-dimensional variability: factors ...
+    latent_gain: float = 0.3       # ... with loadings N(0, gain^2) on the log rate
+    latent_width_s: float = 0.15   # ... smoothed over this time scale
+    pause_p: float = 0.3           # after a reach, a hold of 0.3-1.5 s with this probability
+    speed_spread: float = 0.3      # movement durations x lognormal(0, spread)
+
+
+REALISTIC = Realism()
 
 
 @dataclass
@@ -42,6 +62,7 @@ class SynthConfig:
     silent_fraction: float = 0.08
     rate_hz: tuple[float, float] = (2.0, 30.0)
     workspace_mm: float = 70.0
+    difficulty: str = "realistic"   # "realistic" (default, see REALISTIC) or "easy" (every unit well tuned)
 
     def __post_init__(self):
         if self.monkey not in CHANNELS:
@@ -57,6 +78,8 @@ class SynthConfig:
             raise ConfigError(f"silent fraction must be in [0, 1), got {self.silent_fraction}.")
         if not 0 < self.rate_hz[0] <= self.rate_hz[1]:
             raise ConfigError(f"rate range must be positive and ordered, got {self.rate_hz}.")
+        if self.difficulty not in DIFFICULTIES:
+            raise ConfigError(f"difficulty must be one of {', '.join(DIFFICULTIES)}, got {self.difficulty!r}.")
 
     @property
     def n_channels(self) -> int:
@@ -79,7 +102,7 @@ def _smooth_noise(rng: np.random.Generator, n: int, sigma: float, width_steps: f
     return noise * (sigma / max(float(noise.std()), 1e-12))
 
 
-def _trajectory(cfg: SynthConfig, rng: np.random.Generator, n: int):
+def _trajectory(cfg: SynthConfig, rng: np.random.Generator, n: int, extra: np.random.Generator | None = None):
     grid = np.linspace(-cfg.workspace_mm, cfg.workspace_mm, 8)
     pos_parts, target_parts = [], []
     current = np.zeros(2)
@@ -91,6 +114,10 @@ def _trajectory(cfg: SynthConfig, rng: np.random.Generator, n: int):
         distance = float(np.linalg.norm(target - current))
         wait = int(rng.uniform(0.15, 0.35) / STEP_S)
         move = max(int((0.35 + 0.004 * distance) * rng.uniform(0.85, 1.15) / STEP_S), 20)
+        if extra is not None:  # realistic: a spread of speeds, and pauses
+            move = max(int(move * extra.lognormal(0.0, REALISTIC.speed_spread)), 20)
+            if extra.random() < REALISTIC.pause_p:
+                wait += int(extra.uniform(0.3, 1.5) / STEP_S)
         tau = np.arange(1, move + 1) / move
         shape = 10 * tau**3 - 15 * tau**4 + 6 * tau**5
         path = np.concatenate([np.repeat(current[None], wait, 0), current + np.outer(shape, target - current)])
@@ -103,14 +130,14 @@ def _trajectory(cfg: SynthConfig, rng: np.random.Generator, n: int):
     return pos, np.concatenate(target_parts)[:n]
 
 
-def _units(cfg: SynthConfig, rng: np.random.Generator) -> dict:
+def _units(cfg: SynthConfig, rng: np.random.Generator, extra: np.random.Generator | None = None) -> dict:
     n_units = rng.integers(cfg.units_per_channel[0], cfg.units_per_channel[1] + 1, size=cfg.n_channels)
     silent = rng.random(cfg.n_channels) < cfg.silent_fraction
     n_units[silent] = 0
     channel = np.repeat(np.arange(cfg.n_channels), n_units)
     m = len(channel)
     lo, hi = np.log(cfg.rate_hz[0]), np.log(cfg.rate_hz[1])
-    return {
+    units = {
         "channel": channel,
         "baseline_hz": np.exp(rng.uniform(lo, hi, m)),
         "direction": rng.uniform(0, 2 * np.pi, m),
@@ -118,6 +145,21 @@ def _units(cfg: SynthConfig, rng: np.random.Generator) -> dict:
         "beta": rng.uniform(0.0, 0.6, m),
         "lag_steps": rng.integers(12, 38, m),  # 50-150 ms lead
     }
+    if extra is not None:  # realistic: untuned and weakly tuned units, loadings on shared factors
+        r = REALISTIC
+        kind = extra.random(m)
+        untuned, weak = kind < r.untuned, (kind >= r.untuned) & (kind < r.untuned + r.weak)
+        units["kappa"] = np.where(untuned, 0.0, np.where(weak, extra.uniform(0.05, 0.3, m), units["kappa"]))
+        units["beta"] = np.where(untuned, 0.0, np.where(weak, extra.uniform(0.0, 0.15, m), units["beta"]))
+        units["loadings"] = extra.normal(0.0, r.latent_gain, (m, r.latents))
+    return units
+
+
+def _walk(extra: np.random.Generator, knots: int, n: int) -> np.ndarray:
+    """A smooth random walk over n steps with unit standard deviation (knots interpolated)."""
+    walk = np.cumsum(extra.normal(size=knots))
+    walk = (walk - walk.mean()) / max(float(walk.std()), 1e-9)
+    return np.interp(np.linspace(0, knots - 1, n), np.arange(knots), walk)
 
 
 def generate_session(cfg: SynthConfig) -> SynthSession:
@@ -126,20 +168,33 @@ def generate_session(cfg: SynthConfig) -> SynthSession:
     n = int(round(cfg.duration_s / STEP_S))
     t0 = round(float(rng.uniform(5.0, 50.0)) / STEP_S) * STEP_S
     t = t0 + np.arange(n) * STEP_S
-    pos, target = _trajectory(cfg, rng, n)
+    extra = np.random.default_rng([cfg.seed, 1]) if cfg.difficulty == "realistic" else None
+    pos, target = _trajectory(cfg, rng, n, extra)
     vel = np.gradient(pos, axis=0) / STEP_S  # mm/s
-    units = _units(cfg, rng)
+    units = _units(cfg, rng, extra)
     # time grid including a pre-roll before t[0] (the cursor rests there)
     pre = _PREROLL_STEPS
     vel_ext = np.concatenate([np.zeros((pre, 2)), vel, np.zeros((40, 2))])
     step_ends = t0 + (np.arange(n + pre) - pre) * STEP_S
     spike_times: list[list[np.ndarray]] = [[] for _ in range(cfg.n_channels)]
+    if extra is not None:  # realistic: shared factors, drifting rates and preferred directions
+        r = REALISTIC
+        width = r.latent_width_s / STEP_S
+        latents = scipy.ndimage.gaussian_filter1d(extra.normal(size=(n + pre, r.latents)), width, axis=0)
+        latents /= np.maximum(latents.std(axis=0), 1e-12)
+        knots = max(2, int(np.ceil(cfg.duration_s / r.drift_knots_s)) + 1)
     for u, ch in enumerate(units["channel"]):
         lead = units["lag_steps"][u]
         v = vel_ext[lead : lead + n + pre] / SPEED_SCALE_MM_S
-        d = np.array([np.cos(units["direction"][u]), np.sin(units["direction"][u])])
-        drive = np.exp(units["kappa"][u] * (v @ d) + units["beta"][u] * np.linalg.norm(v, axis=1))
-        rate = np.minimum(units["baseline_hz"][u] * drive / drive.mean(), 300.0)
+        angle = units["direction"][u]
+        if extra is not None:
+            angle = angle + r.direction_drift * _walk(extra, knots, n + pre)
+        along = v[:, 0] * np.cos(angle) + v[:, 1] * np.sin(angle)
+        drive = np.exp(units["kappa"][u] * along + units["beta"][u] * np.linalg.norm(v, axis=1))
+        rate = units["baseline_hz"][u] * drive / drive.mean()
+        if extra is not None:
+            rate = rate * np.exp(r.rate_drift * _walk(extra, knots, n + pre) + latents @ units["loadings"][u])
+        rate = np.minimum(rate, 300.0)
         counts = rng.poisson(rate * STEP_S)
         steps = np.repeat(np.arange(n + pre), counts)
         times = step_ends[steps] - rng.uniform(0.0, STEP_S, size=steps.size)
