@@ -38,7 +38,8 @@ def test_a_generated_session_reads_the_same_from_nwb_and_mat(twins, bin_width_s)
         np.testing.assert_array_equal(a, b)
 
 
-def _mc_rtt(path, *, behaviour=True, units=True, obs_shift=0.0, reversed_interval=False, seed=0):
+def _mc_rtt(path, *, behaviour=True, units=True, obs_shift=0.0, reversed_interval=False, seed=0, position=True,
+            electrodes=True):
     """A file in the MC_RTT layout: 24 electrodes, 30 units (the last 6 held out), cursor_pos and
     finger_vel at 1 kHz (rate, not timestamps), a NaN gap at 17.0-17.5 s that the obs_intervals
     leave out, 600 ms trials with a split column."""
@@ -50,13 +51,15 @@ def _mc_rtt(path, *, behaviour=True, units=True, obs_shift=0.0, reversed_interva
                       session_start_time=datetime.datetime(2017, 2, 2, tzinfo=datetime.timezone.utc))
     device = nwbfile.create_device(name="array", description="Utah array")
     group = nwbfile.create_electrode_group(name="M1", description="M1", location="M1", device=device)
-    for _ in range(24):
-        nwbfile.add_electrode(group=group, location="M1")
+    for e in range(24 if electrodes else 0):
+        nwbfile.add_electrode(group=group, location="M1", id=100 + 7 * e)  # ids are not row numbers
     t = np.arange(20000) / 1000.0
     velocity = np.stack([np.sin(2 * np.pi * t / 3.1), np.cos(2 * np.pi * t / 4.3)], axis=1) * 100.0  # mm/s
-    position = np.cumsum(velocity, axis=0) / 1000.0
+    position_mm = np.cumsum(velocity, axis=0) / 1000.0
     gap = (t >= 17.0) & (t < 17.5)
-    position[gap] = np.nan
+    position_mm[gap] = np.nan
+    velocity = velocity.copy()
+    velocity[gap] = np.nan
     if units:
         nwbfile.add_unit_column(name="heldout", description="held out in the test data")
         intervals = [[0.0 + obs_shift, 17.0 + obs_shift], [17.5 + obs_shift, 20.0 + obs_shift]]
@@ -66,11 +69,13 @@ def _mc_rtt(path, *, behaviour=True, units=True, obs_shift=0.0, reversed_interva
             angle = 2 * np.pi * u / 30
             rate = 20.0 * np.exp(0.01 * (velocity @ [np.cos(angle), np.sin(angle)]))
             spikes = t[rng.random(len(t)) < rate / 1000.0] + rng.uniform(0, 1e-3)
-            nwbfile.add_unit(spike_times=spikes, electrodes=[u % 24], obs_intervals=intervals, heldout=u >= 24)
+            where = {"electrodes": [u % 24]} if electrodes else {}
+            nwbfile.add_unit(spike_times=spikes, obs_intervals=intervals, heldout=u >= 24, **where)
     if behaviour:
         module = nwbfile.create_processing_module(name="behavior", description="behaviour")
-        module.add(SpatialSeries(name="cursor_pos", data=position, rate=1000.0, starting_time=0.0,
-                                 reference_frame="screen", unit="mm"))
+        if position:
+            module.add(SpatialSeries(name="cursor_pos", data=position_mm, rate=1000.0, starting_time=0.0,
+                                     reference_frame="screen", unit="mm"))
         module.add(TimeSeries(name="finger_vel", data=velocity, rate=1000.0, starting_time=0.0, unit="mm/s"))
         nwbfile.add_trial_column(name="split", description="train, val or test")
         for k, start in enumerate(np.arange(0.0, 19.4, 0.6)):
@@ -91,8 +96,11 @@ def test_the_mc_rtt_layout_loads_with_and_without_held_out_units(tmp_path):
     # 1 kHz behaviour on 4 ms points: position interpolated, then differentiated like the Zenodo files
     assert rec.n_samples == 5000 and np.allclose(np.diff(rec.t), 0.004)
     assert rec.meta["behaviour"] == "cursor_pos"
-    gap = (rec.t >= 17.0 - 0.004) & (rec.t <= 17.5 + 0.004)
-    assert not rec.valid[(rec.t > 17.0) & (rec.t < 17.5)].any() and rec.valid[~gap].all()
+    # sample t counts the spikes in [t - 8 ms, t - 4 ms) (4 ms bins): observed from 8 ms after an
+    # interval starts to 4 ms after it stops; the NaN position also spoils the labels next to it
+    unobserved = (rec.t < 0.008) | ((rec.t > 17.004) & (rec.t < 17.508))
+    gap = (rec.t < 0.008) | ((rec.t >= 16.996) & (rec.t <= 17.512))
+    assert not rec.valid[unobserved].any() and rec.valid[~gap].all()
     t_1khz = np.arange(20000) / 1000.0
     x = np.cumsum(np.sin(2 * np.pi * t_1khz / 3.1) * 100.0) / 1000.0  # the cursor x the file holds
     expected = velocity_labels(np.stack([np.interp(rec.t, t_1khz, x)] * 2, axis=1))[:, 0]
@@ -118,6 +126,25 @@ def test_mc_rtt_files_train_and_evaluate_through_the_cli(tmp_path, capsys):
     test_file = _mc_rtt(tmp_path / "sub-Indy_desc-test_ecephys.nwb", behaviour=False)
     assert main(["train", "wiener", "--data", str(test_file), "--out", str(tmp_path / "t")]) == 2
     assert "no behaviour" in capsys.readouterr().err
+
+
+def test_velocity_only_files_and_units_without_electrodes(tmp_path):
+    rec = load_recording(_mc_rtt(tmp_path / "velocity.nwb", position=False))
+    assert rec.meta["behaviour"] == "finger_vel" and rec.meta["label_units"] == "as stored"
+    valid = rec.valid
+    assert np.allclose(rec.velocity[valid, 0], np.sin(2 * np.pi * rec.t[valid] / 3.1) * 100.0, atol=1e-3)
+    flat = load_recording(_mc_rtt(tmp_path / "no-electrodes.nwb", electrodes=False))
+    assert flat.n_channels == 30 and flat.meta["units_per_channel"].tolist() == [1] * 30
+    assert load_recording(tmp_path / "no-electrodes.nwb", heldout="exclude").n_channels == 24
+
+
+def test_heldout_needs_a_heldout_column_and_an_nwb_file(twins):
+    from motordecode.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no 'heldout' column"):
+        load_recording(twins[1], heldout="exclude")
+    with pytest.raises(ConfigError, match="NWB notion"):
+        load_recording(twins[0], heldout="exclude")
 
 
 @pytest.mark.parametrize("problem, message", [

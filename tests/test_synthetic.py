@@ -80,6 +80,18 @@ def test_deterministic_by_seed(tmp_path):
     assert not np.array_equal(a.spikes, c.spikes)
 
 
+def test_easy_sessions_are_the_generator_before_realistic_sessions_existed():
+    """SHA-256 of a 20 s session (times, positions, every spike time), computed with the generator
+    of commit 567998a, before the difficulty existed."""
+    import hashlib
+
+    s = generate_session(SynthConfig(duration_s=20, seed=0, difficulty="easy"))
+    digest = hashlib.sha256()
+    for array in (s.t, s.cursor_pos, s.target_pos, s.finger_pos, *(t for ch in s.spike_times for t in ch)):
+        digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+    assert digest.hexdigest() == "f89acf9f85e72f1cdb8660e14ebffb51692747b95bb7993659d9905b97da9cb5"
+
+
 def test_realistic_sessions_are_deterministic_and_differ_from_easy():
     a, b = (generate_session(SynthConfig(duration_s=20, seed=9)) for _ in range(2))
     easy = generate_session(SynthConfig(duration_s=20, seed=9, difficulty="easy"))
@@ -107,17 +119,23 @@ def test_realistic_sessions_have_untuned_units_drift_shared_variability_and_paus
         late = np.sum(times > s.t[-1] - 60) / 60
         ratios.append(np.log((late + 0.1) / (early + 0.1)))
     assert np.std(ratios) > 0.15
-    # shared variability: untuned units co-fluctuate (positive mean pairwise correlation of 100 ms counts)
+    # shared variability: untuned units co-fluctuate (loadings have either sign: mean |correlation|)
     edges = np.arange(s.t[0], s.t[-1], 0.1)
     counts = np.array([np.histogram(s.spike_times[s.units["channel"][u]][
         int(np.sum(s.units["channel"][:u] == s.units["channel"][u]))], edges)[0]
         for u in np.nonzero(kappa == 0)[0][:30]], dtype=float)
     corr = np.corrcoef(counts)
     assert np.abs(corr[np.triu_indices(len(corr), 1)]).mean() > 0.05
-    # pauses: holds of 0.3 s or more at rest, and a spread of movement speeds
+    # holds of 0.3 s or more at rest before a reach, and a spread of reach durations beyond easy's
     speed = np.linalg.norm(np.gradient(s.cursor_pos, axis=0) / 0.004, axis=1)
     still = np.convolve(speed < 20, np.ones(75), "valid") == 75  # 300 ms below 20 mm/s
     assert still.any()
+    easy = generate_session(SynthConfig(duration_s=240, seed=3, difficulty="easy"))
+
+    def spread(session):
+        switches = np.nonzero(np.any(np.diff(session.target_pos, axis=0) != 0, axis=1))[0]
+        return np.std(np.log(np.diff(switches)))
+    assert spread(s) > spread(easy) + 0.1
 
 
 def test_loco_has_192_channels(loco_file):

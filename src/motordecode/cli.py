@@ -74,11 +74,8 @@ def cmd_data_info(args) -> int:
     from motordecode.data.load import load_recording
     from motordecode.data.summary import format_summary, summarize
 
-    from motordecode.data.nwb import is_nwb
-
-    options = {"heldout": args.heldout} if is_nwb(args.file) else {}
     recording = load_recording(args.file, bin_width_s=None if args.bin_width_ms is None else args.bin_width_ms / 1e3,
-                               **options)
+                               heldout=args.heldout)
     info = summarize(recording)
     print(_json(info) if args.json else format_summary(info))
     return 0

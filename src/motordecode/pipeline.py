@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from motordecode.data.load import load_recording
-from motordecode.data.nwb import is_nwb
 from motordecode.data.read_mat import file_kind
 from motordecode.data.splits import contiguous_runs, default_split
 from motordecode.decoders.registry import family_of
@@ -36,12 +35,8 @@ def load_for_recipe(path: str | os.PathLike, recipe, heldout: str = "include"):
     if not path.is_file():
         raise ConfigError(f"data file {path} does not exist.")
     if file_kind(path) != "hdf5":
-        return load_recording(path)
-    if is_nwb(path):
-        return load_recording(path, bin_width_s=recipe.bin_ms / 1000.0, heldout=heldout)
-    if heldout != "include":
-        raise ConfigError(f"{path}: --heldout applies to NWB files with held-out units; this is a MATLAB session.")
-    return load_recording(path, bin_width_s=recipe.bin_ms / 1000.0)
+        return load_recording(path, heldout=heldout)
+    return load_recording(path, bin_width_s=recipe.bin_ms / 1000.0, heldout=heldout)
 
 
 def evaluate_model(model, recipe, recording, split, deployed_bits: dict | None = None) -> dict:

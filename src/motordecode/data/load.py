@@ -20,7 +20,7 @@ from motordecode.data.read_mat import ReachingFile, file_kind
 from motordecode.data.recording import Recording
 from motordecode.data.sessions import expected_channels_for, monkey_of
 from motordecode.data.splits import reach_bounds
-from motordecode.errors import DataFormatError
+from motordecode.errors import ConfigError, DataFormatError
 
 
 def load_reaching(path: str | os.PathLike, bin_width_s: float = STEP_S,
@@ -52,6 +52,8 @@ def load_recording(path: str | os.PathLike, bin_width_s: float | None = None, **
         from motordecode.data.nwb import load_nwb
 
         return load_nwb(path, STEP_S if bin_width_s is None else bin_width_s, **kwargs)
+    if kwargs.pop("heldout", "include") != "include":
+        raise ConfigError(f"{path}: held-out units are an NWB notion (Neural Latents MC_RTT); this file has none.")
     if kind == "hdf5":
         return load_reaching(path, STEP_S if bin_width_s is None else bin_width_s, **kwargs)
     if kind == "matlab-v5" or path.suffix.lower() == ".npz":

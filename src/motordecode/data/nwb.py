@@ -36,6 +36,15 @@ VELOCITIES = ("finger_vel", "cursor_vel")
 HELDOUT = ("include", "exclude")
 
 
+def require_pynwb():
+    """The pynwb module, or a clear error naming the extra that installs it."""
+    try:
+        import pynwb
+    except ImportError:
+        raise ConfigError("reading and writing NWB files needs pynwb: pip install 'motordecode[nwb]'.") from None
+    return pynwb
+
+
 def is_nwb(path: str | os.PathLike) -> bool:
     """True for an HDF5 file with NWB's root attributes (a MATLAB v7.3 file has none)."""
     try:
@@ -89,7 +98,10 @@ def _units(path: Path, nwbfile, heldout: str):
     if units is None or len(units) == 0:
         raise DataFormatError(f"{path}: the NWB file has no units table (sorted spike times); nothing to decode.")
     keep = np.ones(len(units), dtype=bool)
-    if "heldout" in units.colnames and heldout == "exclude":
+    if heldout == "exclude":
+        if "heldout" not in units.colnames:
+            raise ConfigError(f"{path}: --heldout exclude, but the units table has no 'heldout' column; "
+                              "every unit is an input here.")
         keep = ~np.asarray(units["heldout"].data[:], dtype=bool)
     if "electrodes" in units.colnames and nwbfile.electrodes is not None and len(nwbfile.electrodes):
         n_channels = len(nwbfile.electrodes)
@@ -129,17 +141,19 @@ def _reach_bounds(t: np.ndarray, nwbfile) -> np.ndarray | None:
 
 def load_nwb(path: str | os.PathLike, bin_width_s: float = STEP_S, heldout: str = "include") -> Recording:
     """Read an NWB file (see the module docstring) at samples of ``bin_width_s`` every 4 ms."""
-    from pynwb import NWBHDF5IO
-
     path = Path(path)
+    NWBHDF5IO = require_pynwb().NWBHDF5IO
     if heldout not in HELDOUT:
         raise ConfigError(f"heldout must be one of {', '.join(HELDOUT)}, got {heldout!r}.")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pynwb's cached-namespace notices
+        io = None
         try:
             io = NWBHDF5IO(str(path), "r", load_namespaces=True)
             nwbfile = io.read()
         except Exception as exc:  # noqa: BLE001 - every unreadable file gets one clear message
+            if io is not None:
+                io.close()
             raise DataFormatError(f"{path}: not a readable NWB file ({str(exc).splitlines()[0]}).") from None
     try:
         series = _series(nwbfile)
@@ -155,10 +169,12 @@ def load_nwb(path: str | os.PathLike, bin_width_s: float = STEP_S, heldout: str 
         spikes, meta = bin_spike_times(path, t, zip(channels, times), n_channels, bin_width_s)
         valid = np.isfinite(labels).all(axis=1)
         if intervals is not None and any(len(iv) for iv in intervals):
+            # sample t counts the spikes in [t - w - 4 ms, t - 4 ms): observed when that lies in an interval
             observed = np.zeros(len(t), dtype=bool)
+            lead = meta["bin_width_s"] + STEP_S
             for iv in intervals:
                 for start, stop in iv:
-                    observed[np.searchsorted(t, start - 1e-9):np.searchsorted(t, stop + 1e-9)] = True
+                    observed[np.searchsorted(t, start + lead - 1e-9):np.searchsorted(t, stop + STEP_S + 1e-9)] = True
             valid &= observed
         if not valid.any():
             raise DataFormatError(f"{path}: no sample lies inside the units' obs_intervals with a finite label; "

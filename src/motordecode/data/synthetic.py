@@ -46,7 +46,7 @@ class Realism:
     latents: int = 3               # shared low-dimensional variability: factors ...
     latent_gain: float = 0.3       # ... with loadings N(0, gain^2) on the log rate
     latent_width_s: float = 0.15   # ... smoothed over this time scale
-    pause_p: float = 0.3           # after a reach, a hold of 0.3-1.5 s with this probability
+    pause_p: float = 0.3           # a reach starts after an extra 0.3-1.5 s hold (target shown) with this probability
     speed_spread: float = 0.3      # movement durations x lognormal(0, spread)
 
 

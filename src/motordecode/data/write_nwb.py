@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from motordecode.data.nwb import require_pynwb
 from motordecode.data.splits import reach_bounds
 from motordecode.fileio import atomic_write_path
 
@@ -29,8 +30,9 @@ def write_session_nwb(path: str | os.PathLike, *, t: np.ndarray, cursor_pos: np.
                       description: str = "motordecode reaching session") -> Path:
     """``spike_times[channel]`` lists the spike-time arrays of that channel's units; ``heldout``
     marks units (in channel order) as held out."""
-    from pynwb import NWBHDF5IO, NWBFile, TimeSeries
-    from pynwb.behavior import SpatialSeries
+    pynwb = require_pynwb()
+    NWBHDF5IO, NWBFile, TimeSeries = pynwb.NWBHDF5IO, pynwb.NWBFile, pynwb.TimeSeries
+    SpatialSeries = pynwb.behavior.SpatialSeries
 
     t = np.asarray(t, dtype=np.float64)
     start = datetime.datetime(2017, 1, 31, tzinfo=datetime.timezone.utc)

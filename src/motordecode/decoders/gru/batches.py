@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from motordecode.data.features import WindowFeatures, log_softplus
+from motordecode.data.splits import contiguous_runs
 
 
 def poisson_jitter(counts: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
@@ -52,8 +53,13 @@ class WindowBatches:
         self.ends = self._usable(ends)
 
     def _usable(self, ends: np.ndarray) -> np.ndarray:
+        """The ends whose first label lies in the same contiguous run of ``ends`` (from the session
+        start for an unbroken split; never across a gap a recording marks invalid)."""
         ends = np.asarray(ends, dtype=np.int64)
-        return ends[ends + self.offsets[0] >= 0]
+        run_start = np.zeros_like(ends)
+        for start, stop in contiguous_runs(ends):
+            run_start[np.searchsorted(ends, start):np.searchsorted(ends, stop)] = start
+        return ends[ends + self.offsets[0] >= np.where(run_start == ends.min(initial=0), 0, run_start)]
 
     def with_ends(self, ends: np.ndarray) -> "WindowBatches":
         """The same recording (running sums shared, not recomputed) with other window ends."""
