@@ -159,6 +159,43 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    from motordecode.reproduce import SYNTHETIC_DURATION_S, parse_seeds, real_sessions, reproduce, synthetic_sessions
+
+    if args.synthetic == bool(args.data_dir):
+        raise ConfigError("pass either --synthetic (generated sessions) or --data-dir DIR (the real sessions).")
+    names = [s for s in (args.sessions or "").split(",") if s] or None
+    if args.synthetic:
+        sessions = synthetic_sessions(Path(args.out), args.duration or SYNTHETIC_DURATION_S)
+        unknown = sorted(set(names or ()) - set(sessions))
+        if unknown:
+            raise ConfigError(f"unknown session(s) {', '.join(unknown)}; choose from {', '.join(sessions)}.")
+        sessions = {n: p for n, p in sessions.items() if names is None or n in names}
+    else:
+        sessions = real_sessions(Path(args.data_dir), names)
+    recipes = [r for r in args.recipes.split(",") if r]
+    outcomes = reproduce(args.out, recipes=recipes, seeds=parse_seeds(args.seeds), sessions=sessions,
+                         settings=args.set or [], workers=args.workers, progress=sys.stderr.isatty())
+    failed = [o for o in outcomes if o["status"] == "failed"]
+    print(f"{len(outcomes) - len(failed)} of {len(outcomes)} cells finished in {args.out}; "
+          f"'motordecode report {args.out}' writes the tables and plots.")
+    if failed:
+        print("failed cells: " + "; ".join(f"{o['recipe_name']} {o['session']} seed {o['seed']} ({o['error']})"
+                                          for o in failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(args) -> int:
+    from motordecode.report.grid import write_report
+
+    path = write_report(args.dir)
+    print(path.read_text())
+    print(f"report {path}, plots {Path(args.dir) / 'pareto.png'} and {Path(args.dir) / 'sessions.png'}, "
+          f"rows {Path(args.dir) / 'results.json'}")
+    return 0
+
+
 DEMO_SETTINGS = ("epochs=12", "finetune_epochs=3")
 
 
@@ -279,6 +316,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rates", default=None, help="pruning rates, e.g. 0,0.5,0.9")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field for every run")
     p.set_defaults(func=cmd_sweep)
+
+    p = commands.add_parser("reproduce", help="every (recipe, session, seed) cell as a run directory")
+    p.add_argument("--out", required=True, help="grid directory")
+    p.add_argument("--recipes", default="aegru-pruned,ann2d,snn2,wiener", help="comma-separated recipes")
+    p.add_argument("--seeds", default="0-4", help="seeds, e.g. 0-4 or 0,2 (default: %(default)s)")
+    p.add_argument("--synthetic", action="store_true", help="six generated sessions named like the benchmark ones")
+    p.add_argument("--duration", type=float, default=None, help="--synthetic: seconds per session (default 300)")
+    p.add_argument("--data-dir", default=None, help="the real benchmark sessions (checked by MD5)")
+    p.add_argument("--sessions", default=None, help="comma-separated session names (default: all six)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field for every cell")
+    p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel cells (default: cores)")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = commands.add_parser("report", help="tables and plots of a reproduced grid, beside the published numbers")
+    p.add_argument("dir", help="grid directory written by 'motordecode reproduce'")
+    p.set_defaults(func=cmd_report)
 
     p = commands.add_parser("demo", help="the main job on the embedded default (a synthetic session)")
     p.add_argument("--dir", default="demo_out", help="output directory (default: %(default)s)")

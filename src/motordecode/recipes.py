@@ -91,7 +91,7 @@ def _parse(kind, text: str, key: str):
 def override(recipe, assignments: list[str] | dict):
     """A copy of ``recipe`` with fields set from ``key=value`` strings (or a dict of values)."""
     types = {f.name: f.type for f in fields(type(recipe)) if f.name != "name"}
-    items = assignments.items() if isinstance(assignments, dict) else [_split(a) for a in assignments]
+    items = assignments.items() if isinstance(assignments, dict) else [split_assignment(a) for a in assignments]
     changes = {}
     for key, value in items:
         if key not in types:
@@ -100,7 +100,7 @@ def override(recipe, assignments: list[str] | dict):
     return replace(recipe, **changes)
 
 
-def _split(assignment: str) -> tuple[str, str]:
+def split_assignment(assignment: str) -> tuple[str, str]:
     key, sep, value = assignment.partition("=")
     if not sep or not key:
         raise ConfigError(f"--set expects key=value, got {assignment!r}.")

@@ -75,3 +75,23 @@ def plot_tradeoff(path: str | os.PathLike, series: dict[str, list[dict]], label_
     if title:
         ax.set_title(title)
     return _save(fig, path)
+
+
+def plot_session_bars(path: str | os.PathLike, sessions: dict[str, dict[str, tuple]]) -> Path:
+    """Per-session test R2 bars, one group per session, one bar per recipe, seed std as error bars.
+    ``sessions``: recipe -> {session: (mean, std, n)}."""
+    plt = _pyplot()
+    names = sorted({s for per in sessions.values() for s in per})
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(names)), 4.2))
+    width = 0.8 / max(1, len(sessions))
+    for k, (recipe, per) in enumerate(sessions.items()):
+        xs = np.arange(len(names)) + k * width
+        means = [per.get(s, (np.nan, 0, 0))[0] for s in names]
+        stds = [per.get(s, (np.nan, 0, 0))[1] for s in names]
+        ax.bar(xs, means, width, yerr=stds, capsize=3, label=recipe)
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2)
+    ax.set_xticklabels(names, rotation=20, fontsize=8)
+    ax.set_ylabel("test R2")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    return _save(fig, path)

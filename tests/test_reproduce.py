@@ -1,0 +1,76 @@
+"""The whole comparison in one command: a small grid through `reproduce`, then `report`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from motordecode.cli import main
+from motordecode.errors import ConfigError
+from motordecode.report.grid import summarize, write_report
+from motordecode.reproduce import parse_seeds, reproduce, synthetic_sessions
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grid")
+    sessions = synthetic_sessions(out, duration_s=60)
+    outcomes = reproduce(out, recipes=["ann2d", "wiener"], seeds=[0, 1], sessions=sessions,
+                         settings=["epochs=1"], workers=2,
+                         log=lambda *_: None)
+    return out, sessions, outcomes
+
+
+def test_seeds_parse():
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4] and parse_seeds("3,0,1-2") == [0, 1, 2, 3]
+    with pytest.raises(ConfigError, match="--seeds"):
+        parse_seeds("a-b")
+
+
+def test_six_sessions_named_like_the_benchmark_ones(grid):
+    _, sessions, _ = grid
+    assert list(sessions)[:3] == ["indy_20160622_01", "indy_20160630_01", "indy_20170131_02"]
+    assert all(name.startswith("loco") for name in list(sessions)[3:])
+
+
+def test_report_means_and_stds_are_those_of_the_cells(grid, capsys):
+    out, sessions, outcomes = grid
+    assert len(outcomes) == 2 * 6 * 2 and all(o["status"] == "trained" for o in outcomes)
+    report = write_report(out)
+    rows = json.loads((out / "results.json").read_text())["cells"]
+    assert len(rows) == 24
+    summary = summarize(rows)
+    for recipe in ("ann2d", "wiener"):
+        for session in sessions:
+            cells = [json.loads((out / "cells" / recipe / session / f"seed{s}" / "metrics.json").read_text())["r2"]
+                     for s in (0, 1)]
+            mean, std, n = summary[recipe]["sessions"][session]
+            assert n == 2 and mean == pytest.approx(np.mean(cells)) and std == pytest.approx(np.std(cells))
+    text = report.read_text()
+    assert "indy_20160622_01" in text and "pub. 0.633" in text and "ANN2D | published" in text
+    assert (out / "pareto.png").stat().st_size > 5000 and (out / "sessions.png").stat().st_size > 5000
+    # a re-run trains nothing
+    again = reproduce(out, recipes=["ann2d", "wiener"], seeds=[0, 1], sessions=sessions, log=lambda *_: None)
+    assert {o["status"] for o in again} == {"done before"}
+
+
+def test_a_failed_cell_is_reported_and_the_others_finish(tmp_path, capsys):
+    sessions = synthetic_sessions(tmp_path, duration_s=30)
+    broken = sessions["loco_20170301_05"]
+    broken.write_bytes(broken.read_bytes()[:4096])  # a truncated download
+    code = main(["reproduce", "--out", str(tmp_path), "--synthetic", "--recipes", "wiener", "--seeds", "0",
+                 "--workers", "2"])
+    captured = capsys.readouterr()
+    assert code == 1 and "5 of 6 cells finished" in captured.out
+    assert "failed cells: wiener loco_20170301_05 seed 0 (DataFormatError" in captured.err
+    assert main(["report", str(tmp_path)]) == 0
+    assert "missing" in (tmp_path / "report.md").read_text()
+
+
+def test_report_refuses_a_directory_without_cells(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "holds no finished cell" in capsys.readouterr().err
+    assert main(["reproduce", "--out", str(tmp_path), "--recipes", "wiener"]) == 2
+    assert "either --synthetic" in capsys.readouterr().err
