@@ -74,3 +74,43 @@ def test_report_refuses_a_directory_without_cells(tmp_path, capsys):
     assert "holds no finished cell" in capsys.readouterr().err
     assert main(["reproduce", "--out", str(tmp_path), "--recipes", "wiener"]) == 2
     assert "either --synthetic" in capsys.readouterr().err
+
+
+def test_a_local_dask_cluster_gives_the_local_results(grid, tmp_path):
+    out, sessions, local = grid
+    dask = reproduce(tmp_path, recipes=["ann2d", "wiener"], seeds=[0, 1], sessions=synthetic_sessions(tmp_path, 60),
+                     settings=["epochs=1"], workers=2, executor="dask", log=lambda *_: None)
+    assert [o["status"] for o in dask] == ["trained"] * 24
+    assert [(o["recipe_name"], o["session"], o["seed"], o["row"]["r2"]) for o in dask] == \
+           [(o["recipe_name"], o["session"], o["seed"], o["row"]["r2"]) for o in local]
+
+
+def test_a_dask_worker_killed_mid_cell_loses_nothing(tmp_path):
+    import os
+    import signal
+    import threading
+    import time
+
+    from distributed import Client, LocalCluster
+
+    sessions = {k: v for k, v in synthetic_sessions(tmp_path, 60).items() if k.startswith("indy")}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        result = {}
+        runner = threading.Thread(target=lambda: result.update(outcomes=reproduce(
+            tmp_path, recipes=["ann2d"], seeds=[0], sessions=sessions, settings=["epochs=30"],
+            executor="dask", scheduler=cluster.scheduler_address, log=lambda *_: None)))
+        runner.start()
+        checkpoint = tmp_path / "cells" / "ann2d" / "indy_20160622_01" / "seed0" / "train_state.pt"
+        deadline = time.time() + 120
+        while not checkpoint.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        assert checkpoint.exists(), "the cell never started"
+        pids = client.run(os.getpid)
+        for pid in pids.values():  # both workers run a cell: kill them all, the nannies restart them
+            os.kill(pid, signal.SIGKILL)
+        runner.join(timeout=300)
+    outcomes = result["outcomes"]
+    assert [o["status"] for o in outcomes] == ["trained"] * 3
+    rows = [json.loads((tmp_path / "cells" / "ann2d" / s / "seed0" / "metrics.json").read_text()) for s in sessions]
+    assert all(len(r["history"]) == 30 for r in rows)  # every epoch exactly once: the killed cells resumed

@@ -175,7 +175,8 @@ def cmd_reproduce(args) -> int:
         sessions = real_sessions(Path(args.data_dir), names)
     recipes = [r for r in args.recipes.split(",") if r]
     outcomes = reproduce(args.out, recipes=recipes, seeds=parse_seeds(args.seeds), sessions=sessions,
-                         settings=args.set or [], workers=args.workers, progress=sys.stderr.isatty())
+                         settings=args.set or [], workers=args.workers, progress=sys.stderr.isatty(),
+                         executor=args.executor, scheduler=args.scheduler)
     failed = [o for o in outcomes if o["status"] == "failed"]
     print(f"{len(outcomes) - len(failed)} of {len(outcomes)} cells finished in {args.out}; "
           f"'motordecode report {args.out}' writes the tables and plots.")
@@ -327,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sessions", default=None, help="comma-separated session names (default: all six)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field for every cell")
     p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel cells (default: cores)")
+    p.add_argument("--executor", choices=("local", "dask"), default="local",
+                   help="local: a process pool here; dask: a loopback Dask cluster, or --scheduler's")
+    p.add_argument("--scheduler", default=None, help="join this Dask scheduler, e.g. tcp://host:8786")
     p.set_defaults(func=cmd_reproduce)
 
     p = commands.add_parser("report", help="tables and plots of a reproduced grid, beside the published numbers")

@@ -130,9 +130,54 @@ def run_cell(job: dict) -> dict:
         return {**job, "status": "failed", "error": message, "minutes": (time.perf_counter() - started) / 60}
 
 
+EXECUTORS = ("local", "dask")
+
+
+def _local(jobs: list[dict], workers: int):
+    """Outcomes as cells finish, from a process pool on this machine (spawned, one thread each)."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
+        for future in as_completed([pool.submit(run_cell, job) for job in jobs]):
+            yield future.result()
+
+
+def _dask(jobs: list[dict], workers: int, scheduler: str | None):
+    """Outcomes as cells finish, from Dask distributed: a cluster of ``workers`` single-threaded
+    processes on loopback (no dashboard), or the existing cluster at ``scheduler``. A worker that
+    dies mid-cell has its cell run again elsewhere, which resumes it from its checkpoint."""
+    try:
+        from distributed import Client, LocalCluster
+        from distributed import as_completed as finished
+    except ImportError:
+        raise ConfigError("--executor dask needs Dask distributed: pip install 'motordecode[cluster]'.") from None
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None)
+    try:
+        client = Client(cluster if cluster is not None else scheduler)
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler at {scheduler} ({exc}).") from None
+    try:
+        futures = [client.submit(run_cell, job, pure=False, key=f"cell-{job['recipe_name']}-{job['session']}-"
+                                 f"seed{job['seed']}") for job in jobs]
+        for future in finished(futures):
+            yield future.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def reproduce(out: str | os.PathLike, *, recipes: list[str], seeds: list[int], sessions: dict[str, Path],
-              settings: list[str] | dict = (), workers: int = 1, log=print, progress: bool = False) -> list[dict]:
-    """Run every (recipe, session, seed) cell; returns one outcome per cell (status, row or error)."""
+              settings: list[str] | dict = (), workers: int = 1, log=print, progress: bool = False,
+              executor: str = "local", scheduler: str | None = None) -> list[dict]:
+    """Run every (recipe, session, seed) cell with ``executor`` ("local" or "dask"); returns one
+    outcome per cell (status, row or error)."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}.")
+    if scheduler is not None and executor != "dask":
+        raise ConfigError("--scheduler joins a Dask cluster; add --executor dask.")
     out = Path(out)
     base = _recipes(recipes, settings)  # validates every recipe and setting before any cell runs
     cells = [Cell(name, session, seed) for name in recipes for session in sessions for seed in seeds]
@@ -147,18 +192,16 @@ def reproduce(out: str | os.PathLike, *, recipes: list[str], seeds: list[int], s
         from tqdm import tqdm
         bar = tqdm(total=len(jobs), unit="cell", file=sys.stderr)
     outcomes = []
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
-        for future in as_completed([pool.submit(run_cell, job) for job in jobs]):
-            outcome = future.result()
-            outcomes.append(outcome)
-            label = f"{outcome['recipe_name']} {outcome['session']} seed {outcome['seed']}"
-            if outcome["status"] == "failed":
-                log(f"  FAILED {label}: {outcome['error']}")
-            else:
-                log(f"  {label}: R2 {outcome['row']['r2']:.3f}, {outcome['minutes']:.1f} min ({outcome['status']})")
-            if bar is not None:
-                bar.update(1)
+    running = _local(jobs, workers) if executor == "local" else _dask(jobs, workers, scheduler)
+    for outcome in running:
+        outcomes.append(outcome)
+        label = f"{outcome['recipe_name']} {outcome['session']} seed {outcome['seed']}"
+        if outcome["status"] == "failed":
+            log(f"  FAILED {label}: {outcome['error']}")
+        else:
+            log(f"  {label}: R2 {outcome['row']['r2']:.3f}, {outcome['minutes']:.1f} min ({outcome['status']})")
+        if bar is not None:
+            bar.update(1)
     if bar is not None:
         bar.close()
     order = {(j["recipe_name"], j["session"], j["seed"]): i for i, j in enumerate(jobs)}
