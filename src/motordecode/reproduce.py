@@ -41,10 +41,6 @@ class Cell:
     def directory(self, out: Path) -> Path:
         return out / "cells" / self.recipe / self.session / f"seed{self.seed}"
 
-    @property
-    def label(self) -> str:
-        return f"{self.recipe} {self.session} seed {self.seed}"
-
 
 def parse_seeds(text: str) -> list[int]:
     """'0-4' -> [0, 1, 2, 3, 4]; '0,2,5' -> [0, 2, 5]."""
@@ -159,10 +155,14 @@ def _dask(jobs: list[dict], workers: int, scheduler: str | None):
     except OSError as exc:
         raise ConfigError(f"cannot reach the Dask scheduler at {scheduler} ({exc}).") from None
     try:
-        futures = [client.submit(run_cell, job, pure=False, key=f"cell-{job['recipe_name']}-{job['session']}-"
-                                 f"seed{job['seed']}") for job in jobs]
+        keyed = {f"cell-{job['recipe_name']}-{job['session']}-seed{job['seed']}": job for job in jobs}
+        futures = [client.submit(run_cell, job, pure=False, key=key) for key, job in keyed.items()]
         for future in finished(futures):
-            yield future.result()
+            try:
+                yield future.result()
+            except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after repeated deaths: report the cell
+                yield {**keyed[future.key], "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                       "minutes": 0.0}
     finally:
         client.close()
         if cluster is not None:
