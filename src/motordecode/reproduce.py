@@ -26,7 +26,7 @@ from pathlib import Path
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
 from motordecode.recipes import get_recipe, override, recipe_from_dict, split_assignment
-from motordecode.runs import CONFIG_FILE, METRICS_FILE
+from motordecode.runs import CONFIG_FILE, METRICS_FILE, read_json
 
 SYNTHETIC_DURATION_S = 300.0
 GRID_FILE = "grid.json"
@@ -104,20 +104,24 @@ def _recipes(names: list[str], settings) -> dict:
             for name, r in recipes.items()}
 
 
-def run_cell(job: dict) -> dict:
-    """Train one cell (or read it when finished); never raises: an error is returned in the row."""
+def finished_or_trained(job: dict) -> tuple[dict, str]:
+    """(metrics row, "done before" | "trained") of the run ``job`` describes (recipe dict, data,
+    seed, out): read when its metrics.json exists, else trained, resuming a started run; one thread."""
     from motordecode.pipeline import train_run
 
     out = Path(job["out"])
+    if (out / METRICS_FILE).is_file():
+        return read_json(out / METRICS_FILE), "done before"
+    row = train_run(recipe_from_dict(job["recipe"]), job["data"], seed=job["seed"], out=out,
+                    resume=(out / CONFIG_FILE).is_file(), progress=False, threads=1)
+    return row, "trained"
+
+
+def run_cell(job: dict) -> dict:
+    """Train one cell (or read it when finished); never raises: an error is returned in the row."""
     started = time.perf_counter()
     try:
-        if (out / METRICS_FILE).is_file():
-            row, status = json.loads((out / METRICS_FILE).read_text()), "done before"
-        else:
-            recipe = recipe_from_dict(job["recipe"])
-            row = train_run(recipe, job["data"], seed=job["seed"], out=out, resume=(out / CONFIG_FILE).is_file(),
-                            progress=False, threads=1)
-            status = "trained"
+        row, status = finished_or_trained(job)
         return {**job, "status": status, "row": row, "minutes": (time.perf_counter() - started) / 60}
     except Exception as exc:  # noqa: BLE001 - a failed cell is reported, the grid goes on
         message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

@@ -22,8 +22,7 @@ import numpy as np
 
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
-from motordecode.recipes import get_recipe, override, recipe_from_dict
-from motordecode.runs import CONFIG_FILE, METRICS_FILE
+from motordecode.recipes import get_recipe, override
 
 DEFAULT_GRID = ((50, 2), (50, 5), (50, 10), (100, 2), (100, 5), (100, 10), (150, 5), (150, 10), (200, 5), (200, 10))
 DEFAULT_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -59,14 +58,9 @@ def parse_list(text: str, what: str, kind=float) -> list:
 
 
 def _run_point(job: dict) -> dict:
-    from motordecode.pipeline import train_run
+    from motordecode.reproduce import finished_or_trained
 
-    run_dir = Path(job["out"])
-    if (run_dir / METRICS_FILE).is_file():
-        return json.loads((run_dir / METRICS_FILE).read_text())
-    recipe = recipe_from_dict(job["recipe"])
-    return train_run(recipe, job["data"], seed=job["seed"], out=run_dir,
-                     resume=(run_dir / CONFIG_FILE).is_file(), progress=False, threads=1)
+    return finished_or_trained(job)[0]
 
 
 def run_sweep(kind: str, data: str | os.PathLike, out: str | os.PathLike, *, seeds=(0,), workers: int = 2,

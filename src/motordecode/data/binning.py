@@ -79,7 +79,7 @@ def velocity_labels(position: np.ndarray) -> np.ndarray:
     return vel
 
 
-def bin_spike_times(path: Path, t: np.ndarray, trains, n_channels: int, bin_width_s: float):
+def bin_spike_times(path, t: np.ndarray, trains, n_channels: int, bin_width_s: float):
     """Samples (T, C) at the 4 ms time points ``t`` as NeuroBench bins the O'Doherty files: the
     units of a channel OR-ed into a binary 4 ms train, then trailing sums over ``bin_width_s``.
     ``trains`` yields (channel, spike times) per unit. Returns (samples, meta)."""

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-
 from motordecode.data.binned import load_binned
 from motordecode.data.nwb import is_nwb
 from motordecode.data.binning import STEP_S, bin_spike_times, velocity_labels
@@ -20,7 +18,7 @@ from motordecode.data.read_mat import ReachingFile, file_kind
 from motordecode.data.recording import Recording
 from motordecode.data.sessions import expected_channels_for, monkey_of
 from motordecode.data.splits import reach_bounds
-from motordecode.errors import ConfigError, DataFormatError
+from motordecode.errors import ConfigError
 
 
 def load_reaching(path: str | os.PathLike, bin_width_s: float = STEP_S,

@@ -1,7 +1,7 @@
 """NWB recordings (Neurodata Without Borders, the DANDI archive's format) into a :class:`Recording`.
 
 - Samples: the spike times of the units table, binned like the O'Doherty files
-  (:func:`~motordecode.data.load.bin_spike_times`): the units of one electrode OR-ed into a binary
+  (:func:`~motordecode.data.binning.bin_spike_times`): the units of one electrode OR-ed into a binary
   4 ms train when the table has an ``electrodes`` column (one channel per electrodes-table row),
   one channel per unit otherwise; then trailing sums over the bin width.
 - Time points and labels, from ``processing/behavior``: a position series (``cursor_pos``, else

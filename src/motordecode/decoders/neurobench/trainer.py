@@ -116,8 +116,8 @@ class BaselineTrainer(EpochTrainer):
         """(batches of training sequences (B, L, C) of an epoch, loss of a batch run time-major from
         a reset state)."""
         r, rec = self.recipe, self.recording
-        windows = SequenceWindows(rec.spikes, self.scaled, self.split.train, r.sequence_samples(rec.step_ms),
-                                  r.sequence_samples(rec.step_ms))
+        length = r.sequence_samples(rec.step_ms)
+        windows = SequenceWindows(rec.spikes, self.scaled, self.split.train, length, length)
         self.n_batches = -(-len(windows) // r.batch_size)
 
         def loss_of(model, batch):
