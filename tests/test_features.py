@@ -40,8 +40,11 @@ def test_stream_matches_batch_and_ignores_the_future(data, k, width, spacing, fl
     x = data.draw(arrays(dtype, st.tuples(st.integers(1, 40), st.integers(1, 3)), elements=elements))
     feats = WindowFeatures(k, width, spacing, transform="log_softplus")
     batch = feats(x)
-    np.testing.assert_array_equal(_streamed(feats, x), batch)
-    np.testing.assert_array_equal(_streamed(feats, x, chunk=7), batch)
+    for chunk in (1, 7):
+        if floats:  # running sums restarted at each block's carried window: equal to float64 rounding
+            np.testing.assert_allclose(_streamed(feats, x, chunk), batch, rtol=1e-6, atol=1e-6)
+        else:  # counts: bit-identical
+            np.testing.assert_array_equal(_streamed(feats, x, chunk), batch)
     # changing samples after j never changes the features at j
     j = data.draw(st.integers(0, len(x) - 1))
     changed = x.copy()
