@@ -15,6 +15,7 @@ from motordecode.errors import ConfigError
 from motordecode.pipeline import evaluate_run, train_run
 from motordecode.recipes import get_recipe, override
 from motordecode.training.prune import per_matrix_masks
+from motordecode.decoders.rsnn.pretrainer import SpikingPretrainer
 from motordecode.decoders.rsnn.trainer import SpikingTrainer
 from motordecode.training.sequences import time_split, window_starts
 
@@ -52,8 +53,11 @@ def test_train_prune_fp16_and_evaluate_round_trip(tmp_path, indy_file, second_in
     history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["pretrain"] == [str(second_indy.resolve())]
+    pretrained = tmp_path / "run" / "pretrain" / "pretrained.pt"
+    assert config["pretrained"] == str(pretrained.resolve()) and row["pretraining"]["file"] == str(pretrained)
+    assert [h["stage"] for h in torch.load(pretrained, weights_only=True)["history"]] == ["pretrain"]
     stages = [h["stage"] for h in history]
-    assert stages[:3] == ["pretrain", "train", "train"] and "prune" in stages
+    assert stages[:2] == ["train", "train"] and "prune" in stages
     decisions = [h for h in history if h["stage"] == "prune-decision"]
     assert decisions[0]["rate"] == 0.4 and all("train_r2" in d for d in decisions)
     accepted = max([d["rate"] for d in decisions if d["accepted"]], default=0.0)
@@ -93,14 +97,42 @@ def test_pretraining_inputs_are_checked(tmp_path, indy_file, loco_file):
 
 
 def test_pretraining_survives_a_validation_r2_that_is_never_finite(tmp_path, indy_file, second_indy, monkeypatch):
-    """No pre-training epoch is 'best' when every validation R2 is NaN; the run goes on from the last one."""
-    monkeypatch.setattr(SpikingTrainer, "r2", staticmethod(lambda model, windows: float("nan")))
-    rec = load_recording(indy_file)
-    recipe = override(get_recipe("tinyrsnn"), {**SMALL, "prune_start": 0.0})
-    result = SpikingTrainer(recipe, rec, default_split(rec), seed=0, progress=False,
-                            pretrain=(load_recording(second_indy),)).fit()
-    assert [h["stage"] for h in result.history] == ["pretrain", "train", "train"]
+    """No pre-training epoch is 'best' when every validation R2 is NaN; the network of the last one is kept."""
+    monkeypatch.setattr(SpikingPretrainer, "r2", staticmethod(lambda model, windows: float("nan")))
+    recipe = override(get_recipe("tinyrsnn"), {**SMALL, "pretrain_epochs": 2})
+    pretrainer = SpikingPretrainer(recipe, [load_recording(indy_file), load_recording(second_indy)], seed=0,
+                                   progress=False)
+    result = pretrainer.fit()
+    assert [h["stage"] for h in result.history] == ["pretrain", "pretrain"]
     assert all(np.isnan(h["val_r2"]) for h in result.history)
+    assert any(not torch.equal(a, b) for a, b in zip(result.model.state_dict().values(),
+                                                    pretrainer._fresh_state()["model"].state_dict().values()))
+
+
+def test_one_pretraining_starts_every_fine_tuning(tmp_path, indy_file, second_indy):
+    """A pre-training depends on the recipe, files and seed only; the fine-tunings start from its
+    weights (not from the initialisation) and record it; one made from other files is refused."""
+    from motordecode.pretraining import pretrain_run
+
+    recipe = override(get_recipe("tinyrsnn"), {**SMALL, "prune_start": 0.0, "epochs": 1})
+    files = [indy_file, second_indy]
+    path = pretrain_run(recipe, files, seed=1, out=tmp_path / "pre")
+    assert pretrain_run(recipe, files, seed=1, out=tmp_path / "pre") == path  # read, not trained again
+    weights = torch.load(path, weights_only=True)["state_dict"]
+    rec = load_recording(indy_file)
+    start = SpikingTrainer(recipe, rec, default_split(rec), seed=1, progress=False, initial=weights)._fresh_state()
+    scratch = SpikingTrainer(recipe, rec, default_split(rec), seed=1, progress=False)._fresh_state()
+    for key, value in weights.items():
+        assert torch.equal(start["model"].state_dict()[key], value), key
+    assert not torch.equal(scratch["model"].state_dict()["lif.input.weight"], weights["lif.input.weight"])
+    for target in files:
+        train_run(recipe, target, seed=1, out=tmp_path / target.stem, progress=False, pretrain=files, pretrained=path)
+        config = json.loads((tmp_path / target.stem / "config.json").read_text())
+        assert config["pretrained"] == str(path.resolve()) and not (tmp_path / target.stem / "pretrain").exists()
+    with pytest.raises(ConfigError, match="was pre-trained on"):
+        train_run(recipe, indy_file, out=tmp_path / "other", progress=False, pretrain=[second_indy], pretrained=path)
+    with pytest.raises(ConfigError, match="no pre-training stage"):
+        train_run(get_recipe("aegru"), indy_file, out=tmp_path / "gru", progress=False, pretrained=path)
 
 
 def test_the_session_itself_is_read_once_when_it_is_also_pre_trained_on(tmp_path, indy_file, second_indy,

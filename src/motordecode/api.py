@@ -62,10 +62,12 @@ def load_run(run_dir: str | os.PathLike) -> Run:
 
 
 def train(recipe, data: str | os.PathLike, *, out: str | os.PathLike | None = None, seed: int = 0,
-          resume: bool = False, pretrain=(), progress: bool = False, heldout: str = "include", **overrides) -> Run:
+          resume: bool = False, pretrain=(), pretrained=None, progress: bool = False, heldout: str = "include",
+          **overrides) -> Run:
     """Train ``recipe`` (a name or a recipe object) on the recording ``data`` into the run
     directory ``out`` (default ``runs/RECIPE-DATA-seedN``); ``overrides`` set recipe fields
-    (``epochs=20``); ``heldout``: for NWB files with held-out units, "include" (inputs) or "exclude".
+    (``epochs=20``); ``pretrain``: recordings to pre-train on, or ``pretrained``: a pre-trained
+    network to start from; ``heldout``: for NWB files with held-out units, "include" (inputs) or "exclude".
     Returns the finished :class:`Run`."""
     from motordecode.pipeline import train_run
 
@@ -73,7 +75,8 @@ def train(recipe, data: str | os.PathLike, *, out: str | os.PathLike | None = No
     if isinstance(pretrain, (str, os.PathLike)):
         pretrain = [pretrain]
     out = Path(out or f"runs/{recipe.name}-{Path(data).stem}-seed{seed}")
-    train_run(recipe, data, seed=seed, out=out, resume=resume, progress=progress, pretrain=pretrain, heldout=heldout)
+    train_run(recipe, data, seed=seed, out=out, resume=resume, progress=progress, pretrain=pretrain,
+              pretrained=pretrained, heldout=heldout)
     return load_run(out)
 
 

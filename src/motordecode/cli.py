@@ -113,7 +113,7 @@ def cmd_train(args) -> int:
     out = args.out or f"runs/{recipe.name}-{Path(args.data).stem}-seed{args.seed}"
     row = train_run(recipe, args.data, seed=args.seed, out=out, resume=args.resume,
                     progress=not args.quiet and sys.stderr.isatty(), pretrain=args.pretrain or (),
-                    heldout=args.heldout)
+                    pretrained=args.pretrained, heldout=args.heldout)
     if args.json:
         print(_json(row))
     else:
@@ -287,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
                        name for family in families().values() if family.pretrains for name in family.recipes)
                    + "): pre-train on these recordings (default: the benchmark sessions "
                         "of the same monkey next to --data, when it is one)")
+    p.add_argument("--pretrained", metavar="PATH",
+                   help="start from this pre-trained network (a pretrained.pt, or the directory holding it, e.g. "
+                        "RUN_DIR/pretrain of an earlier run) instead of pre-training again")
     p.add_argument("--heldout", choices=("include", "exclude"), default="include",
                    help="NWB files with held-out units (Neural Latents MC_RTT): use them as inputs or leave them out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -320,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("reproduce", help="every (recipe, session, seed) cell as a run directory")
     p.add_argument("--out", required=True, help="grid directory")
-    p.add_argument("--recipes", default="aegru-pruned,ann2d,snn2,wiener", help="comma-separated recipes")
+    p.add_argument("--recipes", default="aegru-pruned,ann2d,snn2,wiener",
+                   help="comma-separated recipes, or all (default: %(default)s)")
     p.add_argument("--seeds", default="0-4", help="seeds, e.g. 0-4 or 0,2 (default: %(default)s)")
     p.add_argument("--synthetic", action="store_true", help="six generated sessions named like the benchmark ones")
     p.add_argument("--duration", type=float, default=None, help="--synthetic: seconds per session (default 300)")

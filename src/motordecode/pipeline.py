@@ -79,14 +79,21 @@ def _save_predictions(run_dir: Path, results: dict, labels: np.ndarray, test_ind
 
 def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.PathLike,
               resume: bool = False, progress: bool = True, threads: int | None = None,
-              pretrain: list | tuple = (), heldout: str = "include") -> dict:
+              pretrain: list | tuple = (), pretrained: str | os.PathLike | None = None,
+              heldout: str = "include") -> dict:
     """Train, compress and evaluate ``recipe`` on ``data``; returns the metrics row written to ``out``.
 
     ``pretrain``: recordings to pre-train on (families that pre-train; default: the benchmark
-    sessions of the same monkey next to ``data``, when ``data`` is one); ``heldout``: NWB held-out
-    units used as inputs ("include") or left out ("exclude")."""
+    sessions of the same monkey next to ``data``, when ``data`` is one), pre-trained into
+    RUN_DIR/pretrain unless ``pretrained`` (a pretrained.pt of :mod:`motordecode.pretraining`, or
+    its directory) is given; ``heldout``: NWB held-out units used as inputs ("include") or left out
+    ("exclude")."""
+    from motordecode.pretraining import PRETRAINED_FILE, pretrain_run, read_pretrained
+
     started = time.perf_counter()
     family = family_of(recipe)
+    if pretrained is not None and not family.pretrains:
+        raise ConfigError(f"recipe {recipe.name!r} has no pre-training stage; it cannot start from {pretrained}.")
     recording = load_for_recipe(data, recipe, heldout)
     split = default_split(recording)
     config = run_config(recipe, data, recording.name, seed, recording.n_channels, recording.velocity.shape[1],
@@ -94,12 +101,21 @@ def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.P
     files = family.pretraining_files(recipe, data, pretrain)
     config["pretrain"] = [str(Path(f).resolve()) for f in files]
     config["heldout"] = heldout
+    own = pretrained is None and bool(files)  # pre-trained by this run, into RUN_DIR/pretrain
+    blob = None if pretrained is None else read_pretrained(pretrained, files)  # checked before RUN_DIR exists
+    if pretrained is not None or own:
+        given = None if own else Path(pretrained).resolve()
+        config["pretrained"] = str(Path(out).resolve() / "pretrain" / PRETRAINED_FILE if own else
+                                   given / PRETRAINED_FILE if given.is_dir() else given)
     run_dir = start_run(out, config, resume)
-    options = {}
-    if family.pretrains:  # the session itself is not read again when it is also pre-trained on
-        target = Path(data).resolve()
-        options["pretrain"] = tuple(recording if Path(f).resolve() == target else load_for_recipe(f, recipe, heldout)
-                                    for f in files)
+    options, pretraining = {}, None
+    if own:  # the session itself is not read again when it is also pre-trained on
+        pretrain_run(recipe, files, seed=seed, out=run_dir / "pretrain", progress=progress, threads=threads,
+                     heldout=heldout, loaded={Path(data).resolve(): recording})
+        blob = read_pretrained(config["pretrained"], files)
+    if blob is not None:
+        options["initial"] = blob["state_dict"]
+        pretraining = {"file": config["pretrained"], "val_r2": blob["val_r2"], "train_s": blob["train_s"]}
     trainer = family.trainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress,
                              threads=threads, **options)
     result = trainer.fit(resume=resume)
@@ -110,6 +126,8 @@ def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.P
     row["timings"] = {**row["timings"], "train_s": trained - started, "total_s": time.perf_counter() - started,
                       "train_samples_per_s": _samples_per_s(result.history, trainer, trained - started)}
     row["history"] = result.history
+    if pretraining is not None:
+        row["pretraining"] = pretraining
     _save_predictions(run_dir, results, recording.velocity[split.test], split.test)
     plot_predictions(run_dir / PLOT_FILE, recording.velocity[split.test],
                      {mode: pred for mode, (_, pred) in results.items()}, recording.step_s,

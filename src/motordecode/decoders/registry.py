@@ -68,11 +68,17 @@ class Family(ABC):
 
     @abstractmethod
     def trainer(self, recipe, recording, split, *, seed: int = 0, run_dir=None, progress: bool = False,
-                threads: int | None = None, **pretrain):
+                threads: int | None = None, **initial):
         """An object with ``fit(resume=False) -> TrainResult`` and, optionally, ``stage_sizes()``
         (training examples per epoch of each stage, for the throughput in the metrics row; see
-        :mod:`motordecode.training.epochs`). Families that pre-train also get ``pretrain`` (the
-        recordings of :meth:`pretraining_files`)."""
+        :mod:`motordecode.training.epochs`). Families that pre-train also get ``initial``: the
+        state dict of the pre-trained network to start from."""
+
+    def pretrainer(self, recipe, recordings: list, *, seed: int = 0, run_dir=None, progress: bool = False,
+                   threads: int | None = None):
+        """Families that pre-train: a trainer of the network on ``recordings`` (same channels), whose
+        ``fit(resume=False)`` returns the pre-trained model (:mod:`motordecode.pretraining`)."""
+        raise ConfigError(f"the {self.name} family has no pre-training stage.")
 
     def pretraining_files(self, recipe, data, pretrain) -> list:
         """The recordings a run pre-trains on: ``pretrain`` (the files given), or the family's

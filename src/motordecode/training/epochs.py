@@ -82,10 +82,12 @@ class EpochTrainer:
 
     # -- checkpoint ------------------------------------------------------------------------------
     def _initial_state(self, resume: bool) -> dict:
-        if not resume:
+        """The saved state when resuming; a fresh one otherwise, or when the run stopped before its
+        first checkpoint (nothing was finished, so it starts from the beginning)."""
+        if self.run_dir is None and resume:
+            raise ConfigError("nothing to resume: the trainer has no run directory.")
+        if not resume or not (self.run_dir / STATE_FILE).exists():
             return self._fresh_state()
-        if self.run_dir is None or not (self.run_dir / STATE_FILE).exists():
-            raise ConfigError(f"nothing to resume: no {STATE_FILE} in {self.run_dir}.")
         return self._load()
 
     def _save(self, state: dict) -> None:

@@ -42,6 +42,11 @@ class RSNNFamily(Family):
 
         return SpikingTrainer(recipe, recording, split, **options)
 
+    def pretrainer(self, recipe, recordings, **options):
+        from motordecode.decoders.rsnn.pretrainer import SpikingPretrainer
+
+        return SpikingPretrainer(recipe, recordings, **options)
+
     def pretraining_files(self, recipe, data, pretrain) -> list:
         """``pretrain``, else the benchmark sessions of the monkey next to ``data`` (the RSNN
         repository's schedule); none with ``pretrain_epochs=0``."""

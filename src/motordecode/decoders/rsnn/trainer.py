@@ -2,9 +2,9 @@
 
 Stages, each an SMORMS3 run with a cosine learning-rate schedule over its epochs:
 
-1. ``pretrain``: windows of all pre-training recordings (same channel count), interleaved; the best
-   epoch by validation R2 on the target session is kept (skipped without pre-training recordings).
-2. ``train``: fine-tuning on the target session; best epoch by validation R2.
+1. ``pretrain`` (its own run, :class:`~motordecode.decoders.rsnn.pretrainer.SpikingPretrainer`,
+   shared by the fine-tunings on a monkey's sessions): the trainer starts from its weights.
+2. ``train``: training (or fine-tuning) on the target session; best epoch by validation R2.
 3. ``prune`` (when ``prune_start`` > 0): iterative per-matrix magnitude pruning. A candidate rate is
    applied to the last accepted model and retrained ``prune_epochs`` with the pruned weights held
    at zero; it is accepted if its train R2 >= (1 - tolerance) x the unpruned model's. Rates go up
@@ -49,35 +49,15 @@ class Session:
     labels: LabelScale = field(repr=False)
 
 
-class SpikingTrainer(EpochTrainer):
-    def __init__(self, recipe, recording, split, *, seed: int = 0, run_dir: str | os.PathLike | None = None,
-                 progress: bool = True, threads: int | None = None, pretrain: tuple = ()):
-        """``pretrain``: recordings to pre-train on; ``recording`` itself may be one of them."""
+class SpikingEpochs(EpochTrainer):
+    """What the pre-training and the session's training share: windows, the network, SMORMS3 with a
+    cosine schedule per stage, and one epoch (loss: RMSE + firing-rate bounds)."""
+
+    def __init__(self, recipe, step_ms: float, *, seed: int, run_dir, progress: bool, threads: int | None):
         super().__init__(recipe, seed, run_dir, progress, threads)
-        self.recording = recording
-        self.dt_ms = recording.step_ms
-        self.length = samples_in(recipe.window_ms, self.dt_ms)
-        self.stride = samples_in(recipe.stride_ms, self.dt_ms)
-        train_idx, val_idx = time_split(split, recipe.val_fraction)
-        self.target = self._session(recording, train_idx)
-        if len(self.target.train) == 0:
-            raise ConfigError(f"{recording.name}: no {recipe.window_ms:g} ms training window fits in the train part.")
-        self.val = self.target.train.over(val_idx, self.length)
-        if len(self.val) == 0:
-            raise ConfigError(f"{recording.name}: the validation part is shorter than one {recipe.window_ms:g} ms window.")
-        self.train_eval = self.target.train.over(train_idx, self.length)
-        self.pretrain = []
-        for other in pretrain:
-            if other.n_channels != recording.n_channels or other.step_s != recording.step_s:
-                raise ConfigError(f"pre-training recording {other.name} has {other.n_channels} channels at "
-                                  f"{other.step_ms:g} ms; the session has {recording.n_channels} at "
-                                  f"{self.dt_ms:g} ms.")
-            idx, _ = time_split(default_split(other), recipe.val_fraction)
-            if other is recording and np.array_equal(idx, train_idx):  # the session itself, windows already cut
-                self.pretrain.append(self.target)
-                continue
-            self.pretrain.append(self._session(other, idx))
-        self.input_rate_hz = index_mean(recording.spikes, train_idx) / recording.step_s
+        self.dt_ms = step_ms
+        self.length = samples_in(recipe.window_ms, step_ms)
+        self.stride = samples_in(recipe.stride_ms, step_ms)
 
     def _session(self, recording, train_idx) -> Session:
         n_outputs = recording.velocity.shape[1]
@@ -85,24 +65,33 @@ class SpikingTrainer(EpochTrainer):
                   else LabelScale.identity(n_outputs))
         windows = SequenceWindows(recording.spikes, labels.apply(recording.velocity), train_idx, self.length,
                                   self.stride)
+        if len(windows) == 0:
+            raise ConfigError(f"{recording.name}: no {self.recipe.window_ms:g} ms training window fits in the "
+                              "train part.")
         return Session(windows, labels)
 
-    def stage_sizes(self) -> dict:
-        """Training windows per epoch of each stage."""
-        return {"pretrain": sum(len(s.train) for s in self.pretrain), "train": len(self.target.train),
-                "prune": len(self.target.train)}
-
-    # -- state ---------------------------------------------------------------------------------
-    def _fresh_state(self) -> dict:
+    def _network(self, n_channels: int, n_outputs: int, input_rate_hz: float, initial: dict | None = None):
+        """The recipe's network (torch seeded with the seed): ``initial`` weights, else the
+        fluctuation-driven initialisation for inputs firing at ``input_rate_hz``."""
         from motordecode.decoders.rsnn import FAMILY
 
         torch.manual_seed(self.seed)
-        model = FAMILY.build(self.recipe, self.recording.n_channels, self.recording.velocity.shape[1], self.dt_ms)
+        model = FAMILY.build(self.recipe, n_channels, n_outputs, self.dt_ms)
         model.lif.input_dropout = 0.0  # applied to the batches instead
-        fluctuation_driven_init(model.lif, max(self.input_rate_hz, 1e-3), sigma_u=self.recipe.sigma_u,
-                                feedforward_share=self.recipe.feedforward_share)
-        first = "pretrain" if self.pretrain and self.recipe.pretrain_epochs > 0 else "train"
-        state = {"stage": first, "rate": 0.0, "epoch": 0, "model": model, "best_val": -np.inf, "best": None,
+        if initial is not None:
+            try:
+                model.load_state_dict(initial)
+            except RuntimeError as exc:
+                detail = " ".join(line.strip() for line in str(exc).splitlines()[1:3])
+                raise ConfigError(f"the pre-trained network does not fit {self.recipe.name} on {n_channels} "
+                                  f"channels: {detail}") from None
+        else:
+            fluctuation_driven_init(model.lif, max(input_rate_hz, 1e-3), sigma_u=self.recipe.sigma_u,
+                                    feedforward_share=self.recipe.feedforward_share)
+        return model
+
+    def _state(self, model, stage: str) -> dict:
+        state = {"stage": stage, "rate": 0.0, "epoch": 0, "model": model, "best_val": -np.inf, "best": None,
                  "history": [], "masks": None, "np_rng": np.random.default_rng(self.seed),
                  "prune": {"reference": None, "accepted_rate": 0.0, "accepted": None, "step_index": 0,
                            "failed": None}}
@@ -118,20 +107,27 @@ class SpikingTrainer(EpochTrainer):
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self._epochs(state["stage"])))
         return opt, sched
 
+    def _training_sets(self, state) -> list[SequenceWindows]:
+        """The windows the current stage trains on (interleaved when several)."""
+        raise NotImplementedError
+
+    def _validate(self, model) -> float:
+        raise NotImplementedError
+
     # -- loop ----------------------------------------------------------------------------------
     def _batches(self, state):
         """Shuffled windows with the input dropout applied (by the batch thread, see sequences)."""
-        rng, p = state["np_rng"], self.recipe.dropout
-        if state["stage"] == "pretrain":
-            return mixed_batches([s.train for s in self.pretrain], self.recipe.batch_size, rng, p)
-        return self.target.train.batches(self.recipe.batch_size, rng, p)
+        rng, p, sets = state["np_rng"], self.recipe.dropout, self._training_sets(state)
+        if state["stage"] == "pretrain":  # each batch from one recording, the recordings interleaved
+            return mixed_batches(sets, self.recipe.batch_size, rng, p)
+        return sets[0].batches(self.recipe.batch_size, rng, p)
 
     def _epoch(self, state) -> None:
         stage, model, opt = state["stage"], state["model"], state["optimizer"]
         r = self.recipe
         model.train()
         total = self._epochs(stage)
-        n = sum(len(s.train) for s in self.pretrain) if stage == "pretrain" else len(self.target.train)
+        n = sum(len(windows) for windows in self._training_sets(state))
         label = f"{stage}" + (f" {state['rate']:.2f}" if stage == "prune" else "")
         bar = self._progress_bar(-(-n // r.batch_size), f"{label} {state['epoch'] + 1}/{total}")
         def loss_of(batch):
@@ -143,7 +139,7 @@ class SpikingTrainer(EpochTrainer):
         started = time.perf_counter()
         loss_sum, seen = optimise_epoch(self._batches(state), loss_of, opt, model, state["masks"], bar)
         state["scheduler"].step()
-        val = self.r2(model, self.val)
+        val = self._validate(model)
         rate = {"rate": state["rate"]} if stage == "prune" else {}
         self._end_epoch(state, loss_sum, seen, val, bar, keep_best=stage in ("pretrain", "train"),
                         snapshot=lambda: copy.deepcopy(model.state_dict()), seconds=time.perf_counter() - started,
@@ -162,6 +158,39 @@ class SpikingTrainer(EpochTrainer):
         model.train(was_training)
         return float(r2_score(torch.cat(preds).numpy(), torch.cat(labels).numpy()))
 
+
+class SpikingTrainer(SpikingEpochs):
+    """Training on one session (from a pre-trained network when ``initial`` is given), then pruning
+    and float16 conversion."""
+
+    def __init__(self, recipe, recording, split, *, seed: int = 0, run_dir: str | os.PathLike | None = None,
+                 progress: bool = True, threads: int | None = None, initial: dict | None = None):
+        """``initial``: the state dict of a pre-trained network to start from."""
+        super().__init__(recipe, recording.step_ms, seed=seed, run_dir=run_dir, progress=progress, threads=threads)
+        self.recording, self.initial = recording, initial
+        train_idx, val_idx = time_split(split, recipe.val_fraction)
+        self.target = self._session(recording, train_idx)
+        self.val = self.target.train.over(val_idx, self.length)
+        if len(self.val) == 0:
+            raise ConfigError(f"{recording.name}: the validation part is shorter than one {recipe.window_ms:g} ms window.")
+        self.train_eval = self.target.train.over(train_idx, self.length)
+        self.input_rate_hz = index_mean(recording.spikes, train_idx) / recording.step_s
+
+    def stage_sizes(self) -> dict:
+        """Training windows per epoch of each stage."""
+        return {"train": len(self.target.train), "prune": len(self.target.train)}
+
+    def _fresh_state(self) -> dict:
+        model = self._network(self.recording.n_channels, self.recording.velocity.shape[1], self.input_rate_hz,
+                              self.initial)
+        return self._state(model, "train")
+
+    def _training_sets(self, state) -> list[SequenceWindows]:
+        return [self.target.train]
+
+    def _validate(self, model) -> float:
+        return self.r2(model, self.val)
+
     # -- stages --------------------------------------------------------------------------------
     def _restart(self, state, stage: str, rate: float = 0.0) -> None:
         state.update(stage=stage, rate=rate, epoch=0)
@@ -169,12 +198,6 @@ class SpikingTrainer(EpochTrainer):
 
     def _next_stage(self, state) -> None:
         model, r, prune = state["model"], self.recipe, state["prune"]
-        if state["stage"] == "pretrain":
-            if state["best"] is not None:  # None when no pre-training epoch had a finite validation R2
-                model.load_state_dict(state["best"])
-            state["best_val"], state["best"] = -np.inf, None
-            self._restart(state, "train")
-            return
         if state["stage"] == "train":
             if state["best"] is not None:
                 model.load_state_dict(state["best"])
