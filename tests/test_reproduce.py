@@ -6,10 +6,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from motordecode.cli import main
 from motordecode.errors import ConfigError
-from motordecode.report.grid import summarize, write_report
+from motordecode.report.grid import collect, summarize, write_report
 from motordecode.reproduce import parse_seeds, reproduce, synthetic_sessions
 
 
@@ -76,15 +77,6 @@ def test_report_refuses_a_directory_without_cells(tmp_path, capsys):
     assert "either --synthetic" in capsys.readouterr().err
 
 
-def test_a_local_dask_cluster_gives_the_local_results(grid, tmp_path):
-    out, sessions, local = grid
-    dask = reproduce(tmp_path, recipes=["ann2d", "wiener"], seeds=[0, 1], sessions=synthetic_sessions(tmp_path, 60),
-                     settings=["epochs=1"], workers=2, executor="dask", log=lambda *_: None)
-    assert [o["status"] for o in dask] == ["trained"] * 24
-    assert [(o["recipe_name"], o["session"], o["seed"], o["row"]["r2"]) for o in dask] == \
-           [(o["recipe_name"], o["session"], o["seed"], o["row"]["r2"]) for o in local]
-
-
 def test_a_dask_worker_killed_mid_cell_loses_nothing(tmp_path):
     import os
     import signal
@@ -114,3 +106,84 @@ def test_a_dask_worker_killed_mid_cell_loses_nothing(tmp_path):
     assert [o["status"] for o in outcomes] == ["trained"] * 3
     rows = [json.loads((tmp_path / "cells" / "ann2d" / s / "seed0" / "metrics.json").read_text()) for s in sessions]
     assert all(len(r["history"]) == 30 for r in rows)  # every epoch exactly once: the killed cells resumed
+
+
+SPIKING = ["epochs=2", "hidden=16", "pretrain_epochs=2", "prune_epochs=1", "prune_steps=0.1", "batch_size=16"]
+
+
+def _comparable(row: dict) -> dict:
+    """A cell's metrics row without what differs between two equal runs: wall-clock times and paths."""
+    row = {k: v for k, v in row.items() if k not in ("timings", "data", "pretraining")}
+    row["history"] = [{k: v for k, v in h.items() if k != "seconds"} for h in row.get("history", [])]
+    return row
+
+
+@pytest.fixture(scope="module")
+def spiking_grid(tmp_path_factory):
+    out = tmp_path_factory.mktemp("spiking")
+    lines = []
+    outcomes = reproduce(out, recipes=["ann2d", "tinyrsnn"], seeds=[0, 1], sessions=synthetic_sessions(out, 40),
+                         settings=SPIKING, workers=2, log=lines.append)
+    return out, outcomes, lines
+
+
+def test_pretraining_runs_once_per_recipe_monkey_and_seed(spiking_grid):
+    out, outcomes, lines = spiking_grid
+    assert [o["status"] for o in outcomes] == ["trained"] * 24
+    trained = sorted(line.split(":")[0].strip() for line in lines if line.lstrip().startswith("pre-training"))
+    assert trained == [f"pre-training tinyrsnn {m} seed {s}" for m in ("indy", "loco") for s in (0, 1)]
+    assert all(line.endswith("(trained)") for line in lines if line.lstrip().startswith("pre-training"))
+    shared = {}
+    for o in outcomes:
+        if o["recipe_name"] == "tinyrsnn":
+            config = json.loads((out / "cells" / "tinyrsnn" / o["session"] / f"seed{o['seed']}" / "config.json").read_text())
+            shared.setdefault(config["pretrained"], []).append(o["session"])
+            assert f"/pretrain/tinyrsnn/{o['session'][:4]}/seed{o['seed']}/" in config["pretrained"]
+            assert o["row"]["history"][0]["stage"] == "train"  # fine-tuned, not pre-trained again
+        else:
+            assert "pretraining" not in o["row"]
+    assert len(shared) == 4 and all(len(sessions) == 3 for sessions in shared.values())
+    for path in shared:
+        assert [h["stage"] for h in torch.load(path, weights_only=True)["history"]] == ["pretrain", "pretrain"]
+
+
+def test_killing_the_command_mid_grid_then_rerunning_gives_the_same_results(spiking_grid, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    reference, _, _ = spiking_grid
+    command = [sys.executable, "-m", "motordecode", "reproduce", "--out", str(tmp_path), "--synthetic",
+               "--duration", "40", "--recipes", "ann2d,tinyrsnn", "--seeds", "0", "--workers", "2"]
+    for setting in SPIKING:
+        command += ["--set", setting]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    cells = tmp_path / "cells"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        finished = list(cells.glob("*/*/seed0/metrics.json"))
+        started = [p for p in cells.glob("*/*/seed0/train_state.pt") if not (p.parent / "metrics.json").exists()]
+        if len(finished) >= 2 and started:
+            break
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)  # the command and its pool workers
+    process.wait()
+    done_when_killed = len(list(cells.glob("*/*/seed0/metrics.json")))
+    assert 2 <= done_when_killed < 12, "the grid was not killed mid-way"
+    assert main(command[3:]) == 0
+    again = {(r["recipe"], r["session"]): _comparable(r) for r in collect(tmp_path)}
+    whole = {(r["recipe"], r["session"]): _comparable(r) for r in collect(reference) if r["seed"] == 0}
+    assert len(again) == 12 and again == whole
+
+
+def test_a_local_dask_cluster_gives_the_local_results(spiking_grid, tmp_path):
+    """The same grid, pre-trainings and the cells that depend on them included, on 2 Dask workers."""
+    reference, _, _ = spiking_grid
+    dask = reproduce(tmp_path, recipes=["ann2d", "tinyrsnn"], seeds=[0], sessions=synthetic_sessions(tmp_path, 40),
+                     settings=SPIKING, workers=2, executor="dask", log=lambda *_: None)
+    assert [o["status"] for o in dask] == ["trained"] * 12
+    assert list((tmp_path / "pretrain" / "tinyrsnn").glob("*/seed0/pretrained.pt"))
+    local = {(r["recipe"], r["session"]): _comparable(r) for r in collect(reference) if r["seed"] == 0}
+    assert {(r["recipe"], r["session"]): _comparable(r) for r in collect(tmp_path)} == local
