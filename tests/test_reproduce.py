@@ -145,6 +145,10 @@ def test_pretraining_runs_once_per_recipe_monkey_and_seed(spiking_grid):
     assert len(shared) == 4 and all(len(sessions) == 3 for sessions in shared.values())
     for path in shared:
         assert [h["stage"] for h in torch.load(path, weights_only=True)["history"]] == ["pretrain", "pretrain"]
+    report = write_report(out).read_text()
+    row = next(o["row"] for o in outcomes if o["recipe_name"] == "tinyrsnn")
+    assert f"| tinyrsnn {row['session']} seed {row['seed']} | {row['timings']['train_s'] / 60:.1f} | " \
+           f"{row['pretraining']['train_s'] / 60:.1f} |" in report
 
 
 def test_killing_the_command_mid_grid_then_rerunning_gives_the_same_results(spiking_grid, tmp_path):

@@ -201,10 +201,13 @@ def _dask(pretrainings: dict, cells: list[dict], workers: int, scheduler: str | 
         from distributed import as_completed as finished
     except ImportError:
         raise ConfigError("--executor dask needs Dask distributed: pip install 'motordecode[cluster]'.") from None
+    import dask
+
     cluster = None
-    if scheduler is None:
-        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None)
+    if scheduler is None:  # Dask's default MALLOC_TRIM_THRESHOLD_ fixes glibc's mmap threshold: ~17% slower cells
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address=None)
     try:
         client = Client(cluster if cluster is not None else scheduler)
     except OSError as exc:

@@ -105,9 +105,9 @@ def write_report(directory: str | os.PathLike) -> Path:
     measured = [{"label": f"{recipe} (mean of {sum(s[2] for s in f['sessions'].values())} cells)", **f["summary"]}
                 for recipe, f in summary.items()]
     published = tuple(dict.fromkeys(PUBLISHED[r][1] for r in summary if PUBLISHED.get(r, (None, None))[1]))
-    times = ["| cell | train (min) |", "|---|---|"]
-    times += [f"| {r['recipe']} {r['session']} seed {r['seed']} | {r.get('timings', {}).get('train_s', 0) / 60:.1f} |"
-              for r in rows]
+    times = ["| cell | train (min) | its pre-training (min, once for the monkey's cells) |", "|---|---|---|"]
+    times += [f"| {r['recipe']} {r['session']} seed {r['seed']} | {r.get('timings', {}).get('train_s', 0) / 60:.1f} | "
+              + (f"{r['pretraining']['train_s'] / 60:.1f}" if r.get("pretraining") else "-") + " |" for r in rows]
     text = "\n\n".join([
         f"# Reproduction: {len(rows)} cells",
         "## Test R2 per session (mean ± std over seeds; published per-session value and difference)",

@@ -1,0 +1,173 @@
+"""The cost of the full reproduction grid (every recipe x 6 sessions x 5 seeds) on this machine.
+
+One cell per recipe and monkey is trained at real size on one core, as `motordecode reproduce`
+runs a cell: a generated 2,400 s session (600,000 bins of 4 ms; Indy 96 channels, Loco 192), every
+training stage cut to ``--epochs`` epochs. A cell with the recipe's published schedule then takes
+
+    T_cell = T_outside + sum over stages of (published epochs x seconds of the stage's last epoch)
+
+where T_outside is the cell's time outside its epochs (loading, initialisation, pruning decisions,
+test evaluation) as measured. tinyRSNN's pruning is counted as 3 candidates of ``prune_epochs``
+(0.40 accepted, 0.50 rejected, 0.45: the published models stopped at 0.42-0.50; at most 5). The
+RSNN pre-training is timed the same way on three sessions' worth of windows (the generated session
+under three names) and counted once per (monkey, seed), as `reproduce` schedules it.
+
+Printed: per recipe, the measured epoch times and the projected cell time per monkey; the CPU-hours
+of the grid (11 recipes x 6 sessions x 5 seeds + pre-trainings); its wall time on these cores and
+on a 64-core cluster (tasks packed on the cores, never shorter than the longest
+pre-training + fine-tuning chain), beside the references' GPU-hours.
+
+    python benchmarks/bench_grid_cost.py [--epochs 1] [--duration 2400] [--recipes all] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+SESSIONS, SEEDS = {"indy": 3, "loco": 3}, 5
+PRUNE_CANDIDATES = 3
+REFERENCE_GPU_HOURS = {"tinyrsnn": 6.0, "bigrsnn": 12.0}  # per seed, RTX A4000 (RSNN repository README)
+
+
+def session(monkey: str, duration: float) -> Path:
+    from motordecode.data.synthetic import SynthConfig, write_synthetic
+
+    path = CACHE / f"grid_cost_{monkey}_{int(duration)}s.mat"
+    if not path.exists():
+        CACHE.mkdir(exist_ok=True)
+        write_synthetic(path, SynthConfig(monkey=monkey, duration_s=duration, seed={"indy": 1, "loco": 4}[monkey]))
+    return path
+
+
+def short(recipe, epochs: int):
+    """The recipe with every stage cut to ``epochs`` (one pruning candidate)."""
+    from dataclasses import fields
+
+    from motordecode.recipes import override
+
+    names = {f.name for f in fields(recipe)}
+    cut = {k: epochs for k in ("epochs", "finetune_epochs", "pretrain_epochs", "prune_epochs") if k in names
+           and getattr(recipe, k) > 0}
+    if getattr(recipe, "prune_start", 0) > 0:
+        cut["prune_max"] = recipe.prune_start
+    return override(recipe, cut)
+
+
+def full_epochs(recipe) -> dict:
+    """Epochs per stage of the published schedule (pruning: PRUNE_CANDIDATES candidates)."""
+    stages = {"train": recipe.epochs} if hasattr(recipe, "epochs") else {}
+    if getattr(recipe, "finetune_epochs", 0) and getattr(recipe, "prune_rate", 0) > 0:
+        stages["finetune"] = recipe.finetune_epochs
+    if getattr(recipe, "prune_start", 0) > 0:
+        stages["prune"] = PRUNE_CANDIDATES * recipe.prune_epochs
+    return stages
+
+
+def projected(history: list, outside_s: float, stages: dict) -> tuple[float, dict]:
+    last = {}
+    for h in history:
+        if "seconds" in h:
+            last[h["stage"]] = h["seconds"]
+    return outside_s + sum(n * last.get(stage, 0.0) for stage, n in stages.items()), last
+
+
+def measure(job: dict) -> dict:
+    """One cut-down cell (or pre-training) on one thread, with its projection."""
+    import torch
+
+    from motordecode.pipeline import train_run
+    from motordecode.pretraining import pretrain_run
+    from motordecode.recipes import get_recipe
+
+    torch.set_num_threads(1)
+    recipe = get_recipe(job["recipe"])
+    cut = short(recipe, job["epochs"])
+    out = Path(job["out"])
+    started = time.perf_counter()
+    if job["kind"] == "pretrain":
+        files = [job["data"]] * 3  # three sessions' worth of windows
+        path = pretrain_run(cut, files, seed=0, out=out, threads=1)
+        blob = torch.load(path, weights_only=True)
+        total = time.perf_counter() - started
+        spent = sum(h.get("seconds", 0.0) for h in blob["history"])
+        seconds, last = projected(blob["history"], total - spent, {"pretrain": recipe.pretrain_epochs})
+        return {**job, "measured_s": total, "last_epoch_s": last, "projected_s": seconds}
+    row = train_run(cut, job["data"], seed=0, out=out, progress=False, threads=1, pretrain=(), pretrained=job.get("pretrained"))
+    total = time.perf_counter() - started
+    spent = sum(h.get("seconds", 0.0) for h in row.get("history", []))
+    stages = full_epochs(recipe)
+    seconds, last = projected(row.get("history", []), total - spent, stages)
+    return {**job, "measured_s": total, "last_epoch_s": last, "projected_s": seconds, "stages": stages, "r2": row["r2"]}
+
+
+def main() -> None:
+    import tempfile
+
+    from motordecode.decoders.registry import family_of
+    from motordecode.recipes import get_recipe, recipe_names
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per stage actually trained")
+    parser.add_argument("--duration", type=float, default=2400.0, help="seconds per generated session")
+    parser.add_argument("--recipes", default="all")
+    parser.add_argument("--monkeys", default="indy,loco")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    names = recipe_names() if args.recipes == "all" else args.recipes.split(",")
+    monkeys = args.monkeys.split(",")
+    data = {m: str(session(m, args.duration)) for m in monkeys}
+    root = Path(tempfile.mkdtemp(prefix="md-grid-cost-"))
+    jobs = []
+    for name in names:
+        pretrains = family_of(get_recipe(name)).pretrains
+        for m in monkeys:
+            if pretrains:
+                jobs.append({"kind": "pretrain", "recipe": name, "monkey": m, "data": data[m], "epochs": args.epochs,
+                             "out": str(root / f"pre-{name}-{m}")})
+            jobs.append({"kind": "cell", "recipe": name, "monkey": m, "data": data[m], "epochs": args.epochs,
+                         "out": str(root / f"{name}-{m}"),
+                         "pretrained": str(root / f"pre-{name}-{m}") if pretrains else None})
+    started = time.perf_counter()
+    results = []
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:  # pre-trainings first: their cells start from them
+        pre = [pool.submit(measure, j) for j in jobs if j["kind"] == "pretrain"]
+        cells = [pool.submit(measure, j) for j in jobs if j["kind"] == "cell" and not j["pretrained"]]
+        results += [f.result() for f in pre]
+        cells += [pool.submit(measure, j) for j in jobs if j["kind"] == "cell" and j["pretrained"]]
+        results += [f.result() for f in cells]
+    print(f"{len(jobs)} cut-down runs ({args.epochs} epochs per stage) in {time.perf_counter() - started:.0f} s on "
+          f"{args.workers} workers, one thread each; sessions of {args.duration:g} s")
+    print("\n| recipe | monkey | task | measured (s) | last epoch per stage (s) | published epochs | projected (min) |")
+    print("|---|---|---|---|---|---|---|")
+    cell_s, pre_s = {}, {}
+    for r in sorted(results, key=lambda r: (r["recipe"], r["monkey"], r["kind"] != "pretrain")):
+        epochs = r.get("stages") or {"pretrain": get_recipe(r["recipe"]).pretrain_epochs}
+        (pre_s if r["kind"] == "pretrain" else cell_s)[r["recipe"], r["monkey"]] = r["projected_s"]
+        print(f"| `{r['recipe']}` | {r['monkey']} | {'pre-training (3 sessions)' if r['kind'] == 'pretrain' else 'cell'} "
+              f"| {r['measured_s']:.0f} | " + (", ".join(f"{k} {v:.1f}" for k, v in r["last_epoch_s"].items()) or "closed form")
+              + " | " + (", ".join(f"{k} {v}" for k, v in epochs.items()) or "-") + f" | {r['projected_s'] / 60:.1f} |")
+    per_recipe = {}
+    for name in names:
+        cells = sum(SESSIONS[m] * SEEDS * cell_s[name, m] for m in monkeys)
+        pres = sum(SEEDS * pre_s.get((name, m), 0.0) for m in monkeys)
+        per_recipe[name] = (cells + pres) / 3600
+    total_h = sum(per_recipe.values())
+    chain_h = max(pre_s.get((n, m), 0.0) + cell_s[n, m] for n in names for m in monkeys) / 3600
+    print("\n| recipe | CPU-hours for 6 sessions x 5 seeds | reference GPU-hours (5 seeds) |\n|---|---|---|")
+    for name, hours in per_recipe.items():
+        ref = REFERENCE_GPU_HOURS.get(name)
+        print(f"| `{name}` | {hours:.1f} | " + (f"{SEEDS * ref:.0f} (RTX A4000)" if ref else "-") + " |")
+    print(f"\nwhole grid ({len(names)} recipes x 6 sessions x {SEEDS} seeds): {total_h:.1f} CPU-hours; "
+          f"wall time on {os.cpu_count()} cores >= {total_h / (os.cpu_count() or 1):.1f} h, on 64 cores "
+          f">= {max(total_h / 64, chain_h):.1f} h (longest chain {chain_h:.1f} h)")
+    print(json.dumps({"per_recipe_cpu_hours": per_recipe, "total_cpu_hours": total_h, "chain_hours": chain_h}))
+
+
+if __name__ == "__main__":
+    main()
