@@ -13,6 +13,7 @@ finished (reading the cells: the per-cell overhead of each executor with no trai
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import tempfile
 import time
@@ -21,14 +22,22 @@ from pathlib import Path
 from motordecode.reproduce import reproduce, synthetic_sessions
 
 
-def timed(out: Path, sessions: dict, args, workers: int, executor: str) -> tuple[float, int]:
-    started = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished child processes (the pool's or the cluster's)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(out: Path, sessions: dict, args, workers: int, executor: str) -> tuple[float, int, float]:
+    """(wall seconds, cells, cores busy on average)."""
+    started, cpu = time.perf_counter(), cpu_seconds()
     outcomes = reproduce(out, recipes=[args.recipe], seeds=list(range(args.seeds)), sessions=sessions,
                          settings=args.set, workers=workers, executor=executor, log=lambda *_: None)
     failed = [o for o in outcomes if o["status"] == "failed"]
     if failed:
         raise SystemExit(f"{len(failed)} cells failed: {failed[0]['error']}")
-    return time.perf_counter() - started, len(outcomes)
+    wall = time.perf_counter() - started
+    return wall, len(outcomes), (cpu_seconds() - cpu) / wall
 
 
 def main() -> None:
@@ -42,20 +51,22 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="md-scaling-"))
     try:
         sessions = synthetic_sessions(root, args.duration)
-        times, rereads = {}, {}
+        times, rereads, busy = {}, {}, {}
         for executor in ("local", "dask"):
             for workers in (1, 2):
                 out = root / f"{executor}-{workers}"
-                times[executor, workers], cells = timed(out, sessions, args, workers, executor)
-                rereads[executor, workers], _ = timed(out, sessions, args, workers, executor)
-                print(f"{executor:5s} {workers} worker(s): {times[executor, workers]:6.1f} s for {cells} cells; "
-                      f"re-run with every cell finished {rereads[executor, workers]:5.1f} s", flush=True)
+                times[executor, workers], cells, busy[executor, workers] = timed(out, sessions, args, workers, executor)
+                rereads[executor, workers], _, _ = timed(out, sessions, args, workers, executor)
+                print(f"{executor:5s} {workers} worker(s): {times[executor, workers]:6.1f} s for {cells} cells, "
+                      f"{busy[executor, workers]:.2f} cores busy on average; re-run with every cell finished "
+                      f"{rereads[executor, workers]:5.1f} s", flush=True)
         print(f"\n{args.recipe} ({', '.join(args.set)}), {len(sessions)} sessions of {args.duration:g} s x {args.seeds} "
               f"seeds = {cells} cells")
-        print("| executor | 1 worker | 2 workers | speed-up |\n|---|---|---|---|")
+        print("| executor | 1 worker | 2 workers | speed-up | cores busy, 1 / 2 workers |\n|---|---|---|---|---|")
         for executor in ("local", "dask"):
             one, two = times[executor, 1], times[executor, 2]
-            print(f"| {executor} | {one:.1f} s | {two:.1f} s | **{one / two:.2f}x** |")
+            print(f"| {executor} | {one:.1f} s | {two:.1f} s | **{one / two:.2f}x** | "
+                  f"{busy[executor, 1]:.2f} / {busy[executor, 2]:.2f} |")
         for workers in (1, 2):
             extra = (times["dask", workers] - times["local", workers]) * workers / cells
             reread = (rereads["dask", workers] - rereads["local", workers]) / cells

@@ -20,6 +20,7 @@ from motordecode.recipes import RecipeFields
 
 BUILTIN = (
     "motordecode.decoders.gru",
+    "motordecode.decoders.delta",
     "motordecode.decoders.rsnn",
     "motordecode.decoders.neurobench",
     "motordecode.decoders.classical",

@@ -37,6 +37,8 @@ def register_activation(module_type: type) -> None:
 def _detach(value):
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
+    if hasattr(value, "_fields"):  # a NamedTuple state
+        return type(value)(*(_detach(v) for v in value))
     if isinstance(value, (tuple, list)):
         return type(value)(_detach(v) for v in value)
     return value

@@ -19,7 +19,8 @@ Recurrent cells, as NeuroBench counts them on binarised values ``b(v) = [v != 0]
 - Custom layers (the project's spiking layers) declare ``synaptic_inputs(module, inputs, output)``:
   the (weight, presynaptic rows) pairs of one call that are not already ``nn.Linear`` submodules
   called on their own (e.g. the recurrent weights applied to the previous step's spikes inside a
-  time loop). Each pair is counted like a Linear layer: spikes in -> ACs, other values -> MACs.
+  time loop). Each pair is counted like a Linear layer: spikes in -> ACs, other values -> MACs; a
+  pair (None, marks) counts one MAC per nonzero mark (elementwise products of real values, e.g. gates).
 
 Each counter returns totals over the recorded calls; divide by the number of steps for per-step values.
 """
@@ -94,8 +95,14 @@ def declared_ops(calls: LayerCalls, neurobench_gru_slip: bool = False) -> OpCoun
     total = OpCounts()
     for args, output in zip(calls.inputs, calls.outputs):
         for weight, rows in calls.module.synaptic_inputs(calls.module, args, output):
-            total = total + _matrix_ops(weight, rows)
+            total = total + (_elementwise_ops(rows) if weight is None else _matrix_ops(weight, rows))
     return total
+
+
+def _elementwise_ops(rows: torch.Tensor) -> OpCounts:
+    """One MAC per nonzero value of ``rows`` (rows, n): elementwise products of real values, such as
+    a gate's (``rows`` marks which products happen; its values are not operands)."""
+    return OpCounts(float(_b(rows).sum()), 0.0, float(rows.numel()))
 
 
 def conv_ops(calls: LayerCalls, neurobench_gru_slip: bool = False) -> OpCounts:

@@ -41,7 +41,7 @@ class StatefulState(NamedTuple):
     count: int                    # samples seen: the next sample is phase count mod s
 
 
-class _WindowReader(Decoder):
+class WindowReader(Decoder):
     """Features of a run of samples, continuing the carried window."""
 
     def __init__(self, model, n_channels: int, features: WindowFeatures):
@@ -75,7 +75,7 @@ class _WindowReader(Decoder):
         return state._replace(recent=recent)
 
 
-class WindowedGRU(_WindowReader):
+class WindowedGRU(WindowReader):
     mode = "windowed"
 
     def initial_state(self, batch: int = 1) -> WindowedState:
@@ -92,7 +92,7 @@ class WindowedGRU(_WindowReader):
         return self.model(features)[:, -1], WindowedState(recent)
 
 
-class StatefulGRU(_WindowReader):
+class StatefulGRU(WindowReader):
     mode = "stateful"
 
     def __init__(self, model, n_channels: int, features: WindowFeatures):

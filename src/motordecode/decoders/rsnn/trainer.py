@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from motordecode.data.splits import default_split
 from motordecode.decoders.rsnn.lif import fluctuation_driven_init
 from motordecode.errors import ConfigError
 from motordecode.metrics.r2 import r2_score

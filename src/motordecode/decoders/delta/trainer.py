@@ -1,0 +1,177 @@
+"""Training the delta GRU on the stream, with a checkpoint after every epoch.
+
+The training part is cut into ``batch_size`` parallel streams of equal length (each epoch from a
+random offset, so chunk borders move). Each stream starts from the zero state and runs in chunks
+of ``tbptt_ms``: the loss of a chunk is back-propagated through it (truncated BPTT), then the
+state (h, x^, h^, M) is carried, detached, into the next chunk, so training sees one state and
+one step per sample, as the decoder does when it streams.
+
+Loss: MSE on standardised labels + ``delta_penalty`` (mean |Dx| + mean |Dh|). The thresholds are
+in the loop: they rise linearly from 0 to (Theta_x, Theta_h) over ``anneal_epochs``, and only
+epochs at the full thresholds can be the best one (validation R2, the validation part streamed
+from a zero state). Stages: ``train`` (Adam, cosine schedule), then with a pruning rate
+``finetune`` (global L1 pruning of the best model; constant small rate on train + validation, the
+masks held), then quantisation.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import numpy as np
+import torch
+
+from motordecode.data.splits import contiguous_runs
+from motordecode.decoders.gru.inference import window_features
+from motordecode.errors import ConfigError
+from motordecode.metrics.r2 import r2_score
+from motordecode.recipes import samples_in
+from motordecode.training.epochs import EpochTrainer, TrainResult
+from motordecode.training.labels import LabelScale
+from motordecode.training.prune import apply_masks, global_l1_masks
+from motordecode.training.quantize import quantize_weights
+
+
+class DeltaTrainer(EpochTrainer):
+    def __init__(self, recipe, recording, split, *, seed: int = 0, run_dir: str | os.PathLike | None = None,
+                 progress: bool = True, threads: int | None = None, initial: dict | None = None):
+        super().__init__(recipe, seed, run_dir, progress, threads)
+        self.recording, self.initial = recording, initial
+        if len(split.train) == 0 or len(split.val) == 0:
+            raise ConfigError("training needs non-empty train and validation splits.")
+        features = window_features(recipe, recording.step_ms, n_sub=1)
+        self.inputs = torch.from_numpy(features(recording.spikes)[:, 0])        # (T, C), every sample
+        self.scale = (LabelScale.fit(recording.velocity, split.train) if recipe.standardize_labels
+                      else LabelScale.identity(recording.velocity.shape[1]))
+        self.labels = torch.from_numpy(self.scale.apply(recording.velocity))
+        self.chunk = samples_in(recipe.tbptt_ms, recording.step_ms)
+        self.train_runs = contiguous_runs(split.train)
+        self.finetune_runs = contiguous_runs(np.concatenate([split.train, split.val]))
+        self.val_runs = contiguous_runs(split.val)
+        if sum(b - a for a, b in self.train_runs) < recipe.batch_size:
+            raise ConfigError(f"{recording.name}: the train part is shorter than {recipe.batch_size} streams of one sample.")
+
+    def stage_sizes(self) -> dict:
+        """Training samples per epoch of each stage."""
+        return {"train": sum(b - a for a, b in self.train_runs), "finetune": sum(b - a for a, b in self.finetune_runs)}
+
+    # -- state ---------------------------------------------------------------------------------
+    def _fresh_state(self) -> dict:
+        from motordecode.decoders.delta import FAMILY
+
+        torch.manual_seed(self.seed)
+        model = FAMILY.build(self.recipe, self.recording.n_channels, self.recording.velocity.shape[1],
+                             self.recording.step_ms)
+        if self.initial is not None:
+            try:
+                model.load_state_dict(self.initial)
+            except RuntimeError as exc:
+                raise ConfigError(f"the pre-trained network does not fit {self.recipe.name} on "
+                                  f"{self.recording.n_channels} channels: {str(exc).splitlines()[-1].strip()}") from None
+        state = {"stage": "train", "epoch": 0, "model": model, "best_val": -np.inf, "best": None, "history": [],
+                 "masks": None, "np_rng": np.random.default_rng(self.seed)}
+        state["optimizer"], state["scheduler"] = self._optimizer(state)
+        return state
+
+    def _epochs(self, stage: str) -> int:
+        return self.recipe.epochs if stage == "train" else self.recipe.finetune_epochs
+
+    def _optimizer(self, state):
+        train = state["stage"] == "train"
+        lr = self.recipe.lr if train else self.recipe.finetune_lr
+        opt = torch.optim.Adam(state["model"].parameters(), lr=lr, weight_decay=self.recipe.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.recipe.epochs) if train else None
+        return opt, sched
+
+    def _threshold_share(self, state) -> float:
+        """The fraction of the target thresholds this epoch trains with."""
+        if state["stage"] != "train" or self.recipe.anneal_epochs == 0:
+            return 1.0
+        return min(1.0, (state["epoch"] + 1) / self.recipe.anneal_epochs)
+
+    # -- loop ----------------------------------------------------------------------------------
+    def _streams(self, runs, rng) -> tuple[np.ndarray, int]:
+        """Start indices (B,) and the common length of the epoch's parallel streams."""
+        offset = int(rng.integers(0, self.chunk))
+        total = sum(max(0, b - a - offset) for a, b in runs)
+        length = max(1, total // self.recipe.batch_size)
+        starts = [s for a, b in runs for s in range(a + offset, b - length + 1, length)]
+        return np.asarray(starts[:self.recipe.batch_size]), length
+
+    def _epoch(self, state) -> None:
+        import time
+
+        stage, model, opt, r = state["stage"], state["model"], state["optimizer"], self.recipe
+        share = self._threshold_share(state)
+        model.set_thresholds(share * r.theta_x, share * r.theta_h)
+        model.train()
+        starts, length = self._streams(self.train_runs if stage == "train" else self.finetune_runs, state["np_rng"])
+        n_chunks = -(-length // self.chunk)
+        bar = self._progress_bar(n_chunks, f"{stage} {state['epoch'] + 1}/{self._epochs(stage)}")
+        started, carried, loss_sum, seen = time.perf_counter(), None, 0.0, 0
+        for begin in range(0, length, self.chunk):
+            index = torch.from_numpy(starts[:, None] + np.arange(begin, min(begin + self.chunk, length))[None])
+            pred, carried, dx, dh = model(self.inputs[index], carried)
+            loss = torch.mean((pred - self.labels[index]) ** 2)
+            if r.delta_penalty > 0:
+                loss = loss + r.delta_penalty * (dx.abs().mean() + dh.abs().mean())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), r.clip_norm)
+            opt.step()
+            if state["masks"] is not None:
+                apply_masks(model.pruned_weights(), state["masks"])
+            carried = type(carried)(*(t.detach() for t in carried))
+            loss_sum += float(loss.detach()) * index.numel()
+            seen += index.numel()
+            if bar is not None:
+                bar.update(1)
+        if state["scheduler"] is not None:
+            state["scheduler"].step()
+        val = self.validation_r2(model)
+        full = share >= 1.0
+        self._end_epoch(state, loss_sum, seen, val, bar, keep_best=stage == "train" and full,
+                        snapshot=lambda: copy.deepcopy(model.state_dict()), seconds=time.perf_counter() - started,
+                        threshold_share=share)
+
+    def validation_r2(self, model) -> float:
+        """R2 of the validation part streamed from a zero state (each contiguous run), eval mode."""
+        was_training = model.training
+        model.eval()
+        preds, labels = [], []
+        with torch.no_grad():
+            for a, b in self.val_runs:
+                preds.append(model(self.inputs[a:b][None])[0][0])
+                labels.append(self.labels[a:b])
+        model.train(was_training)
+        return float(r2_score(torch.cat(preds).numpy(), torch.cat(labels).numpy()))
+
+    def _next_stage(self, state) -> None:
+        """After ``train``: prune the best model and fine-tune when asked; else done."""
+        if state["stage"] != "train" or self.recipe.prune_rate == 0 or self.recipe.finetune_epochs == 0:
+            state["stage"] = "done"
+            return
+        self._restore_best(state)
+        state["masks"] = global_l1_masks(state["model"].pruned_weights(), self.recipe.prune_rate)
+        apply_masks(state["model"].pruned_weights(), state["masks"])
+        state["stage"], state["epoch"] = "finetune", 0
+        state["optimizer"], state["scheduler"] = self._optimizer(state)
+
+    @staticmethod
+    def _restore_best(state) -> None:
+        if state["best"] is not None:
+            state["model"].load_state_dict(state["best"])
+
+    def _finish(self, state) -> TrainResult:
+        model, r = state["model"], self.recipe
+        if state["stage"] == "done" and state["masks"] is None:  # no fine-tuning: the best epoch is the result
+            self._restore_best(state)
+            if r.prune_rate > 0:
+                apply_masks(model.pruned_weights(), global_l1_masks(model.pruned_weights(), r.prune_rate))
+        model.set_thresholds(r.theta_x, r.theta_h)
+        model.eval()
+        if r.standardize_labels:
+            model.set_output_scale(self.scale.scale, self.scale.shift)
+        bits = quantize_weights(model.pruned_weights(), r.quant_bits, r.quant_frac_bits) if r.quant_bits else {}
+        return TrainResult(model=model, val_r2=float(state["best_val"]), history=state["history"], deployed_bits=bits)
