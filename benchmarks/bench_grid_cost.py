@@ -9,15 +9,17 @@ training stage cut to ``--epochs`` epochs. A cell with the recipe's published sc
 where T_outside is the cell's time outside its epochs (loading, initialisation, pruning decisions,
 test evaluation) as measured. tinyRSNN's pruning is counted as 3 candidates of ``prune_epochs``
 (0.40 accepted, 0.50 rejected, 0.45: the published models stopped at 0.42-0.50; at most 5). The
-RSNN pre-training is timed the same way on three sessions' worth of windows (the generated session
-under three names) and counted once per (monkey, seed), as `reproduce` schedules it.
+RSNN pre-training is timed the same way on ``--pretrain-copies`` sessions' worth of windows (the
+generated session repeated) and its epochs scaled to the monkey's three sessions (an epoch's cost
+is proportional to its windows: the same batches through the same network); it is counted once
+per (monkey, seed), as `reproduce` schedules it.
 
 Printed: per recipe, the measured epoch times and the projected cell time per monkey; the CPU-hours
 of the grid (11 recipes x 6 sessions x 5 seeds + pre-trainings); its wall time on these cores and
 on a 64-core cluster (tasks packed on the cores, never shorter than the longest
 pre-training + fine-tuning chain), beside the references' GPU-hours.
 
-    python benchmarks/bench_grid_cost.py [--epochs 1] [--duration 2400] [--recipes all] [--workers 2]
+    python benchmarks/bench_grid_cost.py [--epochs 1] [--duration 2400] [--recipes all] [--workers 2] [--pretrain-copies 1]
 """
 
 from __future__ import annotations
@@ -70,11 +72,14 @@ def full_epochs(recipe) -> dict:
 
 
 def projected(history: list, outside_s: float, stages: dict) -> tuple[float, dict]:
-    last = {}
+    """(projected seconds, last epoch's seconds per stage): the stages of ``stages`` at their
+    published epochs, any other recorded stage (a closed-form fit) as measured, once."""
+    last, once = {}, 0.0
     for h in history:
         if "seconds" in h:
             last[h["stage"]] = h["seconds"]
-    return outside_s + sum(n * last.get(stage, 0.0) for stage, n in stages.items()), last
+            once += 0.0 if h["stage"] in stages else h["seconds"]
+    return outside_s + once + sum(n * last.get(stage, 0.0) for stage, n in stages.items()), last
 
 
 def measure(job: dict) -> dict:
@@ -91,12 +96,12 @@ def measure(job: dict) -> dict:
     out = Path(job["out"])
     started = time.perf_counter()
     if job["kind"] == "pretrain":
-        files = [job["data"]] * 3  # three sessions' worth of windows
-        path = pretrain_run(cut, files, seed=0, out=out, threads=1)
+        copies = job["copies"]
+        path = pretrain_run(cut, [job["data"]] * copies, seed=0, out=out, threads=1)
         blob = torch.load(path, weights_only=True)
         total = time.perf_counter() - started
         spent = sum(h.get("seconds", 0.0) for h in blob["history"])
-        seconds, last = projected(blob["history"], total - spent, {"pretrain": recipe.pretrain_epochs})
+        seconds, last = projected(blob["history"], total - spent, {"pretrain": recipe.pretrain_epochs * 3 / copies})
         return {**job, "measured_s": total, "last_epoch_s": last, "projected_s": seconds}
     row = train_run(cut, job["data"], seed=0, out=out, progress=False, threads=1, pretrain=(), pretrained=job.get("pretrained"))
     total = time.perf_counter() - started
@@ -118,6 +123,8 @@ def main() -> None:
     parser.add_argument("--recipes", default="all")
     parser.add_argument("--monkeys", default="indy,loco")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--pretrain-copies", type=int, default=1,
+                        help="sessions' worth of windows the pre-training is timed on (its epochs scaled to 3)")
     args = parser.parse_args()
     names = recipe_names() if args.recipes == "all" else args.recipes.split(",")
     monkeys = args.monkeys.split(",")
@@ -129,7 +136,7 @@ def main() -> None:
         for m in monkeys:
             if pretrains:
                 jobs.append({"kind": "pretrain", "recipe": name, "monkey": m, "data": data[m], "epochs": args.epochs,
-                             "out": str(root / f"pre-{name}-{m}")})
+                             "copies": args.pretrain_copies, "out": str(root / f"pre-{name}-{m}")})
             jobs.append({"kind": "cell", "recipe": name, "monkey": m, "data": data[m], "epochs": args.epochs,
                          "out": str(root / f"{name}-{m}"),
                          "pretrained": str(root / f"pre-{name}-{m}") if pretrains else None})
@@ -147,9 +154,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     cell_s, pre_s = {}, {}
     for r in sorted(results, key=lambda r: (r["recipe"], r["monkey"], r["kind"] != "pretrain")):
-        epochs = r.get("stages") or {"pretrain": get_recipe(r["recipe"]).pretrain_epochs}
+        epochs = r["stages"] if r["kind"] == "cell" else {"pretrain": get_recipe(r["recipe"]).pretrain_epochs}
         (pre_s if r["kind"] == "pretrain" else cell_s)[r["recipe"], r["monkey"]] = r["projected_s"]
-        print(f"| `{r['recipe']}` | {r['monkey']} | {'pre-training (3 sessions)' if r['kind'] == 'pretrain' else 'cell'} "
+        print(f"| `{r['recipe']}` | {r['monkey']} | {'pre-training (per 3 sessions)' if r['kind'] == 'pretrain' else 'cell'} "
               f"| {r['measured_s']:.0f} | " + (", ".join(f"{k} {v:.1f}" for k, v in r["last_epoch_s"].items()) or "closed form")
               + " | " + (", ".join(f"{k} {v}" for k, v in epochs.items()) or "-") + f" | {r['projected_s'] / 60:.1f} |")
     per_recipe = {}
@@ -162,7 +169,7 @@ def main() -> None:
     print("\n| recipe | CPU-hours for 6 sessions x 5 seeds | reference GPU-hours (5 seeds) |\n|---|---|---|")
     for name, hours in per_recipe.items():
         ref = REFERENCE_GPU_HOURS.get(name)
-        print(f"| `{name}` | {hours:.1f} | " + (f"{SEEDS * ref:.0f} (RTX A4000)" if ref else "-") + " |")
+        print(f"| `{name}` | {hours:.2f} | " + (f"{SEEDS * ref:.0f} (RTX A4000)" if ref else "-") + " |")
     print(f"\nwhole grid ({len(names)} recipes x 6 sessions x {SEEDS} seeds): {total_h:.1f} CPU-hours; "
           f"wall time on {os.cpu_count()} cores >= {total_h / (os.cpu_count() or 1):.1f} h, on 64 cores "
           f">= {max(total_h / 64, chain_h):.1f} h (longest chain {chain_h:.1f} h)")

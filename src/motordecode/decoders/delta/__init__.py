@@ -17,7 +17,7 @@ class DeltaFamily(Family):
         from motordecode.decoders.delta.model import DeltaConfig, DeltaGRUNet
 
         return DeltaGRUNet(DeltaConfig(n_channels=n_channels, hidden=recipe.hidden, n_outputs=n_outputs,
-                                       theta_x=recipe.theta_x, theta_h=recipe.theta_h))
+                                       theta_x=recipe.theta_x, theta_u=recipe.theta_u, theta_h=recipe.theta_h))
 
     def decoder(self, model, recipe, step_ms, mode=None):
         from motordecode.decoders.delta.inference import make_decoder
@@ -33,7 +33,7 @@ class DeltaFamily(Family):
     def describe(self, recipe, step_ms):
         return {"window": {"n_sub": 1, "sub_width_samples": recipe.sub_width(step_ms), "step_ms": step_ms,
                            "window_ms": recipe.sub_width(step_ms) * step_ms},
-                "delta": {"theta_x": recipe.theta_x, "theta_h": recipe.theta_h}}
+                "delta": {"theta_x": recipe.theta_x, "theta_u": recipe.theta_u, "theta_h": recipe.theta_h}}
 
 
 FAMILY = DeltaFamily()

@@ -16,16 +16,17 @@ from motordecode.recipes import RecipeFields, check, samples_in
 class DeltaRecipe(RecipeFields):
     name: str
     model: str = "deltagru"
-    hidden: int = 64
+    hidden: int = 32                # the input layer's width and the GRU's state
     # features
     window_ms: float = 80.0         # the sub-window summed at every step
     transform: str = "log_softplus"
     bin_ms: float = 4.0             # sample width when reading a session .mat
-    # delta thresholds (on the transformed input and on the state)
+    # delta thresholds: on the transformed counts, on the GRU's input u and on its state h
     theta_x: float = 0.1
+    theta_u: float = 0.1
     theta_h: float = 0.1
     anneal_epochs: int = 5          # thresholds rise linearly from 0 over these training epochs
-    delta_penalty: float = 0.0      # weight of mean |Dx| + mean |Dh| in the loss
+    delta_penalty: float = 0.0      # weight of mean |Dx| + mean |Du| + mean |Dh| in the loss
     # training on the stream
     epochs: int = 40
     batch_size: int = 32            # parallel streams cut from the training part
@@ -49,7 +50,7 @@ class DeltaRecipe(RecipeFields):
             (self.hidden >= 1, "hidden must be >= 1"),
             (self.window_ms > 0 and self.bin_ms > 0 and self.tbptt_ms > 0, "window_ms, bin_ms and tbptt_ms must be > 0"),
             (self.transform in ("log_softplus", "none"), f"transform must be log_softplus or none, got {self.transform!r}"),
-            (self.theta_x >= 0 and self.theta_h >= 0, "theta_x and theta_h must be >= 0"),
+            (min(self.theta_x, self.theta_u, self.theta_h) >= 0, "theta_x, theta_u and theta_h must be >= 0"),
             (self.anneal_epochs >= 0 and self.delta_penalty >= 0, "anneal_epochs and delta_penalty must be >= 0"),
             (self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be >= 1"),
             (self.lr > 0 and self.finetune_lr > 0 and self.weight_decay >= 0 and self.clip_norm > 0,

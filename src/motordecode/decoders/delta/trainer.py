@@ -6,8 +6,8 @@ of ``tbptt_ms``: the loss of a chunk is back-propagated through it (truncated BP
 state (h, x^, h^, M) is carried, detached, into the next chunk, so training sees one state and
 one step per sample, as the decoder does when it streams.
 
-Loss: MSE on standardised labels + ``delta_penalty`` (mean |Dx| + mean |Dh|). The thresholds are
-in the loop: they rise linearly from 0 to (Theta_x, Theta_h) over ``anneal_epochs``, and only
+Loss: MSE on standardised labels + ``delta_penalty`` (mean |Dx| + mean |Du| + mean |Dh|). The thresholds are
+in the loop: they rise linearly from 0 to (Theta_x, Theta_u, Theta_h) over ``anneal_epochs``, and only
 epochs at the full thresholds can be the best one (validation R2, the validation part streamed
 from a zero state). Stages: ``train`` (Adam, cosine schedule), then with a pruning rate
 ``finetune`` (global L1 pruning of the best model; constant small rate on train + validation, the
@@ -104,7 +104,7 @@ class DeltaTrainer(EpochTrainer):
 
         stage, model, opt, r = state["stage"], state["model"], state["optimizer"], self.recipe
         share = self._threshold_share(state)
-        model.set_thresholds(share * r.theta_x, share * r.theta_h)
+        model.set_thresholds(share * r.theta_x, share * r.theta_u, share * r.theta_h)
         model.train()
         starts, length = self._streams(self.train_runs if stage == "train" else self.finetune_runs, state["np_rng"])
         n_chunks = -(-length // self.chunk)
@@ -112,17 +112,18 @@ class DeltaTrainer(EpochTrainer):
         started, carried, loss_sum, seen = time.perf_counter(), None, 0.0, 0
         for begin in range(0, length, self.chunk):
             index = torch.from_numpy(starts[:, None] + np.arange(begin, min(begin + self.chunk, length))[None])
-            pred, carried, dx, dh = model(self.inputs[index], carried)
+            pred, carried, deltas = model(self.inputs[index], carried)
             loss = torch.mean((pred - self.labels[index]) ** 2)
             if r.delta_penalty > 0:
-                loss = loss + r.delta_penalty * (dx.abs().mean() + dh.abs().mean())
+                loss = loss + r.delta_penalty * sum(d.abs().mean() for d in deltas)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), r.clip_norm)
             opt.step()
             if state["masks"] is not None:
                 apply_masks(model.pruned_weights(), state["masks"])
-            carried = type(carried)(*(t.detach() for t in carried))
+            carried = carried._replace(x_ref=carried.x_ref.detach(),
+                                       cell=type(carried.cell)(*(t.detach() for t in carried.cell)))
             loss_sum += float(loss.detach()) * index.numel()
             seen += index.numel()
             if bar is not None:
@@ -169,7 +170,7 @@ class DeltaTrainer(EpochTrainer):
             self._restore_best(state)
             if r.prune_rate > 0:
                 apply_masks(model.pruned_weights(), global_l1_masks(model.pruned_weights(), r.prune_rate))
-        model.set_thresholds(r.theta_x, r.theta_h)
+        model.set_thresholds(r.theta_x, r.theta_u, r.theta_h)
         model.eval()
         if r.standardize_labels:
             model.set_output_scale(self.scale.scale, self.scale.shift)
