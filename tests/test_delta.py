@@ -83,38 +83,46 @@ def _decoder(n_channels=12, hidden=6, seed=0, **recipe):
     recipe = override(get_recipe("deltagru"), {"hidden": hidden, "bin_ms": 4.0, **recipe})
     torch.manual_seed(seed)
     model = FAMILY.build(recipe, n_channels, 2, 4.0)
-    with torch.no_grad():  # a pruned matrix, so the count must read the weight masks
+    with torch.no_grad():  # pruned matrices, so the count must read the weight masks
+        model.fc_in.weight[:, ::4] = 0.0
         model.cell.weight_ih[:, ::3] = 0.0
     return FAMILY.decoder(model, recipe, 4.0), recipe
 
 
 def test_streaming_step_by_step_equals_the_batch_sequence():
-    decoder, _ = _decoder(theta_x=0.3, theta_h=0.05)
+    decoder, _ = _decoder(theta_x=0.3, theta_u=0.1, theta_h=0.05)
     spikes = np.random.default_rng(1).poisson(0.3, (300, 12)).astype(np.float32)
     history = np.random.default_rng(2).poisson(0.3, (50, 12)).astype(np.float32)
     stream = Stream(decoder)
     stream.reset(history=history)
     pushed = np.stack([stream.push(s) for s in spikes])
     stream.reset(history=history)
-    np.testing.assert_allclose(pushed, stream(spikes), rtol=1e-5, atol=1e-6)
+    whole = stream(spikes)
+    np.testing.assert_allclose(pushed, whole, rtol=1e-5, atol=1e-6)
     stream.reset(history=history)
     halves = np.concatenate([stream(spikes[:137]), stream(spikes[137:])])
-    stream.reset(history=history)
-    np.testing.assert_allclose(halves, stream(spikes), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(halves, whole, rtol=1e-5, atol=1e-6)
 
 
 def test_operation_count_equals_a_brute_force_count_on_the_actual_deltas():
-    decoder, recipe = _decoder(theta_x=0.3, theta_h=0.05)
+    decoder, recipe = _decoder(theta_x=0.3, theta_u=0.1, theta_h=0.05)
     spikes = np.random.default_rng(3).poisson(0.3, (400, 12)).astype(np.float32)
     row, _ = evaluate_decoder(decoder, [(None, spikes)], np.random.default_rng(4).normal(size=(400, 2)))
-    features = decoder.features(spikes)[:, 0].astype(np.float64)  # what the cell reads at each step
-    cell = decoder.model.cell
-    h, macs = _brute_force(cell.double(), features)
-    w_out = decoder.model.fc_out.weight.detach().numpy()
-    macs += sum(np.count_nonzero(w_out[:, j]) for t in range(len(h)) for j in np.flatnonzero(h[t]))
+    model = decoder.model.double()
+    x = decoder.features(spikes)[:, 0].astype(np.float64)  # what the input layer reads at each step
+    w_u, b_u = model.fc_in.weight.detach().numpy(), model.fc_in.bias.detach().numpy()
+    x_ref, macs, u = np.zeros(12), 0.0, []
+    for x_t in x:  # the input layer's deltas, written out
+        dx = np.where(np.abs(x_t - x_ref) > recipe.theta_x, x_t - x_ref, 0.0)
+        x_ref = x_ref + dx
+        macs += sum(np.count_nonzero(w_u[:, j]) for j in np.flatnonzero(dx))
+        u.append(w_u @ x_ref + b_u)
+    h, cell_macs = _brute_force(model.cell, np.array(u))
+    w_out = model.fc_out.weight.detach().numpy()
+    macs += cell_macs + sum(np.count_nonzero(w_out[:, j]) for t in range(len(h)) for j in np.flatnonzero(h[t]))
     assert row["effective_macs"] == pytest.approx(macs / 400, rel=1e-9)
-    dense = 3 * 6 * (12 + 6) + 3 * 6 + 2 * 6
-    assert row["dense_ops"] == dense and row["effective_macs"] < dense and row["effective_acs"] == 0
+    dense = 12 * 6 + 3 * 6 * (6 + 6) + 3 * 6 + 2 * 6
+    assert row["dense_ops"] == dense and row["effective_macs"] < 0.8 * dense and row["effective_acs"] == 0
 
 
 def test_training_on_the_stream_prunes_quantises_and_reports_its_counts(tmp_path, indy_file):
@@ -124,10 +132,13 @@ def test_training_on_the_stream_prunes_quantises_and_reports_its_counts(tmp_path
     assert [h["stage"] for h in history] == ["train"] * 3 + ["finetune"]
     assert [h["threshold_share"] for h in history[:3]] == [0.5, 1.0, 1.0]
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["state_dict"]
-    weights = torch.cat([state[k].reshape(-1) for k in ("cell.weight_ih", "cell.weight_hh", "fc_out.weight")])
+    weights = torch.cat([state[k].reshape(-1) for k in ("fc_in.weight", "cell.weight_ih", "cell.weight_hh",
+                                                        "fc_out.weight")])
     assert int((weights == 0).sum()) >= int(0.5 * weights.numel())
     assert torch.equal(weights * 128, torch.round(weights * 128))  # on the Q1.7 grid
-    assert float(state["cell.theta_x"]) == pytest.approx(recipe.theta_x) and np.isfinite(row["r2"])
+    thresholds = (state["fc_in.theta"], state["cell.theta_x"], state["cell.theta_h"])
+    assert [float(t) for t in thresholds] == pytest.approx([recipe.theta_x, recipe.theta_u, recipe.theta_h])
+    assert np.isfinite(row["r2"])
     assert 0 < row["effective_macs"] < row["dense_ops"] and row["mode"] == "stream"
 
 
@@ -142,3 +153,19 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, indy_file):
     for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
     assert [h["val_r2"] for h in whole.history] == [h["val_r2"] for h in resumed.history]
+
+
+def test_delta_sweep_draws_thresholds_beside_aegru_pruned(tmp_path, indy_file, capsys):
+    from motordecode.cli import main
+
+    out = tmp_path / "sweep"
+    argv = ["sweep", "delta", "--data", str(indy_file), "--out", str(out), "--thetas", "0,0.3", "--workers", "2",
+            "--set", "epochs=1", "--set", "finetune_epochs=1", "--set", "hidden=8", "--set", "tbptt_ms=400"]
+    assert main(argv) == 0
+    rows = json.loads((out / "sweep.json").read_text())["rows"]
+    assert [r["point"] for r in rows] == ["theta0-prune0.5", "theta0.3-prune0.5", "aegru-pruned"]
+    assert rows[2]["recipe"] == "aegru-pruned" and "stateful_r2" in rows[2] and "stateful_r2" not in rows[0]
+    assert rows[1]["effective_macs"] < rows[0]["effective_macs"]  # higher thresholds, fewer products
+    assert (out / "sweep.png").stat().st_size > 1000 and "aegru-pruned" in (out / "sweep.md").read_text()
+    assert main(["sweep", "nk", "--data", str(indy_file), "--thetas", "0.1"]) == 2
+    assert "belongs to the delta sweep" in capsys.readouterr().err

@@ -93,7 +93,10 @@ def test_pretraining_inputs_are_checked(tmp_path, indy_file, loco_file):
     with pytest.raises(ConfigError, match="channels"):
         train_run(recipe, indy_file, out=tmp_path / "a", progress=False, pretrain=[loco_file])
     with pytest.raises(ConfigError, match="no pre-training stage"):
-        train_run(get_recipe("aegru"), indy_file, out=tmp_path / "b", progress=False, pretrain=[indy_file])
+        train_run(get_recipe("wiener"), indy_file, out=tmp_path / "b", progress=False, pretrain=[indy_file])
+    with pytest.raises(ConfigError, match="pretrain_epochs=N"):
+        train_run(get_recipe("aegru"), indy_file, out=tmp_path / "c", progress=False, pretrain=[indy_file])
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
 
 
 def test_pretraining_survives_a_validation_r2_that_is_never_finite(tmp_path, indy_file, second_indy, monkeypatch):
@@ -132,7 +135,7 @@ def test_one_pretraining_starts_every_fine_tuning(tmp_path, indy_file, second_in
     with pytest.raises(ConfigError, match="was pre-trained on"):
         train_run(recipe, indy_file, out=tmp_path / "other", progress=False, pretrain=[second_indy], pretrained=path)
     with pytest.raises(ConfigError, match="no pre-training stage"):
-        train_run(get_recipe("aegru"), indy_file, out=tmp_path / "gru", progress=False, pretrained=path)
+        train_run(get_recipe("kalman"), indy_file, out=tmp_path / "kalman", progress=False, pretrained=path)
 
 
 def test_the_session_itself_is_read_once_when_it_is_also_pre_trained_on(tmp_path, indy_file, second_indy,

@@ -151,6 +151,6 @@ def test_nk_sweep_points_and_errors(indy_file, tmp_path, capsys):
     assert main(["sweep", "nk", "--data", str(indy_file), "--grid", "100by5"]) == 2
     assert "NxK" in capsys.readouterr().err
     assert main(["sweep", "nk", "--data", str(indy_file), "--rates", "0.5"]) == 2
-    assert "belongs to the prune sweep" in capsys.readouterr().err
+    assert "belongs to the prune and delta sweeps" in capsys.readouterr().err
     assert main(["sweep", "prune", "--data", str(indy_file), "--seeds", "0,1.5"]) == 2
     assert "--seeds expects comma-separated integers" in capsys.readouterr().err

@@ -139,17 +139,24 @@ def cmd_import_checkpoint(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from motordecode.sweep import nk_points, parse_grid, parse_list, prune_points, run_sweep, sweep_table
+    from motordecode.sweep import (DEFAULT_THETAS, delta_points, nk_points, parse_grid, parse_list, prune_points,
+                                   run_sweep, sweep_table)
 
     points = None
     if args.grid:
         if args.kind != "nk":
             raise ConfigError("--grid belongs to the nk sweep.")
         points = nk_points(parse_grid(args.grid))
+    if args.thetas and args.kind != "delta":
+        raise ConfigError("--thetas belongs to the delta sweep.")
     if args.rates:
-        if args.kind != "prune":
-            raise ConfigError("--rates belongs to the prune sweep.")
-        points = prune_points(parse_list(args.rates, "--rates"))
+        if args.kind not in ("prune", "delta"):
+            raise ConfigError("--rates belongs to the prune and delta sweeps.")
+        if args.kind == "prune":
+            points = prune_points(parse_list(args.rates, "--rates"))
+    if args.kind == "delta" and (args.thetas or args.rates):
+        thetas = parse_list(args.thetas, "--thetas") if args.thetas else DEFAULT_THETAS
+        points = delta_points(thetas, parse_list(args.rates, "--rates") if args.rates else (0.5,))
     seeds = parse_list(args.seeds, "--seeds", int)
     out = args.out or f"runs/sweep-{args.kind}-{Path(args.data).stem}"
     rows = run_sweep(args.kind, args.data, out, seeds=seeds, workers=args.workers, points=points,
@@ -310,14 +317,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_evaluate)
 
-    p = commands.add_parser("sweep", help="the AEGRU paper's (N, k) grid or pruning-rate sweep, in parallel")
-    p.add_argument("kind", choices=("nk", "prune"), help="nk: Fig. 3 grid; prune: Fig. 4 rates 0-0.9")
+    p = commands.add_parser("sweep", help="the AEGRU paper's (N, k) grid or pruning-rate sweep, or the delta "
+                                          "GRU's thresholds, in parallel")
+    p.add_argument("kind", choices=("nk", "prune", "delta"),
+                   help="nk: Fig. 3 grid; prune: Fig. 4 rates 0-0.9; delta: deltagru thresholds beside aegru-pruned")
     p.add_argument("--data", required=True, help="session .mat (v7.3) or binned recording")
     p.add_argument("--out", default=None, help="sweep directory (default: runs/sweep-KIND-DATA)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default: %(default)s)")
     p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel runs (default: cores)")
     p.add_argument("--grid", default=None, help="nk points as NxK, e.g. 100x5,200x10 (N samples of 4 ms)")
     p.add_argument("--rates", default=None, help="pruning rates, e.g. 0,0.5,0.9")
+    p.add_argument("--thetas", default=None, help="delta: thresholds (theta_x = theta_u = theta_h), e.g. 0,0.1,0.2")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field for every run")
     p.set_defaults(func=cmd_sweep)
 

@@ -88,7 +88,7 @@ def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.P
     RUN_DIR/pretrain unless ``pretrained`` (a pretrained.pt of :mod:`motordecode.pretraining`, or
     its directory) is given; ``heldout``: NWB held-out units used as inputs ("include") or left out
     ("exclude")."""
-    from motordecode.pretraining import PRETRAINED_FILE, pretrain_run, read_pretrained
+    from motordecode.pretraining import PRETRAINED_FILE, check_compatible, pretrain_run, read_pretrained
 
     started = time.perf_counter()
     family = family_of(recipe)
@@ -103,15 +103,20 @@ def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.P
     config["heldout"] = heldout
     own = pretrained is None and bool(files)  # pre-trained by this run, into RUN_DIR/pretrain
     blob = None if pretrained is None else read_pretrained(pretrained, files)  # checked before RUN_DIR exists
+    loaded = {}
+    if own:  # read and checked before RUN_DIR exists; the session itself is not read twice
+        target = Path(data).resolve()
+        loaded = {f: recording if f == target else load_for_recipe(f, recipe, heldout) for f in map(Path, files)}
+        check_compatible([recording, *loaded.values()])
     if pretrained is not None or own:
         given = None if own else Path(pretrained).resolve()
         config["pretrained"] = str(Path(out).resolve() / "pretrain" / PRETRAINED_FILE if own else
                                    given / PRETRAINED_FILE if given.is_dir() else given)
     run_dir = start_run(out, config, resume)
     options, pretraining = {}, None
-    if own:  # the session itself is not read again when it is also pre-trained on
+    if own:
         pretrain_run(recipe, files, seed=seed, out=run_dir / "pretrain", progress=progress, threads=threads,
-                     heldout=heldout, loaded={Path(data).resolve(): recording})
+                     heldout=heldout, loaded=loaded)
         blob = read_pretrained(config["pretrained"], files)
     if blob is not None:
         options["initial"] = blob["state_dict"]

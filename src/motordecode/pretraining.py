@@ -7,6 +7,11 @@ starting point of every fine-tuning on them (the RSNN repository's schedule).
 
 ``motordecode train`` pre-trains into RUN_DIR/pretrain; ``motordecode reproduce`` pre-trains once
 per (recipe, monkey, seed) under OUT/pretrain and gives the file to that monkey's cells.
+
+A family trains its pre-trained network with its own trainer on :func:`pooled` recordings (the
+RSNN has a pre-trainer of its own): ``pretrain_epochs`` epochs, no pruning or quantisation, and
+the network is kept before its label scale is folded in, so a fine-tuning starts from it as from
+its own initialisation.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from motordecode.decoders.registry import family_of
@@ -75,3 +81,56 @@ def read_pretrained(path: str | os.PathLike, files: list) -> dict:
         raise ConfigError(f"{path} was pre-trained on {', '.join(Path(f).name for f in saved)}, not on "
                           f"{', '.join(Path(f).name for f in wanted)}.")
     return blob
+
+
+GAP_S = 5.0
+
+
+def check_compatible(recordings: list):
+    """The first recording, once every one has its channels, bin width and velocity axes."""
+    if not recordings:
+        raise ConfigError("pre-training needs at least one recording.")
+    first = recordings[0]
+    for other in recordings[1:]:
+        if (other.n_channels, other.step_s, other.velocity.shape[1]) != \
+                (first.n_channels, first.step_s, first.velocity.shape[1]):
+            raise ConfigError(f"pre-training recording {other.name} has {other.n_channels} channels at "
+                              f"{other.step_ms:g} ms; {first.name} has {first.n_channels} at {first.step_ms:g} ms.")
+    return first
+
+
+def pooled(recordings: list, gap_s: float = GAP_S):
+    """(one recording, its split): the recordings one after another, ``gap_s`` of zero samples
+    between them (in no part), so no input window reaches into another session: it sees zeros, as
+    at a session's start. The train and validation parts are each recording's own (its default
+    split); there is no test part."""
+    from motordecode.data.recording import Recording
+    from motordecode.data.splits import Split, default_split
+
+    first = check_compatible(recordings)
+    gap = int(round(gap_s / first.step_s))
+    spikes, velocity, train, val, offset = [], [], [], [], 0
+    for recording in recordings:
+        split = default_split(recording)
+        spikes += [recording.spikes, np.zeros((gap, first.n_channels), recording.spikes.dtype)]
+        velocity += [recording.velocity, np.zeros((gap, first.velocity.shape[1]), recording.velocity.dtype)]
+        train.append(split.train + offset)
+        val.append(split.val + offset)
+        offset += recording.n_samples + gap
+    spikes, velocity = np.concatenate(spikes), np.concatenate(velocity)
+    name = "+".join(r.name for r in recordings)
+    joined = Recording(spikes=spikes, velocity=velocity, bin_width_s=first.bin_width_s, step_s=first.step_s,
+                       t=np.arange(len(spikes)) * first.step_s, name=name, monkey=first.monkey)
+    empty = np.zeros(0, dtype=np.int64)
+    return joined, Split(np.concatenate(train).astype(np.int64), np.concatenate(val).astype(np.int64), empty)
+
+
+def pretraining_recipe(recipe):
+    """The recipe a family's own trainer pre-trains with: ``pretrain_epochs`` epochs, no pruning."""
+    from dataclasses import fields
+
+    from motordecode.recipes import override
+
+    names = {f.name for f in fields(recipe)}
+    return override(recipe, {"epochs": recipe.pretrain_epochs, "pretrain_epochs": 0,
+                             **({"prune_rate": 0.0} if "prune_rate" in names else {})})

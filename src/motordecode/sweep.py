@@ -3,7 +3,9 @@
 Built-in sweeps of the AEGRU paper on one session:
 
 - ``nk``: the (N, k) grid of Fig. 3: windows of N samples of 4 ms summed in k sub-windows;
-- ``prune``: the target pruning rate of Fig. 4, from 0 to 0.9 (prune, fine-tune; no quantisation).
+- ``prune``: the target pruning rate of Fig. 4, from 0 to 0.9 (prune, fine-tune; no quantisation);
+- ``delta``: the delta GRU's thresholds (Theta_x = Theta_u = Theta_h) and pruning rate, drawn next
+  to ``aegru-pruned`` (windowed and stateful) trained on the same session and seeds.
 
 Every point is an ordinary run directory under OUT (``OUT/<point>-seed<s>``); a point whose
 metrics.json exists is read, not retrained, and an interrupted one is resumed, so an interrupted
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+from dataclasses import fields
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -37,7 +40,16 @@ def prune_points(rates=DEFAULT_RATES) -> list[tuple[str, dict]]:
     return [(f"prune{r:g}", {"prune_rate": float(r)}) for r in rates]
 
 
-SWEEPS = {"nk": ("aegru", nk_points), "prune": ("aegru", prune_points)}
+DEFAULT_THETAS = (0.0, 0.05, 0.1, 0.2, 0.3)
+
+
+def delta_points(thetas=DEFAULT_THETAS, rates=(0.5,)) -> list[tuple[str, dict]]:
+    return [(f"theta{t:g}-prune{r:g}", {"theta_x": float(t), "theta_u": float(t), "theta_h": float(t),
+                                         "prune_rate": float(r)}) for r in rates for t in thetas]
+
+
+SWEEPS = {"nk": ("aegru", nk_points), "prune": ("aegru", prune_points), "delta": ("deltagru", delta_points)}
+REFERENCES = {"delta": "aegru-pruned"}  # trained beside the sweep's points, as its reference
 
 
 def parse_grid(text: str) -> list[tuple[int, int]]:
@@ -75,6 +87,10 @@ def run_sweep(kind: str, data: str | os.PathLike, out: str | os.PathLike, *, see
     if not Path(data).is_file():
         raise ConfigError(f"data file {data} does not exist.")
     recipes = {label: override(base, changes) for label, changes in points}  # validates every point first
+    if kind in REFERENCES:
+        reference = get_recipe(REFERENCES[kind])
+        known = {f.name for f in fields(reference)}
+        recipes[reference.name] = override(reference, [s for s in settings or [] if s.split("=")[0].strip() in known])
     jobs = [{"label": label, "seed": int(seed), "recipe": recipes[label].to_dict(), "data": str(data),
              "out": str(Path(out) / f"{label}-seed{seed}")} for label in recipes for seed in seeds]
     log(f"sweep {kind}: {len(points)} points x {len(seeds)} seeds = {len(jobs)} runs on {workers} workers -> {out}")
@@ -86,9 +102,10 @@ def run_sweep(kind: str, data: str | os.PathLike, out: str | os.PathLike, *, see
             job = futures[future]
             results[(job["label"], job["seed"])] = future.result()
             row = results[(job["label"], job["seed"])]
-            log(f"  {job['label']} seed {job['seed']}: R2 {row['r2']:.3f} (stateful {row['stateful']['r2']:.3f}), "
+            other = f" (stateful {row['stateful']['r2']:.3f})" if "stateful" in row else ""
+            log(f"  {job['label']} seed {job['seed']}: R2 {row['r2']:.3f}{other}, "
                 f"{row['effective_macs']:.0f} effective MACs")
-    rows = [_summary(label, [results[(label, s)] for s in seeds]) for label, _ in points]
+    rows = [_summary(label, [results[(label, s)] for s in seeds]) for label in recipes]
     write_sweep(out, kind, rows)
     return rows
 
@@ -97,23 +114,27 @@ def _summary(label: str, runs: list[dict]) -> dict:
     def stat(get):
         values = np.array([get(r) for r in runs], dtype=np.float64)
         return float(values.mean()), float(values.std())
-    row = {"point": label, "seeds": [r["seed"] for r in runs]}
+    row = {"point": label, "recipe": runs[0]["recipe"], "seeds": [r["seed"] for r in runs]}
     row["r2"], row["r2_std"] = stat(lambda r: r["r2"])
-    row["stateful_r2"], row["stateful_r2_std"] = stat(lambda r: r["stateful"]["r2"])
     for key in ("effective_macs", "dense_ops", "connection_sparsity", "footprint_bytes", "deployed_footprint_bytes"):
         row[key] = stat(lambda r: r[key])[0]
-    row["stateful_effective_macs"] = stat(lambda r: r["stateful"]["effective_macs"])[0]
+    if "stateful" in runs[0]:
+        row["stateful_r2"], row["stateful_r2_std"] = stat(lambda r: r["stateful"]["r2"])
+        row["stateful_effective_macs"] = stat(lambda r: r["stateful"]["effective_macs"])[0]
     row["window_ms"] = runs[0]["window"]["window_ms"]
     return row
 
 
 def sweep_table(rows: list[dict]) -> str:
-    lines = ["| point | window (ms) | R2 windowed | eff. MACs windowed | R2 stateful | eff. MACs stateful | "
+    """R2 (mean ± std over seeds) and effective MACs of the published mode, and of the stateful
+    mode where the recipe has one."""
+    lines = ["| point | window (ms) | R2 | eff. MACs | R2 stateful | eff. MACs stateful | "
              "conn. sparsity | deployed (B) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        stateful = (f"{r['stateful_r2']:.3f} ± {r['stateful_r2_std']:.3f} | {r['stateful_effective_macs']:.0f}"
+                    if "stateful_r2" in r else "- | -")
         lines.append(f"| {r['point']} | {r['window_ms']:.0f} | {r['r2']:.3f} ± {r['r2_std']:.3f} | {r['effective_macs']:.0f} | "
-                     f"{r['stateful_r2']:.3f} ± {r['stateful_r2_std']:.3f} | {r['stateful_effective_macs']:.0f} | "
-                     f"{r['connection_sparsity']:.3f} | {r['deployed_footprint_bytes']:.0f} |")
+                     f"{stateful} | {r['connection_sparsity']:.3f} | {r['deployed_footprint_bytes']:.0f} |")
     return "\n".join(lines)
 
 
@@ -125,6 +146,13 @@ def write_sweep(out: str | os.PathLike, kind: str, rows: list[dict]) -> None:
         tmp.write_text(json.dumps({"sweep": kind, "rows": rows}, indent=2) + "\n")
     with atomic_write_path(out / "sweep.md") as tmp:
         tmp.write_text(sweep_table(rows) + "\n")
-    stateful = [{**r, "r2": r["stateful_r2"], "effective_macs": r["stateful_effective_macs"]} for r in rows]
-    plot_tradeoff(out / "sweep.png", {"windowed": rows, "stateful": stateful}, label_key="point",
-                  title=f"AEGRU {kind} sweep: test R2 against effective MACs")
+    stateful = [{**r, "r2": r["stateful_r2"], "effective_macs": r["stateful_effective_macs"]}
+                for r in rows if "stateful_r2" in r]
+    if kind in REFERENCES:
+        reference = [r for r in rows if r["point"] == REFERENCES[kind]]
+        series = {SWEEPS[kind][0]: [r for r in rows if r["point"] != REFERENCES[kind]],
+                  f"{REFERENCES[kind]} windowed": reference, f"{REFERENCES[kind]} stateful": stateful}
+    else:
+        series = {"windowed": rows, "stateful": stateful}
+    plot_tradeoff(out / "sweep.png", series, label_key="point",
+                  title=f"{kind} sweep: test R2 against effective MACs per step")

@@ -78,17 +78,40 @@ class Family(ABC):
     def pretrainer(self, recipe, recordings: list, *, seed: int = 0, run_dir=None, progress: bool = False,
                    threads: int | None = None):
         """Families that pre-train: a trainer of the network on ``recordings`` (same channels), whose
-        ``fit(resume=False)`` returns the pre-trained model (:mod:`motordecode.pretraining`)."""
-        raise ConfigError(f"the {self.name} family has no pre-training stage.")
+        ``fit(resume=False)`` returns the pre-trained model (:mod:`motordecode.pretraining`). By
+        default the family's own trainer on the pooled recordings, ``pretrain_epochs`` epochs,
+        without pruning, quantisation or the folded label scale (``for_pretraining``)."""
+        from motordecode.pretraining import pooled, pretraining_recipe
+
+        if not self.pretrains:
+            raise ConfigError(f"the {self.name} family has no pre-training stage.")
+        recording, split = pooled(recordings)
+        trainer = self.trainer(pretraining_recipe(recipe), recording, split, seed=seed, run_dir=run_dir,
+                               progress=progress, threads=threads)
+        trainer.for_pretraining = True
+        return trainer
 
     def pretraining_files(self, recipe, data, pretrain) -> list:
-        """The recordings a run pre-trains on: ``pretrain`` (the files given), or the family's
-        default for ``data``. Families without a pre-training stage refuse files."""
+        """The recordings a run pre-trains on: ``pretrain`` (the files given), or, with
+        ``pretrain_epochs`` > 0, the benchmark sessions of the monkey next to ``data`` (the RSNN
+        repository's schedule). Families without a pre-training stage refuse files."""
+        from pathlib import Path
+
+        from motordecode.data.sessions import default_pretraining_files
+
+        if not self.pretrains:
+            if pretrain:
+                takers = [name for f in families().values() if f.pretrains for name in f.recipes]
+                raise ConfigError(f"recipe {recipe.name!r} has no pre-training stage; --pretrain is for "
+                                  f"{', '.join(takers)}.")
+            return []
+        epochs = getattr(recipe, "pretrain_epochs", 0)
         if pretrain:
-            takers = [name for f in families().values() if f.pretrains for name in f.recipes]
-            raise ConfigError(f"recipe {recipe.name!r} has no pre-training stage; --pretrain is for "
-                              f"{', '.join(takers)}.")
-        return []
+            if epochs == 0:
+                raise ConfigError(f"recipe {recipe.name!r} pre-trains for pretrain_epochs epochs, which is 0; add "
+                                  "--set pretrain_epochs=N to pre-train on the files given.")
+            return [Path(f).resolve() for f in pretrain]
+        return default_pretraining_files(data) if epochs > 0 else []
 
     def describe(self, recipe, step_ms: float) -> dict:
         """Facts about the decoder's input on this sample spacing, added to the metrics row."""

@@ -47,12 +47,28 @@ def default_threads() -> int:
 
 class EpochTrainer:
     modules: tuple = ("model",)
+    for_pretraining = False  # True: _finish keeps the trained float network (no label scale folded, no quantisation)
 
-    def __init__(self, recipe, seed: int, run_dir: str | os.PathLike | None, progress: bool, threads: int | None):
+    def __init__(self, recipe, seed: int, run_dir: str | os.PathLike | None, progress: bool, threads: int | None,
+                 initial: dict | None = None):
+        """``initial``: the state dict of a pre-trained network to start from."""
         self.recipe, self.seed = recipe, int(seed)
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.progress = progress
         self.threads = threads or default_threads()
+        self.initial = initial
+
+    def _start_from_initial(self, model: torch.nn.Module, n_channels: int) -> bool:
+        """Load ``initial`` into ``model`` (True), or leave it (False, no pre-trained network)."""
+        if self.initial is None:
+            return False
+        try:
+            model.load_state_dict(self.initial)
+        except RuntimeError as exc:
+            detail = " ".join(line.strip() for line in str(exc).splitlines()[1:3])
+            raise ConfigError(f"the pre-trained network does not fit {self.recipe.name} on {n_channels} channels: "
+                              f"{detail}") from None
+        return True
 
     def stage_sizes(self) -> dict | None:
         return None

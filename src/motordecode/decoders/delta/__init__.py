@@ -12,6 +12,7 @@ class DeltaFamily(Family):
     name = "delta"
     recipe_type = DeltaRecipe
     recipes = RECIPES
+    pretrains = True
 
     def build(self, recipe, n_channels, n_outputs, step_ms):
         from motordecode.decoders.delta.model import DeltaConfig, DeltaGRUNet

@@ -29,6 +29,7 @@ class DeltaRecipe(RecipeFields):
     delta_penalty: float = 0.0      # weight of mean |Dx| + mean |Du| + mean |Dh| in the loss
     # training on the stream
     epochs: int = 40
+    pretrain_epochs: int = 0        # > 0: pre-train on several sessions first (--pretrain FILE ...)
     batch_size: int = 32            # parallel streams cut from the training part
     tbptt_ms: float = 4000.0        # truncated back-propagation chunk
     lr: float = 2e-3
@@ -52,7 +53,8 @@ class DeltaRecipe(RecipeFields):
             (self.transform in ("log_softplus", "none"), f"transform must be log_softplus or none, got {self.transform!r}"),
             (min(self.theta_x, self.theta_u, self.theta_h) >= 0, "theta_x, theta_u and theta_h must be >= 0"),
             (self.anneal_epochs >= 0 and self.delta_penalty >= 0, "anneal_epochs and delta_penalty must be >= 0"),
-            (self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be >= 1"),
+            (self.epochs >= 1 and self.batch_size >= 1 and self.pretrain_epochs >= 0,
+             "epochs and batch_size must be >= 1, pretrain_epochs >= 0"),
             (self.lr > 0 and self.finetune_lr > 0 and self.weight_decay >= 0 and self.clip_norm > 0,
              "learning rates and clip_norm must be > 0, weight_decay >= 0"),
             (0.0 <= self.prune_rate < 1.0, f"prune_rate must be in [0, 1), got {self.prune_rate}"),

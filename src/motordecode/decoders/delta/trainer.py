@@ -36,8 +36,8 @@ from motordecode.training.quantize import quantize_weights
 class DeltaTrainer(EpochTrainer):
     def __init__(self, recipe, recording, split, *, seed: int = 0, run_dir: str | os.PathLike | None = None,
                  progress: bool = True, threads: int | None = None, initial: dict | None = None):
-        super().__init__(recipe, seed, run_dir, progress, threads)
-        self.recording, self.initial = recording, initial
+        super().__init__(recipe, seed, run_dir, progress, threads, initial)
+        self.recording = recording
         if len(split.train) == 0 or len(split.val) == 0:
             raise ConfigError("training needs non-empty train and validation splits.")
         features = window_features(recipe, recording.step_ms, n_sub=1)
@@ -63,12 +63,7 @@ class DeltaTrainer(EpochTrainer):
         torch.manual_seed(self.seed)
         model = FAMILY.build(self.recipe, self.recording.n_channels, self.recording.velocity.shape[1],
                              self.recording.step_ms)
-        if self.initial is not None:
-            try:
-                model.load_state_dict(self.initial)
-            except RuntimeError as exc:
-                raise ConfigError(f"the pre-trained network does not fit {self.recipe.name} on "
-                                  f"{self.recording.n_channels} channels: {str(exc).splitlines()[-1].strip()}") from None
+        self._start_from_initial(model, self.recording.n_channels)
         state = {"stage": "train", "epoch": 0, "model": model, "best_val": -np.inf, "best": None, "history": [],
                  "masks": None, "np_rng": np.random.default_rng(self.seed)}
         state["optimizer"], state["scheduler"] = self._optimizer(state)
@@ -172,6 +167,8 @@ class DeltaTrainer(EpochTrainer):
                 apply_masks(model.pruned_weights(), global_l1_masks(model.pruned_weights(), r.prune_rate))
         model.set_thresholds(r.theta_x, r.theta_u, r.theta_h)
         model.eval()
+        if self.for_pretraining:
+            return TrainResult(model=model, val_r2=float(state["best_val"]), history=state["history"])
         if r.standardize_labels:
             model.set_output_scale(self.scale.scale, self.scale.shift)
         bits = quantize_weights(model.pruned_weights(), r.quant_bits, r.quant_frac_bits) if r.quant_bits else {}

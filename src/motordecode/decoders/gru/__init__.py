@@ -13,6 +13,7 @@ class GRUFamily(Family):
     recipe_type = GRURecipe
     recipes = RECIPES
     modes = ("windowed", "stateful")
+    pretrains = True
     published = {"aegru": ("AEGRU",), "aegru-pruned": ("AEGRU pruned 50%",)}
 
     def build(self, recipe, n_channels, n_outputs, step_ms):

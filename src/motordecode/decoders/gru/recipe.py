@@ -30,6 +30,7 @@ class GRURecipe(RecipeFields):
     bin_ms: float = 4.0             # sample width when reading a session .mat
     # training
     epochs: int = 50
+    pretrain_epochs: int = 0        # > 0: pre-train on several sessions first (--pretrain FILE ...)
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-3
@@ -54,6 +55,7 @@ class GRURecipe(RecipeFields):
             (self.transform in ("log_softplus", "none"), f"transform must be log_softplus or none, got {self.transform!r}"),
             (self.bin_ms > 0, "bin_ms must be > 0"),
             (self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be >= 1"),
+            (self.pretrain_epochs >= 0, "pretrain_epochs must be >= 0"),
             (self.lr > 0 and self.finetune_lr > 0 and self.weight_decay >= 0, "learning rates must be > 0 and weight_decay >= 0"),
             (0.0 <= self.jitter_p <= 1.0, f"jitter_p must be in [0, 1], got {self.jitter_p}"),
             (0.0 <= self.prune_rate < 1.0, f"prune_rate must be in [0, 1), got {self.prune_rate}"),

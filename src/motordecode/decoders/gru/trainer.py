@@ -51,8 +51,8 @@ class Trainer(EpochTrainer):
     modules = ("model", "branch")
 
     def __init__(self, recipe, recording, split, *, seed: int = 0, run_dir: str | os.PathLike | None = None,
-                 progress: bool = True, threads: int | None = None):
-        super().__init__(recipe, seed, run_dir, progress, threads)
+                 progress: bool = True, threads: int | None = None, initial: dict | None = None):
+        super().__init__(recipe, seed, run_dir, progress, threads, initial)
         self.recording, self.split = recording, split
         if len(split.train) == 0 or len(split.val) == 0:
             raise ConfigError("training needs non-empty train and validation splits.")
@@ -79,6 +79,7 @@ class Trainer(EpochTrainer):
         torch.manual_seed(self.seed)
         n_out = self.recording.velocity.shape[1]
         model = FAMILY.build(self.recipe, self.recording.n_channels, n_out, self.recording.step_ms)
+        self._start_from_initial(model, self.recording.n_channels)
         branch = build_branch(self.recipe, self.recording.n_channels)
         state = {"stage": "train", "epoch": 0, "model": model, "branch": branch, "best_val": -np.inf,
                  "best": None, "history": [], "masks": None, "np_rng": np.random.default_rng(self.seed)}
@@ -158,6 +159,8 @@ class Trainer(EpochTrainer):
         if self.recipe.prune_rate == 0:  # no pruning: the best epoch is the result
             self._restore_best(state)
         model.eval()
+        if self.for_pretraining:
+            return TrainResult(model=model, val_r2=float(state["best_val"]), history=state["history"])
         if self.recipe.standardize_labels:
             model.set_output_scale(self.labels.scale, self.labels.shift)
         bits = {}

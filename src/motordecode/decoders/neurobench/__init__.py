@@ -12,6 +12,7 @@ class NeuroBenchFamily(Family):
     name = "neurobench"
     recipe_type = NeuroBenchRecipe
     recipes = RECIPES
+    pretrains = True
     checkpoint_kinds = ("ann2d", "ann3d", "snn2", "snn3d")
 
     def build(self, recipe, n_channels, n_outputs, step_ms):

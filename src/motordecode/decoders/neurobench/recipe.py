@@ -17,6 +17,7 @@ class NeuroBenchRecipe(RecipeFields):
     window_ms: float = 200.0        # input buffer: 50 samples of 4 ms (at least ``bins`` samples)
     bins: int = 7                   # ANN3D / SNN3D: bins of window // bins samples
     epochs: int = 50
+    pretrain_epochs: int = 0        # > 0: pre-train on several sessions first (--pretrain FILE ...)
     batch_size: int = 512           # samples (ANN2D, ANN3D, SNN3D) or sequences (SNN2: 32)
     lr: float = 5e-3
     weight_decay: float = 0.01
@@ -29,6 +30,7 @@ class NeuroBenchRecipe(RecipeFields):
             (self.bin_ms > 0 and self.window_ms > 0 and self.sequence_ms > 0, "bin, window and sequence lengths must be > 0"),
             (self.bins >= 1, "bins must be >= 1"),
             (self.epochs >= 1 and self.batch_size >= 1 and self.cosine_epochs >= 1, "epochs and batch_size must be >= 1"),
+            (self.pretrain_epochs >= 0, "pretrain_epochs must be >= 0"),
             (self.lr > 0 and self.weight_decay >= 0, "lr must be > 0 and weight_decay >= 0"),
         ]
         check(self.name, checks)

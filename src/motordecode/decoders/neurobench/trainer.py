@@ -30,8 +30,8 @@ from motordecode.training.stream_validation import stream_r2
 
 class BaselineTrainer(EpochTrainer):
     def __init__(self, recipe, recording, split, *, seed: int = 0, run_dir: str | os.PathLike | None = None,
-                 progress: bool = False, threads: int | None = None):
-        super().__init__(recipe, seed, run_dir, progress, threads or torch.get_num_threads())
+                 progress: bool = False, threads: int | None = None, initial: dict | None = None):
+        super().__init__(recipe, seed, run_dir, progress, threads or torch.get_num_threads(), initial)
         self.recording, self.split = recording, split
         n_outputs = recording.velocity.shape[1]
         # SNN2 trains on scaled labels (its readout has no bias: no shift); the others on velocity
@@ -47,6 +47,7 @@ class BaselineTrainer(EpochTrainer):
         rec = self.recording
         torch.manual_seed(self.seed)
         model = FAMILY.build(self.recipe, rec.n_channels, rec.velocity.shape[1], rec.step_ms)
+        self._start_from_initial(model, rec.n_channels)
         state = {"stage": "train", "epoch": 0, "model": model, "best_val": -np.inf, "best": None, "history": [],
                  "np_rng": np.random.default_rng(self.seed)}
         state["optimizer"], state["scheduler"] = self._optimizer(state)
@@ -85,7 +86,7 @@ class BaselineTrainer(EpochTrainer):
                               "diverged); try a lower lr.")
         model = state["model"]
         model.load_state_dict(state["best"])
-        if self.recipe.model == "snn2":
+        if self.recipe.model == "snn2" and not self.for_pretraining:
             model.set_output_scale(self.labels.scale)
         model.eval()
         model.reset()

@@ -47,17 +47,6 @@ class RSNNFamily(Family):
 
         return SpikingPretrainer(recipe, recordings, **options)
 
-    def pretraining_files(self, recipe, data, pretrain) -> list:
-        """``pretrain``, else the benchmark sessions of the monkey next to ``data`` (the RSNN
-        repository's schedule); none with ``pretrain_epochs=0``."""
-        from pathlib import Path
-
-        from motordecode.data.sessions import default_pretraining_files
-
-        if recipe.pretrain_epochs == 0:
-            return []
-        return [Path(f).resolve() for f in pretrain] if pretrain else default_pretraining_files(data)
-
     def describe(self, recipe, step_ms):
         substeps = recipe.substeps(step_ms)
         return {"network": {"step_ms": step_ms / substeps, "substeps": substeps, "half": recipe.half}}

@@ -23,14 +23,9 @@ from motordecode.training.sequences import index_mean, time_split
 class SpikingPretrainer(SpikingEpochs):
     def __init__(self, recipe, recordings, *, seed: int = 0, run_dir=None, progress: bool = True,
                  threads: int | None = None):
-        if not recordings:
-            raise ConfigError("pre-training needs at least one recording.")
-        first = recordings[0]
-        for other in recordings[1:]:
-            if (other.n_channels, other.step_s, other.velocity.shape[1]) != \
-                    (first.n_channels, first.step_s, first.velocity.shape[1]):
-                raise ConfigError(f"pre-training recording {other.name} has {other.n_channels} channels at "
-                                  f"{other.step_ms:g} ms; {first.name} has {first.n_channels} at {first.step_ms:g} ms.")
+        from motordecode.pretraining import check_compatible
+
+        first = check_compatible(recordings)
         super().__init__(recipe, first.step_ms, seed=seed, run_dir=run_dir, progress=progress, threads=threads)
         self.shape = (first.n_channels, first.velocity.shape[1])
         self.sessions, self.vals, rates, weights = [], [], [], []

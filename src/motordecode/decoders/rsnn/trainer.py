@@ -52,8 +52,9 @@ class SpikingEpochs(EpochTrainer):
     """What the pre-training and the session's training share: windows, the network, SMORMS3 with a
     cosine schedule per stage, and one epoch (loss: RMSE + firing-rate bounds)."""
 
-    def __init__(self, recipe, step_ms: float, *, seed: int, run_dir, progress: bool, threads: int | None):
-        super().__init__(recipe, seed, run_dir, progress, threads)
+    def __init__(self, recipe, step_ms: float, *, seed: int, run_dir, progress: bool, threads: int | None,
+                 initial: dict | None = None):
+        super().__init__(recipe, seed, run_dir, progress, threads, initial)
         self.dt_ms = step_ms
         self.length = samples_in(recipe.window_ms, step_ms)
         self.stride = samples_in(recipe.stride_ms, step_ms)
@@ -69,22 +70,15 @@ class SpikingEpochs(EpochTrainer):
                               "train part.")
         return Session(windows, labels)
 
-    def _network(self, n_channels: int, n_outputs: int, input_rate_hz: float, initial: dict | None = None):
-        """The recipe's network (torch seeded with the seed): ``initial`` weights, else the
-        fluctuation-driven initialisation for inputs firing at ``input_rate_hz``."""
+    def _network(self, n_channels: int, n_outputs: int, input_rate_hz: float):
+        """The recipe's network (torch seeded with the seed): the pre-trained weights when there
+        are some, else the fluctuation-driven initialisation for inputs firing at ``input_rate_hz``."""
         from motordecode.decoders.rsnn import FAMILY
 
         torch.manual_seed(self.seed)
         model = FAMILY.build(self.recipe, n_channels, n_outputs, self.dt_ms)
         model.lif.input_dropout = 0.0  # applied to the batches instead
-        if initial is not None:
-            try:
-                model.load_state_dict(initial)
-            except RuntimeError as exc:
-                detail = " ".join(line.strip() for line in str(exc).splitlines()[1:3])
-                raise ConfigError(f"the pre-trained network does not fit {self.recipe.name} on {n_channels} "
-                                  f"channels: {detail}") from None
-        else:
+        if not self._start_from_initial(model, n_channels):
             fluctuation_driven_init(model.lif, max(input_rate_hz, 1e-3), sigma_u=self.recipe.sigma_u,
                                     feedforward_share=self.recipe.feedforward_share)
         return model
@@ -165,8 +159,9 @@ class SpikingTrainer(SpikingEpochs):
     def __init__(self, recipe, recording, split, *, seed: int = 0, run_dir: str | os.PathLike | None = None,
                  progress: bool = True, threads: int | None = None, initial: dict | None = None):
         """``initial``: the state dict of a pre-trained network to start from."""
-        super().__init__(recipe, recording.step_ms, seed=seed, run_dir=run_dir, progress=progress, threads=threads)
-        self.recording, self.initial = recording, initial
+        super().__init__(recipe, recording.step_ms, seed=seed, run_dir=run_dir, progress=progress, threads=threads,
+                         initial=initial)
+        self.recording = recording
         train_idx, val_idx = time_split(split, recipe.val_fraction)
         self.target = self._session(recording, train_idx)
         self.val = self.target.train.over(val_idx, self.length)
@@ -180,8 +175,7 @@ class SpikingTrainer(SpikingEpochs):
         return {"train": len(self.target.train), "prune": len(self.target.train)}
 
     def _fresh_state(self) -> dict:
-        model = self._network(self.recording.n_channels, self.recording.velocity.shape[1], self.input_rate_hz,
-                              self.initial)
+        model = self._network(self.recording.n_channels, self.recording.velocity.shape[1], self.input_rate_hz)
         return self._state(model, "train")
 
     def _training_sets(self, state) -> list[SequenceWindows]:
