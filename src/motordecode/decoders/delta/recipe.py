@@ -1,8 +1,9 @@
 """The delta GRU family's recipe: one GRU step per sample on the newest sub-window, one state,
 delta thresholds on input and state, trained on the stream.
 
-``window_ms`` is the one sub-window summed per step (80 ms: 20 samples of 4 ms, or 2 bins of 50
-ms); ``tbptt_ms`` the length of the truncated back-propagation chunks.
+``window_ms`` is the one sub-window summed per step (50 ms: 12 samples of 4 ms, or the 50 ms bin
+itself); ``tbptt_ms`` the length of the truncated back-propagation chunks. The defaults were
+chosen on the real recording in ../shared/data (seed 0; docs/models.md gives the search).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ class DeltaRecipe(RecipeFields):
     model: str = "deltagru"
     hidden: int = 32                # the input layer's width and the GRU's state
     # features
-    window_ms: float = 80.0         # the sub-window summed at every step
+    window_ms: float = 50.0         # the sub-window summed at every step (12 samples of 4 ms, 1 bin of 50 ms)
     transform: str = "log_softplus"
     bin_ms: float = 4.0             # sample width when reading a session .mat
     # delta thresholds: on the transformed counts, on the GRU's input u and on its state h
@@ -28,18 +29,19 @@ class DeltaRecipe(RecipeFields):
     anneal_epochs: int = 5          # thresholds rise linearly from 0 over these training epochs
     delta_penalty: float = 0.0      # weight of mean |Dx| + mean |Du| + mean |Dh| in the loss
     # training on the stream
-    epochs: int = 40
+    epochs: int = 150
     pretrain_epochs: int = 0        # > 0: pre-train on several sessions first (--pretrain FILE ...)
-    batch_size: int = 32            # parallel streams cut from the training part
+    batch_size: int = 8             # parallel streams cut from the training part
     tbptt_ms: float = 4000.0        # truncated back-propagation chunk
     lr: float = 2e-3
     weight_decay: float = 0.0
     clip_norm: float = 1.0
+    jitter_p: float = 0.5           # AEGRU's Poisson jitter of the sub-window counts
     standardize_labels: bool = True
     # compression
     prune_rate: float = 0.0
-    finetune_epochs: int = 10
-    finetune_lr: float = 2e-4
+    finetune_epochs: int = 30
+    finetune_lr: float = 5e-4
     quant_bits: int = 0             # 8 with quant_frac_bits 7: Q1.7
     quant_frac_bits: int = 7
 
@@ -57,6 +59,7 @@ class DeltaRecipe(RecipeFields):
              "epochs and batch_size must be >= 1, pretrain_epochs >= 0"),
             (self.lr > 0 and self.finetune_lr > 0 and self.weight_decay >= 0 and self.clip_norm > 0,
              "learning rates and clip_norm must be > 0, weight_decay >= 0"),
+            (0.0 <= self.jitter_p <= 1.0, f"jitter_p must be in [0, 1], got {self.jitter_p}"),
             (0.0 <= self.prune_rate < 1.0, f"prune_rate must be in [0, 1), got {self.prune_rate}"),
             (self.finetune_epochs >= 0, "finetune_epochs must be >= 0"),
             (self.quant_bits == 0 or 0 <= self.quant_frac_bits < self.quant_bits <= 16,
@@ -69,5 +72,5 @@ class DeltaRecipe(RecipeFields):
 
 
 RECIPES = {
-    "deltagru": DeltaRecipe("deltagru", prune_rate=0.5, quant_bits=8, quant_frac_bits=7),
+    "deltagru": DeltaRecipe("deltagru", prune_rate=0.6, quant_bits=8, quant_frac_bits=7),
 }

@@ -6,7 +6,8 @@ of ``tbptt_ms``: the loss of a chunk is back-propagated through it (truncated BP
 state (h, x^, h^, M) is carried, detached, into the next chunk, so training sees one state and
 one step per sample, as the decoder does when it streams.
 
-Loss: MSE on standardised labels + ``delta_penalty`` (mean |Dx| + mean |Du| + mean |Dh|). The thresholds are
+Augmentation (AEGRU's): each sub-window count n is replaced, with probability ``jitter_p``, by a
+draw from Poisson(n) before the transform. Loss: MSE on standardised labels + ``delta_penalty`` (mean |Dx| + mean |Du| + mean |Dh|). The thresholds are
 in the loop: they rise linearly from 0 to (Theta_x, Theta_u, Theta_h) over ``anneal_epochs``, and only
 epochs at the full thresholds can be the best one (validation R2, the validation part streamed
 from a zero state). Stages: ``train`` (Adam, cosine schedule), then with a pruning rate
@@ -23,6 +24,8 @@ import numpy as np
 import torch
 
 from motordecode.data.splits import contiguous_runs
+from motordecode.data.features import WindowFeatures
+from motordecode.decoders.gru.batches import poisson_jitter
 from motordecode.decoders.gru.inference import window_features
 from motordecode.errors import ConfigError
 from motordecode.metrics.r2 import r2_score
@@ -41,7 +44,9 @@ class DeltaTrainer(EpochTrainer):
         if len(split.train) == 0 or len(split.val) == 0:
             raise ConfigError("training needs non-empty train and validation splits.")
         features = window_features(recipe, recording.step_ms, n_sub=1)
-        self.inputs = torch.from_numpy(features(recording.spikes)[:, 0])        # (T, C), every sample
+        self.counts = WindowFeatures(1, features.sub_width)(recording.spikes)[:, 0]    # (T, C) sub-window sums
+        self.transform = features.transform or (lambda counts: counts)
+        self.inputs = torch.from_numpy(np.asarray(self.transform(self.counts), dtype=np.float32))
         self.scale = (LabelScale.fit(recording.velocity, split.train) if recipe.standardize_labels
                       else LabelScale.identity(recording.velocity.shape[1]))
         self.labels = torch.from_numpy(self.scale.apply(recording.velocity))
@@ -107,7 +112,9 @@ class DeltaTrainer(EpochTrainer):
         started, carried, loss_sum, seen = time.perf_counter(), None, 0.0, 0
         for begin in range(0, length, self.chunk):
             index = torch.from_numpy(starts[:, None] + np.arange(begin, min(begin + self.chunk, length))[None])
-            pred, carried, deltas = model(self.inputs[index], carried)
+            counts = poisson_jitter(self.counts[index.numpy()], r.jitter_p, state["np_rng"])
+            x = torch.from_numpy(np.asarray(self.transform(counts), dtype=np.float32))
+            pred, carried, deltas = model(x, carried)
             loss = torch.mean((pred - self.labels[index]) ** 2)
             if r.delta_penalty > 0:
                 loss = loss + r.delta_penalty * sum(d.abs().mean() for d in deltas)
