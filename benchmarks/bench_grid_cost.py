@@ -15,7 +15,7 @@ is proportional to its windows: the same batches through the same network); it i
 per (monkey, seed), as `reproduce` schedules it.
 
 Printed: per recipe, the measured epoch times and the projected cell time per monkey; the CPU-hours
-of the grid (11 recipes x 6 sessions x 5 seeds + pre-trainings); its wall time on these cores and
+of the grid (every recipe x 6 sessions x 5 seeds + pre-trainings); its wall time on these cores and
 on a 64-core cluster (tasks packed on the cores, never shorter than the longest
 pre-training + fine-tuning chain), beside the references' GPU-hours.
 
@@ -101,7 +101,8 @@ def measure(job: dict) -> dict:
         blob = torch.load(path, weights_only=True)
         total = time.perf_counter() - started
         spent = sum(h.get("seconds", 0.0) for h in blob["history"])
-        seconds, last = projected(blob["history"], total - spent, {"pretrain": recipe.pretrain_epochs * 3 / copies})
+        stages = {h["stage"]: recipe.pretrain_epochs * 3 / copies for h in blob["history"]}
+        seconds, last = projected(blob["history"], total - spent, stages)
         return {**job, "measured_s": total, "last_epoch_s": last, "projected_s": seconds}
     row = train_run(cut, job["data"], seed=0, out=out, progress=False, threads=1, pretrain=(), pretrained=job.get("pretrained"))
     total = time.perf_counter() - started
@@ -132,7 +133,8 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="md-grid-cost-"))
     jobs = []
     for name in names:
-        pretrains = family_of(get_recipe(name)).pretrains
+        recipe = get_recipe(name)
+        pretrains = family_of(recipe).pretrains and recipe.pretrain_epochs > 0  # by default: the RSNNs
         for m in monkeys:
             if pretrains:
                 jobs.append({"kind": "pretrain", "recipe": name, "monkey": m, "data": data[m], "epochs": args.epochs,

@@ -163,7 +163,7 @@ def test_delta_sweep_draws_thresholds_beside_aegru_pruned(tmp_path, indy_file, c
             "--set", "epochs=1", "--set", "finetune_epochs=1", "--set", "hidden=8", "--set", "tbptt_ms=400"]
     assert main(argv) == 0
     rows = json.loads((out / "sweep.json").read_text())["rows"]
-    assert [r["point"] for r in rows] == ["theta0-prune0.5", "theta0.3-prune0.5", "aegru-pruned"]
+    assert [r["point"] for r in rows] == ["theta0", "theta0.3", "aegru-pruned"]
     assert rows[2]["recipe"] == "aegru-pruned" and "stateful_r2" in rows[2] and "stateful_r2" not in rows[0]
     assert rows[1]["effective_macs"] < rows[0]["effective_macs"]  # higher thresholds, fewer products
     assert (out / "sweep.png").stat().st_size > 1000 and "aegru-pruned" in (out / "sweep.md").read_text()

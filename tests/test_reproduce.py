@@ -30,6 +30,17 @@ def test_seeds_parse():
         parse_seeds("a-b")
 
 
+def test_settings_apply_to_every_recipe_with_the_field_or_to_one():
+    from motordecode.reproduce import _recipes
+
+    recipes = _recipes(["ann2d", "tinyrsnn"], ["epochs=3", "tinyrsnn.pretrain_epochs=2"])
+    assert recipes["ann2d"].epochs == recipes["tinyrsnn"].epochs == 3
+    assert recipes["tinyrsnn"].pretrain_epochs == 2 and recipes["ann2d"].pretrain_epochs == 0
+    for bad, message in (["aegru.epochs=1"], "not a recipe of the grid"), (["ann2d.heads=2"], "has that field"):
+        with pytest.raises(ConfigError, match=message):
+            _recipes(["ann2d", "tinyrsnn"], bad)
+
+
 def test_six_sessions_named_like_the_benchmark_ones(grid):
     _, sessions, _ = grid
     assert list(sessions)[:3] == ["indy_20160622_01", "indy_20160630_01", "indy_20170131_02"]
@@ -108,7 +119,8 @@ def test_a_dask_worker_killed_mid_cell_loses_nothing(tmp_path):
     assert all(len(r["history"]) == 30 for r in rows)  # every epoch exactly once: the killed cells resumed
 
 
-SPIKING = ["epochs=2", "hidden=16", "pretrain_epochs=2", "prune_epochs=1", "prune_steps=0.1", "batch_size=16"]
+SPIKING = ["epochs=2", "tinyrsnn.hidden=16", "tinyrsnn.pretrain_epochs=2", "prune_epochs=1", "prune_steps=0.1",
+           "tinyrsnn.batch_size=16"]
 
 
 def _comparable(row: dict) -> dict:

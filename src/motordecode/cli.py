@@ -156,7 +156,7 @@ def cmd_sweep(args) -> int:
             points = prune_points(parse_list(args.rates, "--rates"))
     if args.kind == "delta" and (args.thetas or args.rates):
         thetas = parse_list(args.thetas, "--thetas") if args.thetas else DEFAULT_THETAS
-        points = delta_points(thetas, parse_list(args.rates, "--rates") if args.rates else (0.5,))
+        points = delta_points(thetas, parse_list(args.rates, "--rates") if args.rates else None)
     seeds = parse_list(args.seeds, "--seeds", int)
     out = args.out or f"runs/sweep-{args.kind}-{Path(args.data).stem}"
     rows = run_sweep(args.kind, args.data, out, seeds=seeds, workers=args.workers, points=points,
@@ -340,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="--synthetic: seconds per session (default 300)")
     p.add_argument("--data-dir", default=None, help="the real benchmark sessions (checked by MD5)")
     p.add_argument("--sessions", default=None, help="comma-separated session names (default: all six)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field for every cell")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a field of every recipe that has it, or RECIPE.KEY=VALUE for one recipe")
     p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel cells (default: cores)")
     p.add_argument("--executor", choices=("local", "dask"), default="local",
                    help="local: a process pool here; dask: a loopback Dask cluster, or --scheduler's")

@@ -117,6 +117,7 @@ def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.P
     if own:
         pretrain_run(recipe, files, seed=seed, out=run_dir / "pretrain", progress=progress, threads=threads,
                      heldout=heldout, loaded=loaded)
+        started = time.perf_counter()  # the row's times are the run's own; the pre-training's is beside them
         blob = read_pretrained(config["pretrained"], files)
     if blob is not None:
         options["initial"] = blob["state_dict"]

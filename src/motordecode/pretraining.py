@@ -11,7 +11,8 @@ per (recipe, monkey, seed) under OUT/pretrain and gives the file to that monkey'
 A family trains its pre-trained network with its own trainer on :func:`pooled` recordings (the
 RSNN has a pre-trainer of its own): ``pretrain_epochs`` epochs, no pruning or quantisation, and
 the network is kept before its label scale is folded in, so a fine-tuning starts from it as from
-its own initialisation.
+its own initialisation. Only the decoding network is kept (AEGRU's autoencoder branch, which
+shapes training only, starts afresh in each fine-tuning).
 """
 
 from __future__ import annotations
@@ -40,27 +41,36 @@ def pretrain_run(recipe, files: list, *, seed: int, out: str | os.PathLike, prog
 
     out = Path(out)
     path = out / PRETRAINED_FILE
-    if path.is_file():
-        return path
     files = [Path(f).resolve() for f in files]
+    if path.is_file():
+        _check_same(path, recipe, files, seed)
+        return path
     loaded = loaded or {}
     recordings = [loaded[f] if f in loaded else load_for_recipe(f, recipe, heldout) for f in files]
-    first = recordings[0]
+    first = check_compatible(recordings)
+    trainer = family_of(recipe).pretrainer(recipe, recordings, seed=seed, run_dir=out, progress=progress,
+                                           threads=threads)  # built (and checked) before PRE_DIR is written
     config = {"kind": "pretraining", "recipe": recipe.to_dict(), "data": [str(f) for f in files], "seed": int(seed),
               "n_channels": first.n_channels, "n_outputs": int(first.velocity.shape[1]), "step_s": first.step_s,
               "heldout": heldout}
     resume = (out / CONFIG_FILE).is_file()
     start_run(out, config, resume, occupied_hint="it is not a pre-training of these files")
     started = time.perf_counter()
-    trainer = family_of(recipe).pretrainer(recipe, recordings, seed=seed, run_dir=out, progress=progress,
-                                           threads=threads)
     result = trainer.fit(resume=resume)
     blob = {"state_dict": result.model.state_dict(), "files": config["data"], "seed": int(seed),
-            "recipe": recipe.name, "val_r2": result.val_r2, "history": result.history,
-            "train_s": time.perf_counter() - started}
+            "recipe": recipe.name, "recipe_config": recipe.to_dict(), "val_r2": result.val_r2,
+            "history": result.history, "train_s": time.perf_counter() - started}
     with atomic_write_path(path) as tmp:
         torch.save(blob, tmp)
     return path
+
+
+def _check_same(path: Path, recipe, files: list, seed: int) -> None:
+    """A finished pre-training is reused only for the same recipe settings, files and seed."""
+    blob = read_pretrained(path, files)
+    if blob.get("recipe_config") != recipe.to_dict() or blob.get("seed") != int(seed):
+        raise ConfigError(f"{path} holds a pre-training with other recipe settings or another seed; remove "
+                          f"{path.parent} or write elsewhere.")
 
 
 def read_pretrained(path: str | os.PathLike, files: list) -> dict:
@@ -132,5 +142,9 @@ def pretraining_recipe(recipe):
     from motordecode.recipes import override
 
     names = {f.name for f in fields(recipe)}
-    return override(recipe, {"epochs": recipe.pretrain_epochs, "pretrain_epochs": 0,
-                             **({"prune_rate": 0.0} if "prune_rate" in names else {})})
+    changes = {"epochs": recipe.pretrain_epochs, "pretrain_epochs": 0}
+    if "prune_rate" in names:
+        changes["prune_rate"] = 0.0
+    if "anneal_epochs" in names:  # the delta GRU reaches its full thresholds within the pre-training
+        changes["anneal_epochs"] = min(recipe.anneal_epochs, recipe.pretrain_epochs)
+    return override(recipe, changes)

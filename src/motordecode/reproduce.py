@@ -5,8 +5,8 @@
     OUT/pretrain/<recipe>/<monkey>/seed<k>/      one pre-training per (recipe, monkey, seed)
     OUT/cells/<recipe>/<session>/seed<k>/        one ordinary run directory per cell
 
-The tasks form a graph: a recipe that pre-trains (tinyRSNN, bigRSNN) is pre-trained once per
-monkey and seed on the monkey's sessions (:mod:`motordecode.pretraining`), and that monkey's
+The tasks form a graph: a recipe that pre-trains (tinyRSNN and bigRSNN by default; any recipe
+with ``pretrain_epochs`` > 0) is pre-trained once per monkey and seed on the monkey's sessions (:mod:`motordecode.pretraining`), and that monkey's
 cells fine-tune from it; the other cells start at once. A task whose result exists is read, not
 retrained; a started one resumes from its checkpoint. A cell that fails (or whose pre-training
 failed) is reported with its error and the others go on; :func:`reproduce` returns every cell's
@@ -100,16 +100,24 @@ def real_sessions(data_dir: Path, names: list[str] | None = None) -> dict[str, P
 
 def _recipes(names: list[str], settings) -> dict:
     """Each recipe with the ``key=value`` settings it has (``epochs=1`` skips the closed-form
-    fits); a key that no recipe of the grid has is an error."""
+    fits), and ``recipe.key=value`` for that recipe alone; a key that no recipe of the grid has,
+    or a recipe outside the grid, is an error."""
     from dataclasses import fields
 
     pairs = [split_assignment(s) for s in settings] if not isinstance(settings, dict) else list(settings.items())
     recipes = {name: get_recipe(name) for name in names}
-    for key, _ in pairs:
-        if not any(key in {f.name for f in fields(r)} for r in recipes.values()):
+    has = {name: {f.name for f in fields(r)} for name, r in recipes.items()}
+    changes: dict = {name: {} for name in names}
+    for key, value in pairs:
+        target, dot, field = key.rpartition(".")
+        if dot and target not in recipes:
+            raise ConfigError(f"--set {key}: {target!r} is not a recipe of the grid ({', '.join(names)}).")
+        takers = [target] if dot else [name for name in names if field in has[name]]
+        if not takers or field not in has[takers[0]]:
             raise ConfigError(f"--set {key}: no recipe of the grid ({', '.join(names)}) has that field.")
-    return {name: override(r, {k: v for k, v in pairs if k in {f.name for f in fields(r)}})
-            for name, r in recipes.items()}
+        for name in takers:
+            changes[name][field] = value
+    return {name: override(r, changes[name]) for name, r in recipes.items()}
 
 
 def finished_or_trained(job: dict) -> tuple[dict, str]:
@@ -155,6 +163,8 @@ def run_cell(job: dict, pretraining: dict | None = None) -> dict:
     started = time.perf_counter()
     if job.get("error"):
         return {**job, "status": "failed", "minutes": 0.0}
+    if (Path(job["out"]) / METRICS_FILE).is_file():  # finished: whatever became of its pre-training
+        return {**job, "status": "done before", "row": read_json(Path(job["out"]) / METRICS_FILE), "minutes": 0.0}
     if pretraining is not None:
         if pretraining["status"] == "failed":
             return {**job, "status": "failed", "error": f"pre-training failed: {pretraining['error']}", "minutes": 0.0}
@@ -250,7 +260,11 @@ def plan(out: Path, recipes: dict, sessions: dict[str, Path], seeds: list[int]) 
                     files = [str(Path(f).resolve()) for f in family.pretraining_files(recipe, data, ())]
                 except ConfigError as exc:
                     error = f"ConfigError: {exc}"
-            group = groups.setdefault(tuple(sorted(files)), monkey_of(session) or f"group{len(groups)}")
+            key = tuple(sorted(files))
+            if files and key not in groups:  # named by the monkey; another set of files of one monkey gets a number
+                label = monkey_of(session) or "group"
+                groups[key] = label if label not in groups.values() else f"{label}{len(groups)}"
+            group = groups.get(key)
             for seed in seeds:
                 cell = Cell(name, session, seed)
                 job = {"kind": "cell", "key": f"cell-{name}-{session}-seed{seed}", "recipe_name": name,

@@ -43,9 +43,12 @@ def prune_points(rates=DEFAULT_RATES) -> list[tuple[str, dict]]:
 DEFAULT_THETAS = (0.0, 0.05, 0.1, 0.2, 0.3)
 
 
-def delta_points(thetas=DEFAULT_THETAS, rates=(0.5,)) -> list[tuple[str, dict]]:
-    return [(f"theta{t:g}-prune{r:g}", {"theta_x": float(t), "theta_u": float(t), "theta_h": float(t),
-                                         "prune_rate": float(r)}) for r in rates for t in thetas]
+def delta_points(thetas=DEFAULT_THETAS, rates=None) -> list[tuple[str, dict]]:
+    """Thresholds Theta_x = Theta_u = Theta_h, at the recipe's pruning rate or at each of ``rates``."""
+    same = lambda t: {"theta_x": float(t), "theta_u": float(t), "theta_h": float(t)}  # noqa: E731
+    if rates is None:
+        return [(f"theta{t:g}", same(t)) for t in thetas]
+    return [(f"theta{t:g}-prune{r:g}", {**same(t), "prune_rate": float(r)}) for r in rates for t in thetas]
 
 
 SWEEPS = {"nk": ("aegru", nk_points), "prune": ("aegru", prune_points), "delta": ("deltagru", delta_points)}

@@ -92,12 +92,19 @@ class DeltaTrainer(EpochTrainer):
 
     # -- loop ----------------------------------------------------------------------------------
     def _streams(self, runs, rng) -> tuple[np.ndarray, int]:
-        """Start indices (B,) and the common length of the epoch's parallel streams."""
-        offset = int(rng.integers(0, self.chunk))
-        total = sum(max(0, b - a - offset) for a, b in runs)
+        """(start indices (B,), common length) of the epoch's parallel streams: ``batch_size``
+        pieces of equal length cut from the contiguous runs, all shifted by one random offset (so
+        chunk borders move between epochs) where the run is long enough."""
+        total = sum(b - a for a, b in runs)
         length = max(1, total // self.recipe.batch_size)
-        starts = [s for a, b in runs for s in range(a + offset, b - length + 1, length)]
-        return np.asarray(starts[:self.recipe.batch_size]), length
+        offset = int(rng.integers(0, min(self.chunk, length)))
+        starts: list[int] = []
+        for a, b in runs:
+            shift = offset if b - a - offset >= length else 0
+            starts += range(a + shift, b - length + 1, length)
+        if not starts:
+            raise ConfigError(f"{self.recording.name}: no stream of {length} samples fits in the training part.")
+        return np.asarray(starts[:self.recipe.batch_size], dtype=np.int64), length
 
     def _epoch(self, state) -> None:
         import time
