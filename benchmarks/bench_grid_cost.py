@@ -14,12 +14,17 @@ generated session repeated) and its epochs scaled to the monkey's three sessions
 is proportional to its windows: the same batches through the same network); it is counted once
 per (monkey, seed), as `reproduce` schedules it.
 
+With ``--duration`` shorter than ``--real-duration`` (the default 2,400 s), every measured time
+is multiplied by their ratio: an epoch, like the test stream, is proportional to the session's
+length (the same windows and steps, more of them); the fixed costs scaled with it make the
+projection an upper bound.
+
 Printed: per recipe, the measured epoch times and the projected cell time per monkey; the CPU-hours
 of the grid (every recipe x 6 sessions x 5 seeds + pre-trainings); its wall time on these cores and
 on a 64-core cluster (tasks packed on the cores, never shorter than the longest
 pre-training + fine-tuning chain), beside the references' GPU-hours.
 
-    python benchmarks/bench_grid_cost.py [--epochs 1] [--duration 2400] [--recipes all] [--workers 2] [--pretrain-copies 1]
+    python benchmarks/bench_grid_cost.py [--epochs 1] [--duration 2400] [--real-duration 2400] [--recipes all] [--workers 2]
 """
 
 from __future__ import annotations
@@ -121,6 +126,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=1, help="epochs per stage actually trained")
     parser.add_argument("--duration", type=float, default=2400.0, help="seconds per generated session")
+    parser.add_argument("--real-duration", type=float, default=2400.0,
+                        help="seconds of a real session: measured times are scaled by real-duration / duration")
     parser.add_argument("--recipes", default="all")
     parser.add_argument("--monkeys", default="indy,loco")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -142,6 +149,7 @@ def main() -> None:
             jobs.append({"kind": "cell", "recipe": name, "monkey": m, "data": data[m], "epochs": args.epochs,
                          "out": str(root / f"{name}-{m}"),
                          "pretrained": str(root / f"pre-{name}-{m}") if pretrains else None})
+    scale = args.real_duration / args.duration
     started = time.perf_counter()
     results = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:  # pre-trainings first: their cells start from them
@@ -150,9 +158,14 @@ def main() -> None:
         results += [f.result() for f in pre]
         cells += [pool.submit(measure, j) for j in jobs if j["kind"] == "cell" and j["pretrained"]]
         results += [f.result() for f in cells]
+    for r in results:  # to real size
+        r["projected_s"] *= scale
+        r["last_epoch_s"] = {k: v * scale for k, v in r["last_epoch_s"].items()}
     print(f"{len(jobs)} cut-down runs ({args.epochs} epochs per stage) in {time.perf_counter() - started:.0f} s on "
-          f"{args.workers} workers, one thread each; sessions of {args.duration:g} s")
-    print("\n| recipe | monkey | task | measured (s) | last epoch per stage (s) | published epochs | projected (min) |")
+          f"{args.workers} workers, one thread each; sessions of {args.duration:g} s, times scaled x{scale:g} "
+          f"to {args.real_duration:g} s")
+    print("\n| recipe | monkey | task | measured (s) | last epoch per stage, at real size (s) | published epochs | "
+          "projected at real size (min) |")
     print("|---|---|---|---|---|---|---|")
     cell_s, pre_s = {}, {}
     for r in sorted(results, key=lambda r: (r["recipe"], r["monkey"], r["kind"] != "pretrain")):

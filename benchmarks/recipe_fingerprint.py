@@ -22,6 +22,7 @@ SETTINGS = {  # short runs: long enough to move every weight, short enough for ~
     "aegru": {"epochs": 10}, "aegru-pruned": {"epochs": 10, "finetune_epochs": 3}, "gru": {"epochs": 10},
     "ann2d": {"epochs": 10}, "ann3d": {"epochs": 10}, "snn2": {"epochs": 10}, "snn3d": {"epochs": 5},
     "tinyrsnn": {"epochs": 10, "prune_epochs": 2}, "bigrsnn": {"epochs": 2},
+    "deltagru": {"epochs": 10, "finetune_epochs": 2},
 }
 IGNORED = ("timings", "history", "data", "versions")
 

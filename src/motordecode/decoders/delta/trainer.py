@@ -32,11 +32,12 @@ from motordecode.metrics.r2 import r2_score
 from motordecode.recipes import samples_in
 from motordecode.training.epochs import EpochTrainer, TrainResult
 from motordecode.training.labels import LabelScale
-from motordecode.training.prune import apply_masks, global_l1_masks
+from motordecode.training.finetune import TrainThenFinetune
+from motordecode.training.prune import apply_masks
 from motordecode.training.quantize import quantize_weights
 
 
-class DeltaTrainer(EpochTrainer):
+class DeltaTrainer(TrainThenFinetune, EpochTrainer):
     def __init__(self, recipe, recording, split, *, seed: int = 0, run_dir: str | os.PathLike | None = None,
                  progress: bool = True, threads: int | None = None, initial: dict | None = None):
         super().__init__(recipe, seed, run_dir, progress, threads, initial)
@@ -73,16 +74,6 @@ class DeltaTrainer(EpochTrainer):
                  "masks": None, "np_rng": np.random.default_rng(self.seed)}
         state["optimizer"], state["scheduler"] = self._optimizer(state)
         return state
-
-    def _epochs(self, stage: str) -> int:
-        return self.recipe.epochs if stage == "train" else self.recipe.finetune_epochs
-
-    def _optimizer(self, state):
-        train = state["stage"] == "train"
-        lr = self.recipe.lr if train else self.recipe.finetune_lr
-        opt = torch.optim.Adam(state["model"].parameters(), lr=lr, weight_decay=self.recipe.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.recipe.epochs) if train else None
-        return opt, sched
 
     def _threshold_share(self, state) -> float:
         """The fraction of the target thresholds this epoch trains with."""
@@ -157,17 +148,6 @@ class DeltaTrainer(EpochTrainer):
         model.train(was_training)
         return float(r2_score(torch.cat(preds).numpy(), torch.cat(labels).numpy()))
 
-    def _next_stage(self, state) -> None:
-        """After ``train``: prune the best model and fine-tune when asked; else done."""
-        if state["stage"] != "train" or self.recipe.prune_rate == 0 or self.recipe.finetune_epochs == 0:
-            state["stage"] = "done"
-            return
-        self._restore_best(state)
-        state["masks"] = global_l1_masks(state["model"].pruned_weights(), self.recipe.prune_rate)
-        apply_masks(state["model"].pruned_weights(), state["masks"])
-        state["stage"], state["epoch"] = "finetune", 0
-        state["optimizer"], state["scheduler"] = self._optimizer(state)
-
     @staticmethod
     def _restore_best(state) -> None:
         if state["best"] is not None:
@@ -175,10 +155,8 @@ class DeltaTrainer(EpochTrainer):
 
     def _finish(self, state) -> TrainResult:
         model, r = state["model"], self.recipe
-        if state["stage"] == "done" and state["masks"] is None:  # no fine-tuning: the best epoch is the result
+        if r.prune_rate == 0:  # no pruning: the best epoch is the result
             self._restore_best(state)
-            if r.prune_rate > 0:
-                apply_masks(model.pruned_weights(), global_l1_masks(model.pruned_weights(), r.prune_rate))
         model.set_thresholds(r.theta_x, r.theta_u, r.theta_h)
         model.eval()
         if self.for_pretraining:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+import time
 
 import numpy as np
 import torch
@@ -22,9 +23,9 @@ from motordecode.decoders.gru.autoencoder import AutoencoderBranch
 from motordecode.decoders.gru.batches import WindowBatches
 from motordecode.decoders.gru.inference import window_features
 from motordecode.training.epochs import EpochTrainer, TrainResult, optimise_epoch
+from motordecode.training.finetune import TrainThenFinetune
 from motordecode.training.labels import LabelScale
 from motordecode.training.losses import decoder_loss
-from motordecode.training.prune import apply_masks, global_l1_masks
 from motordecode.training.quantize import quantize_weights
 
 EVAL_CHUNK = 16384
@@ -47,7 +48,7 @@ def build_branch(recipe, n_channels: int) -> AutoencoderBranch | None:
     return AutoencoderBranch(n_channels, recipe.hidden, recipe.logvar_hidden)
 
 
-class Trainer(EpochTrainer):
+class Trainer(TrainThenFinetune, EpochTrainer):
     modules = ("model", "branch")
 
     def __init__(self, recipe, recording, split, *, seed: int = 0, run_dir: str | os.PathLike | None = None,
@@ -92,19 +93,9 @@ class Trainer(EpochTrainer):
             params += list(state["branch"].parameters())
         return params
 
-    def _epochs(self, stage: str) -> int:
-        return self.recipe.epochs if stage == "train" else self.recipe.finetune_epochs
-
-    def _optimizer(self, state):
-        """Adam; a cosine schedule over the training epochs, a constant small rate when fine-tuning."""
-        train = state["stage"] == "train"
-        lr = self.recipe.lr if train else self.recipe.finetune_lr
-        opt = torch.optim.Adam(self._params(state), lr=lr, weight_decay=self.recipe.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.recipe.epochs) if train else None
-        return opt, sched
-
     # -- loop ----------------------------------------------------------------------------------
     def _epoch(self, state) -> None:
+        started = time.perf_counter()
         stage, model, branch = state["stage"], state["model"], state["branch"]
         batches = self.train_batches if stage == "train" else self.finetune_batches
         model.train()
@@ -126,7 +117,8 @@ class Trainer(EpochTrainer):
         val = r2_score(predict_windows(model, self.val_inputs), self.val_labels)
         self._end_epoch(state, loss_sum, seen, val, bar, keep_best=stage == "train", snapshot=lambda: {
             "model": copy.deepcopy(model.state_dict()),
-            "branch": None if branch is None else copy.deepcopy(branch.state_dict())})
+            "branch": None if branch is None else copy.deepcopy(branch.state_dict())},
+            seconds=time.perf_counter() - started)
 
     def _loss(self, model, branch, x, counts, labels):
         mu = model.encode(x)
@@ -136,17 +128,6 @@ class Trainer(EpochTrainer):
         z = branch.sample(x, mu)
         pred, _ = model.recur(z)
         return decoder_loss(pred, labels, branch.log_rate(z), counts, self.recipe.mse_weight, self.recipe.pnll_weight)
-
-    def _next_stage(self, state) -> None:
-        """After ``train``: prune the best model and go on to ``finetune`` when asked; else done."""
-        if state["stage"] != "train" or self.recipe.prune_rate == 0:
-            state["stage"] = "done"
-            return
-        self._restore_best(state)
-        state["masks"] = global_l1_masks(state["model"].pruned_weights(), self.recipe.prune_rate)
-        apply_masks(state["model"].pruned_weights(), state["masks"])
-        state["stage"], state["epoch"] = "finetune", 0
-        state["optimizer"], state["scheduler"] = self._optimizer(state)
 
     def _restore_best(self, state) -> None:
         if state["best"] is not None:
