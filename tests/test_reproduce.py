@@ -171,8 +171,9 @@ def test_killing_the_command_mid_grid_then_rerunning_gives_the_same_results(spik
     import time
 
     reference, _, _ = spiking_grid
+    indy = "indy_20160622_01,indy_20160630_01,indy_20170131_02"  # one monkey keeps the test short
     command = [sys.executable, "-m", "motordecode", "reproduce", "--out", str(tmp_path), "--synthetic",
-               "--duration", "40", "--recipes", "ann2d,tinyrsnn", "--seeds", "0", "--workers", "2"]
+               "--duration", "40", "--sessions", indy, "--recipes", "ann2d,tinyrsnn", "--seeds", "0", "--workers", "2"]
     for setting in SPIKING:
         command += ["--set", setting]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -187,19 +188,22 @@ def test_killing_the_command_mid_grid_then_rerunning_gives_the_same_results(spik
     os.killpg(process.pid, signal.SIGKILL)  # the command and its pool workers
     process.wait()
     done_when_killed = len(list(cells.glob("*/*/seed0/metrics.json")))
-    assert 2 <= done_when_killed < 12, "the grid was not killed mid-way"
+    assert 2 <= done_when_killed < 6, "the grid was not killed mid-way"
     assert main(command[3:]) == 0
     again = {(r["recipe"], r["session"]): _comparable(r) for r in collect(tmp_path)}
-    whole = {(r["recipe"], r["session"]): _comparable(r) for r in collect(reference) if r["seed"] == 0}
-    assert len(again) == 12 and again == whole
+    whole = {(r["recipe"], r["session"]): _comparable(r) for r in collect(reference)
+             if r["seed"] == 0 and r["session"].startswith("indy")}
+    assert len(again) == 6 and again == whole
 
 
 def test_a_local_dask_cluster_gives_the_local_results(spiking_grid, tmp_path):
     """The same grid, pre-trainings and the cells that depend on them included, on 2 Dask workers."""
     reference, _, _ = spiking_grid
-    dask = reproduce(tmp_path, recipes=["ann2d", "tinyrsnn"], seeds=[0], sessions=synthetic_sessions(tmp_path, 40),
+    indy = {k: v for k, v in synthetic_sessions(tmp_path, 40).items() if k.startswith("indy")}
+    dask = reproduce(tmp_path, recipes=["ann2d", "tinyrsnn"], seeds=[0], sessions=indy,
                      settings=SPIKING, workers=2, executor="dask", log=lambda *_: None)
-    assert [o["status"] for o in dask] == ["trained"] * 12
-    assert list((tmp_path / "pretrain" / "tinyrsnn").glob("*/seed0/pretrained.pt"))
-    local = {(r["recipe"], r["session"]): _comparable(r) for r in collect(reference) if r["seed"] == 0}
+    assert [o["status"] for o in dask] == ["trained"] * 6
+    assert (tmp_path / "pretrain" / "tinyrsnn" / "indy" / "seed0" / "pretrained.pt").is_file()
+    local = {(r["recipe"], r["session"]): _comparable(r) for r in collect(reference)
+             if r["seed"] == 0 and r["session"].startswith("indy")}
     assert {(r["recipe"], r["session"]): _comparable(r) for r in collect(tmp_path)} == local
