@@ -1,5 +1,5 @@
 """Command-line interface: ``motordecode data list|fetch|info|synth``, ``train``, ``evaluate``,
-``import-checkpoint``, ``sweep`` and ``demo``, thin over the public API and the decoder registry.
+``import-checkpoint``, ``export``, ``sweep``, ``reproduce``, ``report`` and ``demo``, thin over the public API and the decoder registry.
 
 Errors a user can cause print one line on stderr and exit with status 2, without a traceback.
 """
@@ -135,6 +135,28 @@ def cmd_import_checkpoint(args) -> int:
 
     run_dir = import_checkpoint(args.kind, args.file, args.out)
     print(f"run: {run_dir} (evaluate with: motordecode evaluate {run_dir} --data FILE)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from motordecode.export.exporter import export_run
+
+    manifest = export_run(args.run_dir, args.format, args.out, mode=args.mode, data=args.data)
+    if args.json:
+        print(_json(manifest))
+        return 0
+    print(f"exported {manifest['recipe']} ({manifest.get('mode', '')}) as {args.format} to {args.out}")
+    sizes = manifest.get("sizes", {})
+    if "host_sections" in sizes:
+        host, arm = sizes["host_sections"], sizes["cortex_m4_sections"]
+        print(f"  code {host['text']:,} B, data {host['data'] + host['bss']:,} B (host, -Os); state {sizes['state']:,} B; "
+              f"weights {sizes['weights']:,} B, biases {sizes['biases']:,} B, tables {sizes['tables']:,} B")
+        print("  Cortex-M4: " + (f"code {arm['text']:,} B, data {arm['data'] + arm['bss']:,} B" if arm
+                                 else "arm-none-eabi-gcc not installed (Debian: gcc-arm-none-eabi)"))
+    if "model_bytes" in sizes:
+        print(f"  model {sizes['model_bytes']:,} B")
+    a = manifest["agreement"]
+    print("  test split: " + ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in a.items()))
     return 0
 
 
@@ -316,6 +338,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-write", action="store_true", help="print only; leave metrics.json as it is")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_evaluate)
+
+    p = commands.add_parser("export", help="a trained run as integer C code or an ONNX step graph, checked "
+                                           "against the Python model")
+    p.add_argument("run_dir", help="run directory written by 'motordecode train'")
+    p.add_argument("--format", required=True, choices=("c", "onnx"),
+                   help="c: integer C99 decoder + main.c (GRU and delta GRU families); onnx: the one-sample step")
+    p.add_argument("--out", required=True, help="new directory to write")
+    p.add_argument("--mode", default=None, help="inference mode (GRU: windowed or stateful; default: the published one)")
+    p.add_argument("--data", default=None, help="the recording to check on (default: the run's own)")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.set_defaults(func=cmd_export)
 
     p = commands.add_parser("sweep", help="the AEGRU paper's (N, k) grid or pruning-rate sweep, or the delta "
                                           "GRU's thresholds, in parallel")

@@ -1,0 +1,85 @@
+"""``motordecode export``: a trained run to a deployable directory, checked before it is kept.
+
+Every format is written into a hidden temporary directory next to ``out``, measured against the
+Python model on the run's test split, and only then renamed to ``out`` with a ``manifest.json``
+(recipe, source metrics, format, sizes, measured agreement). A failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from motordecode.errors import ConfigError
+
+FORMATS = ("c", "onnx")
+
+
+def _prepare_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out} already exists and is not empty; choose another --out or remove it.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _load(run_dir, data):
+    from motordecode.api import load_run
+    from motordecode.data.splits import default_split
+
+    run = load_run(run_dir)
+    source = data or run.config.get("data")
+    if not source:
+        raise ConfigError(f"{run_dir} names no data file (an imported checkpoint); pass --data FILE.")
+    recording = run.load_recording(source)
+    return run, recording, default_split(recording), str(Path(source).resolve())
+
+
+def test_streams(recording, split, history: int) -> list[tuple[int, int, int]]:
+    """(first fed sample, first test sample, end) of each contiguous test run, with ``history``
+    samples before it fed as warm-up (their outputs are not scored)."""
+    from motordecode.data.splits import contiguous_runs
+
+    return [(max(0, start - history), start, stop) for start, stop in contiguous_runs(split.test)]
+
+
+def export_run(run_dir, fmt: str, out, *, mode: str | None = None, data=None) -> dict:
+    """Export ``run_dir`` in ``fmt`` ("c" or "onnx") to the new directory ``out``; returns the manifest."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}.")
+    out = Path(out)
+    _prepare_out(out)
+    run, recording, split, source = _load(run_dir, data)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        if fmt == "c":
+            from motordecode.export.c_export import write_c
+            details = write_c(run, recording, split, mode, tmp)
+        else:
+            from motordecode.export.onnx_export import write_onnx
+            details = write_onnx(run, recording, split, mode, tmp)
+        manifest = {"format": fmt, "recipe": run.recipe.name, "source_run": str(Path(run_dir).resolve()),
+                    "data": source, "session": recording.name, "seed": run.config.get("seed"),
+                    "source_metrics": {k: run.metrics.get(k) for k in ("r2", "mode", "effective_macs",
+                                                                        "effective_acs", "deployed_footprint_bytes")},
+                    **details}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def agreement(reference: np.ndarray, exported: np.ndarray, labels: np.ndarray) -> dict:
+    """Largest |difference| between two (T, D) velocity arrays, and both R2s against ``labels``."""
+    from motordecode.metrics.r2 import r2_per_axis
+
+    return {"max_abs_diff": float(np.abs(reference - exported).max(initial=0.0)),
+            "r2_reference": float(r2_per_axis(reference, labels).mean()),
+            "r2_exported": float(r2_per_axis(exported, labels).mean())}
