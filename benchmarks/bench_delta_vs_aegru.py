@@ -22,7 +22,6 @@ import torch
 from bench_streaming_latency import step_times
 from motordecode.api import load_run
 from motordecode.data.splits import default_split
-from motordecode.decoders.base import Stream
 from motordecode.decoders.registry import family_of
 from motordecode.pipeline import evaluate_model
 
