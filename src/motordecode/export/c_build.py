@@ -37,6 +37,16 @@ def build(source_dir: Path, out_dir: Path) -> Path:
     return binary
 
 
+SIZEOF_PROBE = '#include <stdio.h>\n#include "decoder.h"\nint main(void) { printf("%lu\\n", (unsigned long)sizeof(md_state)); return 0; }\n'
+
+
+def state_bytes(source_dir: Path, work_dir: Path) -> int:
+    """sizeof(md_state) on this host, from a compiled probe."""
+    (work_dir / "probe.c").write_text(SIZEOF_PROBE)
+    _run([compiler(), "-std=c99", "-I", str(source_dir), "-o", str(work_dir / "probe"), str(work_dir / "probe.c")])
+    return int(_run([str(work_dir / "probe")]).stdout)
+
+
 def section_sizes(source_dir: Path, work_dir: Path, cc: str | None = None, flags=None) -> dict:
     """{"text", "data", "bss"} bytes of decoder.c alone, compiled at -Os by ``cc`` (default: the host's)."""
     obj = work_dir / ("decoder-arm.o" if cc else "decoder.o")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from motordecode.errors import ConfigError
-from motordecode.export.c_build import arm_sizes, build, compiler, run_binary, section_sizes, _run
+from motordecode.export.c_build import arm_sizes, build, run_binary, section_sizes, state_bytes
 from motordecode.export.c_gru import header, source
 from motordecode.export.c_main import MAIN_C
 from motordecode.export.exporter import agreement, test_streams
@@ -21,8 +21,6 @@ from motordecode.export.fixedpoint import activation_error
 from motordecode.export.integer_decoder import integer_decoder
 
 MAX_INPUTS = 511        # the int32 accumulation bound (fixedpoint) holds below 512 inputs per product sum
-
-SIZEOF_PROBE = '#include <stdio.h>\n#include "decoder.h"\nint main(void) { printf("%lu\\n", (unsigned long)sizeof(md_state)); return 0; }\n'
 
 
 def write_sources(decoder, out: Path) -> None:
@@ -52,9 +50,7 @@ def write_c(run, recording, split, mode, out: Path) -> dict:
     scratch = Path(tempfile.mkdtemp(prefix="motordecode-cc-"))
     try:
         binary = build(out, scratch)
-        (scratch / "probe.c").write_text(SIZEOF_PROBE)
-        _run([compiler(), "-std=c99", "-I", str(out), "-o", str(scratch / "probe"), str(scratch / "probe.c")])
-        state_bytes = int(_run([str(scratch / "probe")]).stdout)
+        state = state_bytes(out, scratch)
         host, arm = section_sizes(out, scratch), arm_sizes(out, scratch)
         exact, c_velocity = True, []
         for lo, start, stop in test_streams(recording, split, decoder.features.span - 1):
@@ -76,7 +72,7 @@ def write_c(run, recording, split, mode, out: Path) -> dict:
                                      ("weight_hh", decoder.net.cell.hh), ("fc_out", decoder.net.fc_out))
                                     if layer is not None}},
             "activation_error": activation_error(),
-            "sizes": {"host_sections": host, "cortex_m4_sections": arm, "state": state_bytes,
+            "sizes": {"host_sections": host, "cortex_m4_sections": arm, "state": state,
                       **weight_bytes(decoder.net)},
             "agreement": {"bit_exact_with_integer_reference": exact, "test_samples": int(len(split.test)),
                           "r2_float_model": float_row["r2"], **measured}}
