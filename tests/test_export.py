@@ -183,3 +183,50 @@ def test_c_export_of_the_real_recording_keeps_metrics_r2(stevenson_file, tmp_pat
           f"{agreement['r2_exported']:.4f}")
     assert agreement["bit_exact_with_integer_reference"]
     assert abs(agreement["r2_exported"] - run.metrics["r2"]) < 0.01
+
+
+@pytest.fixture(scope="module")
+def spiking_runs(indy_file, tmp_path_factory):
+    base = tmp_path_factory.mktemp("spiking-runs")
+    short = {"tinyrsnn": {"hidden": 32, "batch_size": 16, "epochs": 3, "prune_epochs": 1, "prune_steps": "0.1",
+                          "prune_max": 0.5, "prune_tolerance": 0.9},  # pruned and float16, as the recipe deploys it
+             "snn2": {"epochs": 2}}
+    return {name: md.train(name, indy_file, out=base / name, **overrides) for name, overrides in short.items()}
+
+
+@pytest.mark.parametrize("name", ["tinyrsnn", "snn2"])
+def test_nir_round_trip_replays_the_models_spikes_exactly(spiking_runs, tmp_path, name):
+    import nir
+    from motordecode.export.nir_export import replay_model, spikes_and_outputs
+
+    run = spiking_runs[name]
+    out = tmp_path / "nir"
+    result = cli("export", run.path, "--format", "nir", "--out", out)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["agreement"]["identical_spikes"] and manifest["agreement"]["spikes"] > 100
+    expected = {"tinyrsnn": {"CubaLIF", "CubaLI", "Delay", "Linear", "Input", "Output"},
+                "snn2": {"LIF", "LI", "Linear", "Input", "Output"}}[name]
+    assert set(manifest["node_types"]) == expected
+    # replayed here from the file alone, against the run's model on 2000 samples of the session
+    graph = nir.read(str(out / "decoder.nir"))
+    recording = run.load_recording(run.config["data"])
+    samples = recording.spikes[3000:5000]
+    spikes, outputs = spikes_and_outputs(run.model, samples, name)
+    replayed_spikes, replayed_outputs = spikes_and_outputs(replay_model(graph), samples, name)
+    np.testing.assert_array_equal(replayed_spikes, spikes)
+    np.testing.assert_array_equal(replayed_outputs, outputs)
+    # the replay reads the graph's time constants: a 1% change of one shows in the spikes
+    node = graph.nodes["lif" if name == "tinyrsnn" else "lif1"]
+    if name == "tinyrsnn":
+        node.tau_mem = node.tau_mem * 1.01
+    else:
+        node.tau = node.tau * 1.01
+    changed, _ = spikes_and_outputs(replay_model(graph), samples, name)
+    assert not np.array_equal(changed, spikes)
+
+
+def test_nir_refuses_non_spiking_decoders(runs, tmp_path):
+    result = cli("export", runs["aegru-pruned"].path, "--format", "nir", "--out", tmp_path / "nir")
+    assert result.returncode == 2 and "is not a spiking decoder" in result.stderr
+    assert not (tmp_path / "nir").exists()

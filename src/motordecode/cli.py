@@ -153,8 +153,9 @@ def cmd_export(args) -> int:
               f"weights {sizes['weights']:,} B, biases {sizes['biases']:,} B, tables {sizes['tables']:,} B")
         print("  Cortex-M4: " + (f"code {arm['text']:,} B, data {arm['data'] + arm['bss']:,} B" if arm
                                  else "arm-none-eabi-gcc not installed (Debian: gcc-arm-none-eabi)"))
-    if "model_bytes" in sizes:
-        print(f"  model {sizes['model_bytes']:,} B")
+    for key in ("model_bytes", "file_bytes"):
+        if key in sizes:
+            print(f"  file {sizes[key]:,} B")
     a = manifest["agreement"]
     print("  test split: " + ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in a.items()))
     return 0
@@ -339,11 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_evaluate)
 
-    p = commands.add_parser("export", help="a trained run as integer C code or an ONNX step graph, checked "
-                                           "against the Python model")
+    p = commands.add_parser("export", help="a trained run as integer C code, an ONNX step graph or a NIR "
+                                           "graph, checked against the Python model")
     p.add_argument("run_dir", help="run directory written by 'motordecode train'")
-    p.add_argument("--format", required=True, choices=("c", "onnx"),
-                   help="c: integer C99 decoder + main.c (GRU and delta GRU families); onnx: the one-sample step")
+    p.add_argument("--format", required=True, choices=("c", "onnx", "nir"),
+                   help="c: integer C99 decoder + main.c (GRU and delta GRU families); onnx: the one-sample step; "
+                        "nir: tinyRSNN, bigRSNN, SNN2 as NIR graphs")
     p.add_argument("--out", required=True, help="new directory to write")
     p.add_argument("--mode", default=None, help="inference mode (GRU: windowed or stateful; default: the published one)")
     p.add_argument("--data", default=None, help="the recording to check on (default: the run's own)")

@@ -17,7 +17,7 @@ import numpy as np
 
 from motordecode.errors import ConfigError
 
-FORMATS = ("c", "onnx")
+FORMATS = ("c", "onnx", "nir")
 
 
 def _prepare_out(out: Path) -> None:
@@ -46,8 +46,19 @@ def test_streams(recording, split, history: int) -> list[tuple[int, int, int]]:
     return [(max(0, start - history), start, stop) for start, stop in contiguous_runs(split.test)]
 
 
+def _writer(fmt: str):
+    if fmt == "c":
+        from motordecode.export.c_export import write_c
+        return write_c
+    if fmt == "onnx":
+        from motordecode.export.onnx_export import write_onnx
+        return write_onnx
+    from motordecode.export.nir_export import write_nir
+    return write_nir
+
+
 def export_run(run_dir, fmt: str, out, *, mode: str | None = None, data=None) -> dict:
-    """Export ``run_dir`` in ``fmt`` ("c" or "onnx") to the new directory ``out``; returns the manifest."""
+    """Export ``run_dir`` in ``fmt`` ("c", "onnx" or "nir") to the new directory ``out``; returns the manifest."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}.")
     out = Path(out)
@@ -55,12 +66,7 @@ def export_run(run_dir, fmt: str, out, *, mode: str | None = None, data=None) ->
     run, recording, split, source = _load(run_dir, data)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        if fmt == "c":
-            from motordecode.export.c_export import write_c
-            details = write_c(run, recording, split, mode, tmp)
-        else:
-            from motordecode.export.onnx_export import write_onnx
-            details = write_onnx(run, recording, split, mode, tmp)
+        details = _writer(fmt)(run, recording, split, mode, tmp)
         manifest = {"format": fmt, "recipe": run.recipe.name, "source_run": str(Path(run_dir).resolve()),
                     "data": source, "session": recording.name, "seed": run.config.get("seed"),
                     "source_metrics": {k: run.metrics.get(k) for k in ("r2", "mode", "effective_macs",
