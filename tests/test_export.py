@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 import motordecode as md
 from motordecode.data.splits import default_split
@@ -197,7 +198,8 @@ def spiking_runs(indy_file, tmp_path_factory):
 @pytest.mark.parametrize("name", ["tinyrsnn", "snn2"])
 def test_nir_round_trip_replays_the_models_spikes_exactly(spiking_runs, tmp_path, name):
     import nir
-    from motordecode.export.nir_export import replay_model, spikes_and_outputs
+    from motordecode.export.nir_export import replay_model
+    from motordecode.export.spikes import spikes_and_outputs
 
     run = spiking_runs[name]
     out = tmp_path / "nir"
@@ -230,3 +232,30 @@ def test_nir_refuses_non_spiking_decoders(runs, tmp_path):
     result = cli("export", runs["aegru-pruned"].path, "--format", "nir", "--out", tmp_path / "nir")
     assert result.returncode == 2 and "is not a spiking decoder" in result.stderr
     assert not (tmp_path / "nir").exists()
+
+
+def test_tinyrsnn_c_export_gives_the_models_spikes(spiking_runs, tmp_path):
+    from motordecode.export.spikes import spikes_and_outputs
+
+    run = spiking_runs["tinyrsnn"]
+    assert run.model.lif.input.weight.dtype == torch.float16  # as the recipe deploys it
+    out = tmp_path / "c"
+    result = cli("export", run.path, "--format", "c", "--out", out)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["agreement"]["identical_spikes"] and manifest["agreement"]["identical_outputs"]
+    assert "float16" in manifest["formats"]["arithmetic"]
+    binary = tmp_path / "decoder"
+    subprocess.run(["cc", *CFLAGS, "-o", binary, out / "decoder.c", out / "main.c"], check=True)
+    samples = run.load_recording(run.config["data"]).spikes[2000:4000]
+    text = "\n".join(" ".join(map(str, row)) for row in samples.astype(int)) + "\n"
+    lines = subprocess.run([binary, "-s"], input=text, capture_output=True, text=True, check=True).stdout.splitlines()
+    spikes, outputs = spikes_and_outputs(run.model, samples, "tinyrsnn")
+    assert spikes.sum() > 100
+    np.testing.assert_array_equal(np.array([[c == "1" for c in line] for line in lines], dtype=np.float32), spikes)
+    velocity = np.loadtxt(subprocess.run([binary], input=text, capture_output=True, text=True,
+                                         check=True).stdout.splitlines())
+    np.testing.assert_array_equal(velocity.astype(np.float32), outputs)
+    # SNN2 has no C export: refused, nothing written
+    result = cli("export", spiking_runs["snn2"].path, "--format", "c", "--out", tmp_path / "snn2-c")
+    assert result.returncode == 2 and "has no integer form" in result.stderr and not (tmp_path / "snn2-c").exists()

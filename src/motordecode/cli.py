@@ -149,8 +149,9 @@ def cmd_export(args) -> int:
     sizes = manifest.get("sizes", {})
     if "host_sections" in sizes:
         host, arm = sizes["host_sections"], sizes["cortex_m4_sections"]
+        consts = ", ".join(f"{key} {sizes[key]:,} B" for key in ("weights", "biases", "tables") if key in sizes)
         print(f"  code {host['text']:,} B, data {host['data'] + host['bss']:,} B (host, -Os); state {sizes['state']:,} B; "
-              f"weights {sizes['weights']:,} B, biases {sizes['biases']:,} B, tables {sizes['tables']:,} B")
+              f"{consts}")
         print("  Cortex-M4: " + (f"code {arm['text']:,} B, data {arm['data'] + arm['bss']:,} B" if arm
                                  else "arm-none-eabi-gcc not installed (Debian: gcc-arm-none-eabi)"))
     for key in ("model_bytes", "file_bytes"):

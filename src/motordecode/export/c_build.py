@@ -67,11 +67,16 @@ def arm_sizes(source_dir: Path, work_dir: Path) -> dict | None:
     return section_sizes(source_dir, work_dir, cc, ARM_FLAGS)
 
 
-def run_binary(binary: Path, samples: np.ndarray, raw: bool = False) -> np.ndarray:
-    """The program's output lines for ``samples`` (T, C) fed on stdin, as a (T, D) array."""
+def run_binary_lines(binary: Path, samples: np.ndarray, options=()) -> list[str]:
+    """The program's output lines for ``samples`` (T, C) fed on stdin, one per sample."""
     text = "\n".join(" ".join(map(str, row)) for row in np.asarray(samples, dtype=np.int64)) + "\n"
-    result = _run([str(binary), *(["-r"] if raw else [])], input=text)
-    values = np.loadtxt(result.stdout.splitlines(), dtype=np.int64 if raw else np.float64, ndmin=2)
-    if len(values) != len(samples):
-        raise ConfigError(f"{binary} printed {len(values)} lines for {len(samples)} samples.")
-    return values
+    lines = _run([str(binary), *options], input=text).stdout.splitlines()
+    if len(lines) != len(samples):
+        raise ConfigError(f"{binary} printed {len(lines)} lines for {len(samples)} samples.")
+    return lines
+
+
+def run_binary(binary: Path, samples: np.ndarray, raw: bool = False) -> np.ndarray:
+    """The program's outputs for ``samples`` (T, C) as a (T, D) array (``raw``: the integer outputs)."""
+    lines = run_binary_lines(binary, samples, ["-r"] if raw else [])
+    return np.loadtxt(lines, dtype=np.int64 if raw else np.float64, ndmin=2)

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from motordecode.errors import ConfigError
-from motordecode.export.c_build import arm_sizes, build, run_binary, section_sizes, state_bytes
+from motordecode.export.c_build import arm_sizes, build, run_binary, run_binary_lines, section_sizes, state_bytes
 from motordecode.export.c_gru import header, source
 from motordecode.export.c_main import MAIN_C
+from motordecode.export.c_rsnn import rsnn_header, rsnn_source
 from motordecode.export.exporter import agreement, test_streams
 from motordecode.export.fixedpoint import activation_error
 from motordecode.export.integer_decoder import integer_decoder
@@ -40,6 +41,15 @@ def weight_bytes(net) -> dict:
 
 
 def write_c(run, recording, split, mode, out: Path) -> dict:
+    """The integer decoder of a GRU-family run, or the float decoder of an RSNN run."""
+    from motordecode.decoders.registry import family_of
+
+    if family_of(run.recipe).name == "rsnn":
+        return write_c_rsnn(run, recording, split, mode, out)
+    return write_c_integer(run, recording, split, mode, out)
+
+
+def write_c_integer(run, recording, split, mode, out: Path) -> dict:
     from motordecode.pipeline import evaluate_model
 
     decoder = integer_decoder(run, mode, recording.spikes[split.train])
@@ -76,3 +86,48 @@ def write_c(run, recording, split, mode, out: Path) -> dict:
                       **weight_bytes(decoder.net)},
             "agreement": {"bit_exact_with_integer_reference": exact, "test_samples": int(len(split.test)),
                           "r2_float_model": float_row["r2"], **measured}}
+
+
+def write_c_rsnn(run, recording, split, mode, out: Path) -> dict:
+    """tinyRSNN / bigRSNN as float C (float16 emulated for float16 models), checked spike for spike."""
+    from motordecode.decoders.registry import family_of
+    from motordecode.export.spikes import spikes_and_outputs
+
+    family_of(run.recipe).resolve_mode(mode)
+    model = run.model
+    (out / "decoder.h").write_text(rsnn_header(model))
+    (out / "decoder.c").write_text(rsnn_source(model))
+    (out / "main.c").write_text(MAIN_C)
+    hidden, substeps = model.config.hidden, model.config.substeps
+    scratch = Path(tempfile.mkdtemp(prefix="motordecode-cc-"))
+    try:
+        binary = build(out, scratch)
+        state = state_bytes(out, scratch)
+        host, arm = section_sizes(out, scratch), arm_sizes(out, scratch)
+        same_spikes = same_outputs = True
+        spikes_total, velocity, reference = 0, [], []
+        for lo, start, stop in test_streams(recording, split, 0):
+            samples = recording.spikes[lo:stop]
+            expected_spikes, expected = spikes_and_outputs(model, samples, run.recipe.name)
+            lines = run_binary_lines(binary, samples, ["-s"])
+            got = np.array([[c == "1" for c in line.replace(" ", "")] for line in lines], dtype=np.float32)
+            same_spikes &= bool(np.array_equal(got.reshape(-1, hidden), expected_spikes))
+            outputs = run_binary(binary, samples)
+            same_outputs &= bool(np.array_equal(outputs.astype(np.float32), expected))
+            spikes_total += int(expected_spikes.sum())
+            velocity.append(outputs)
+            reference.append(expected)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if not same_spikes:
+        raise ConfigError("the C decoder's spikes differ from the Python model's on the test split; not exported.")
+    measured = agreement(np.concatenate(reference).astype(np.float64), np.concatenate(velocity),
+                         recording.velocity[split.test])
+    dtype = str(model.lif.input.weight.dtype).replace("torch.", "")
+    return {"mode": "stream", "files": ["decoder.h", "decoder.c", "main.c"],
+            "formats": {"arithmetic": f"{dtype} ({'emulated: float32 operations rounded to float16' if dtype == 'float16' else 'IEEE single'})"},
+            "sizes": {"host_sections": host, "cortex_m4_sections": arm, "state": state,
+                      "weights": int(4 * sum(p.numel() for p in model.pruned_weights().values()))},
+            "agreement": {"identical_spikes": same_spikes, "identical_outputs": same_outputs,
+                          "network_steps": int(len(split.test) * substeps), "spikes": spikes_total,
+                          "test_samples": int(len(split.test)), **measured}}

@@ -132,7 +132,7 @@ static void encode(const int32_t *x, int32_t *u) { int c; for (c = 0; c < MD_CHA
 
 STEP = {
     "windowed": """\
-void md_step(md_state *s, const int32_t *counts, int32_t *y)
+void md_step(md_state *s, const int32_t *counts, md_out_t *y)
 {
     int32_t x[MD_CHANNELS], u[MD_INPUT], h[MD_HIDDEN];
     int m, j;
@@ -147,7 +147,7 @@ void md_step(md_state *s, const int32_t *counts, int32_t *y)
 }
 """,
     "stateful": """\
-void md_step(md_state *s, const int32_t *counts, int32_t *y)
+void md_step(md_state *s, const int32_t *counts, md_out_t *y)
 {
     int32_t x[MD_CHANNELS], u[MD_INPUT];
     int32_t *h = s->h[s->phase];                    /* phase = samples seen mod MD_PHASES */
@@ -181,7 +181,7 @@ static void deltas(const int32_t *v, int32_t *ref, int32_t theta, int n, int32_t
     }
 }
 
-void md_step(md_state *s, const int32_t *counts, int32_t *y)
+void md_step(md_state *s, const int32_t *counts, md_out_t *y)
 {
     int32_t x[MD_CHANNELS], dx[MD_CHANNELS], u[MD_HIDDEN], du[MD_HIDDEN], dh[MD_HIDDEN];
     int32_t gi[3 * MD_HIDDEN], gh[3 * MD_HIDDEN];
@@ -227,6 +227,8 @@ def header(net: IntegerGRU, mode: str, channels: int, n_sub: int, width: int) ->
 #define MD_SUB {n_sub}          /* sub-windows per input window */
 #define MD_WIDTH {width}        /* samples per sub-window */
 #define MD_SPAN (MD_SUB * MD_WIDTH)
+#define MD_RAW_INT 1                  /* md_step's outputs are integers (print with -r) */
+typedef int32_t md_out_t;
 {phases}
 typedef struct {{
     uint16_t ring[MD_SPAN][MD_CHANNELS];   /* the last MD_SPAN samples */
@@ -235,8 +237,8 @@ typedef struct {{
 {STATE[mode]}}} md_state;
 
 void md_init(md_state *s);                                  /* the zero state */
-void md_step(md_state *s, const int32_t *counts, int32_t *y);  /* one sample in, raw outputs out */
-void md_velocity(const int32_t *y, double *v);             /* raw outputs -> recording's units */
+void md_step(md_state *s, const int32_t *counts, md_out_t *y);  /* one sample in, raw outputs out */
+void md_velocity(const md_out_t *y, double *v);             /* raw outputs -> recording's units */
 
 #endif
 """
@@ -280,7 +282,7 @@ void md_init(md_state *s)
     for (i = 0; i < sizeof *s; i++) p[i] = 0;
 }
 
-void md_velocity(const int32_t *y, double *v)
+void md_velocity(const md_out_t *y, double *v)
 {
     int d;
     for (d = 0; d < MD_OUTPUTS; d++) v[d] = (double)y[d] * OUT_FACTOR[d] + OUT_SHIFT[d];

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from motordecode.errors import ConfigError
+from motordecode.export.spikes import spikes_and_outputs
 
 NIR_RECIPES = ("tinyrsnn", "bigrsnn", "snn2")
 RSNN_RULE = "S_t = H(U_{t-1} - 1); I_t = alpha I_{t-1} + D_t; U_t = (beta U_{t-1} + (1 - beta) I_{t-1}) (1 - S_t)"
@@ -174,24 +175,6 @@ def replay_model(graph):
     model.lif.decays = lambda: lif_decays
     model.readout.decays = lambda: readout_decays
     return model
-
-
-def spikes_and_outputs(model, samples: np.ndarray, recipe_name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(hidden spikes, outputs) of a stream of samples (T, C) from the zero state, in one pass."""
-    x = torch.as_tensor(np.asarray(samples, dtype=np.float32))
-    with torch.no_grad():
-        if recipe_name == "snn2":
-            model.reset()
-            seen = {}
-            handle = model.lif1.register_forward_hook(lambda m, i, o: seen.__setitem__("spikes", o))
-            try:
-                y = model(x.to(model.fc1.weight.dtype))
-            finally:
-                handle.remove()
-                model.reset()
-            return seen["spikes"].float().numpy(), y.float().numpy()
-        y, _, spikes = model.sequence(x[None])
-        return spikes[0].float().numpy(), y[0].float().numpy()
 
 
 def write_nir(run, recording, split, mode, out: Path) -> dict:
