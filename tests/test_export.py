@@ -152,12 +152,21 @@ def test_onnx_step_equals_the_python_stream(runs, tmp_path):
 
 
 @pytest.mark.parametrize("recipe,fmt,fragment", [("kalman", "c", "has no integer form"),
-                                                  ("wiener", "onnx", "the ONNX export covers")])
+                                                  ("ann2d", "onnx", "the ONNX export covers")])
 def test_unsupported_exports_are_refused_and_write_nothing(indy_file, tmp_path, recipe, fmt, fragment):
-    run = md.train(recipe, indy_file, out=tmp_path / recipe)
+    run = md.train(recipe, indy_file, out=tmp_path / recipe, **({"epochs": 1} if recipe == "ann2d" else {}))
     result = cli("export", run.path, "--format", fmt, "--out", tmp_path / "out")
     assert result.returncode == 2 and fragment in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [recipe]
+
+
+@pytest.mark.parametrize("recipe,overrides", [("wiener", {}), ("kalman", {"steady_state": False}),
+                                              ("snn2", {"epochs": 2})])
+def test_onnx_step_of_the_classical_decoders_and_snn2(indy_file, tmp_path, recipe, overrides):
+    run = md.train(recipe, indy_file, out=tmp_path / recipe, **overrides)
+    manifest = export_run(run.path, "onnx", tmp_path / "onnx")
+    assert manifest["agreement"]["max_abs_diff"] < 1e-5
+    assert abs(manifest["agreement"]["r2_exported"] - run.metrics["r2"]) < 1e-5
 
 
 def test_export_failures_leave_nothing_half_written(runs, tmp_path):
