@@ -151,18 +151,23 @@ def test_onnx_step_equals_the_python_stream(runs, tmp_path):
             np.testing.assert_allclose(y[0], stream.push(sample), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("recipe,fmt,fragment", [("kalman", "c", "has no integer form"),
-                                                  ("ann2d", "onnx", "the ONNX export covers")])
-def test_unsupported_exports_are_refused_and_write_nothing(indy_file, tmp_path, recipe, fmt, fragment):
-    run = md.train(recipe, indy_file, out=tmp_path / recipe, **({"epochs": 1} if recipe == "ann2d" else {}))
-    result = cli("export", run.path, "--format", fmt, "--out", tmp_path / "out")
-    assert result.returncode == 2 and fragment in result.stderr and "Traceback" not in result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == [recipe]
+def test_unsupported_exports_are_refused_and_write_nothing(indy_file, spiking_runs, tmp_path):
+    run = md.train("kalman", indy_file, out=tmp_path / "kalman")
+    result = cli("export", run.path, "--format", "c", "--out", tmp_path / "out")
+    assert result.returncode == 2 and "has no integer form" in result.stderr and "Traceback" not in result.stderr
+    result = cli("export", spiking_runs["tinyrsnn"].path, "--format", "onnx", "--out", tmp_path / "out")
+    assert result.returncode == 2 and "float16 model" in result.stderr and "--format nir" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kalman"]
+
+
+TINY_RSNN = {"hidden": 32, "batch_size": 16, "epochs": 3, "prune_epochs": 1, "prune_steps": "0.1", "prune_max": 0.5,
+             "prune_tolerance": 0.9}
 
 
 @pytest.mark.parametrize("recipe,overrides", [("wiener", {}), ("kalman", {"steady_state": False}),
-                                              ("snn2", {"epochs": 2})])
-def test_onnx_step_of_the_classical_decoders_and_snn2(indy_file, tmp_path, recipe, overrides):
+                                              ("snn2", {"epochs": 2}), ("ann2d", {"epochs": 1}),
+                                              ("ann3d", {"epochs": 1}), ("tinyrsnn", {**TINY_RSNN, "half": False})])
+def test_onnx_step_of_every_other_family(indy_file, tmp_path, recipe, overrides):
     run = md.train(recipe, indy_file, out=tmp_path / recipe, **overrides)
     manifest = export_run(run.path, "onnx", tmp_path / "onnx")
     assert manifest["agreement"]["max_abs_diff"] < 1e-5
@@ -198,8 +203,7 @@ def test_c_export_of_the_real_recording_keeps_metrics_r2(stevenson_file, tmp_pat
 @pytest.fixture(scope="module")
 def spiking_runs(indy_file, tmp_path_factory):
     base = tmp_path_factory.mktemp("spiking-runs")
-    short = {"tinyrsnn": {"hidden": 32, "batch_size": 16, "epochs": 3, "prune_epochs": 1, "prune_steps": "0.1",
-                          "prune_max": 0.5, "prune_tolerance": 0.9},  # pruned and float16, as the recipe deploys it
+    short = {"tinyrsnn": TINY_RSNN,  # pruned and float16, as the recipe deploys it
              "snn2": {"epochs": 2}}
     return {name: md.train(name, indy_file, out=base / name, **overrides) for name, overrides in short.items()}
 

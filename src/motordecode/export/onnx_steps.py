@@ -10,6 +10,9 @@
     Wiener:          recent (L w - 1, C)                  L bins of w samples
     Kalman:          recent (w - 1, C), s (states, float64), steps (1,) int64   (transient gains first)
     SNN2:            mem1 (H), mem_out (D)                membranes
+    ANN2D, ANN3D, SNN3D: rows (W, C), p (1,) int64        NeuroBench's buffer R_{p-W+1} .. R_p (zero rows
+                                                          before R_0) and the row count p
+    RSNN (float32):  x_prev (C), s, syn, mem (H), out_syn, out_mem (heads D)
 
 Each is checked against the Python ``Stream`` by the export.
 """
@@ -21,7 +24,7 @@ from torch import nn
 
 from motordecode.errors import ConfigError
 
-ONNX_RECIPES = "the GRU and delta GRU families, wiener, kalman and snn2"
+ONNX_RECIPES = "every recipe (tinyRSNN and bigRSNN as float32 models)"
 
 
 class WindowSums(nn.Module):
@@ -122,6 +125,64 @@ class SNN2Step(nn.Module):
         return mem_out[None], mem1, mem_out
 
 
+class BufferStep(nn.Module):
+    """NeuroBench's input buffer (``decoders/neurobench/history.py``) on a fixed W-row window: the
+    rows R_{p-W+1} .. R_p (R_0 = 0, R_{k+1} = x_k, zero rows before R_0) and p, the last row's index.
+
+    summed (ANN2D): runs once p >= W, on x_{t-W+1} + ... + x_t; binned (ANN3D, SNN3D): bin i sums
+    the rows lo + r i .. min(lo + r i + r - 1, p) of r = W // bins rows, lo = max(0, p - W + 1)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, history = model, model.history
+        self.window, self.bins, self.rows = history.window, history.bins, history.bin_rows
+        self.summed = type(model).__name__ == "ANN2D"
+
+    def forward(self, x, rows, p):
+        rows = torch.cat([rows[1:], x.to(rows.dtype)], dim=0)
+        p = p + 1
+        dtype = self.model.fc1.weight.dtype
+        if self.summed:
+            y = self.model.readout(rows.sum(dim=0, keepdim=True).to(dtype))
+            return y * (p >= self.window).to(y.dtype)[:, None], rows, p
+        sums = torch.cat([rows.new_zeros(1, rows.shape[1]), rows.cumsum(dim=0)])      # (W + 1, C)
+        first = torch.clamp(self.window - 1 - p, min=0)                               # buffer index of R_lo
+        start = first + self.rows * torch.arange(self.bins)
+        stop = torch.clamp(start + self.rows, max=self.window)
+        bins = (sums.index_select(0, stop) - sums.index_select(0, torch.minimum(start, stop)))[None].to(dtype)
+        return self.model.readout(self.model.arrange(bins)), rows, p
+
+
+class RSNNStep(nn.Module):
+    """One sample of a float32 RSNN: ``substeps`` network steps (``decoders/rsnn``), in torch operations."""
+
+    def __init__(self, model):
+        super().__init__()
+        lif, readout = model.lif, model.readout
+        self.w_in, self.w_rec, self.w_out = lif.input.weight, lif.recurrent.weight, readout.fc.weight
+        with torch.no_grad():
+            (self.alpha, self.beta), (self.a, self.b) = lif.decays(), readout.decays()
+        self.threshold, self.substeps = lif.threshold, model.config.substeps
+        self.heads, self.n_outputs = len(readout.heads), readout.n_outputs
+
+    @staticmethod
+    def lerp(start, end, weight):
+        small = weight.abs() < 0.5
+        return torch.where(small, start + weight * (end - start), end - (end - start) * (1.0 - weight))
+
+    def forward(self, x, x_prev, s, syn, mem, out_syn, out_mem):
+        x = x[0] / self.substeps
+        for _ in range(self.substeps):
+            current = self.w_in @ x_prev + self.w_rec @ s
+            out_current = self.w_out @ s
+            fired = (mem > self.threshold).to(mem.dtype)
+            syn, mem = current + self.alpha * syn, self.lerp(syn, mem, self.beta) * (1.0 - fired)
+            out_syn, out_mem = out_current + self.a * out_syn, self.lerp(out_syn, out_mem, self.b)
+            s, x_prev = fired, x
+        y = out_mem.reshape(self.heads, self.n_outputs).mean(dim=0)
+        return y[None], x_prev, s, syn, mem, out_syn, out_mem
+
+
 def step_module(run, mode: str):
     """(module, {state name: initial tensor}) of the run's one-sample step in ``mode``."""
     from motordecode.decoders.registry import family_of
@@ -138,9 +199,18 @@ def step_module(run, mode: str):
         dtype = model.fc1.weight.dtype
         return SNN2Step(model), {"mem1": torch.zeros(model.fc1.out_features, dtype=dtype),
                                  "mem_out": torch.zeros(model.fc_out.out_features, dtype=dtype)}
-    if family.name not in ("gru", "delta"):
-        raise ConfigError(f"{recipe.name} ({family.name} family): the ONNX export covers {ONNX_RECIPES}; "
-                          f"spiking RSNNs go to NIR or C (--format nir, --format c).")
+    if recipe.name in ("ann2d", "ann3d", "snn3d"):
+        rows = torch.zeros(model.history.window, model.config.n_channels, dtype=model.fc1.weight.dtype)
+        return BufferStep(model), {"rows": rows, "p": torch.zeros(1, dtype=torch.int64)}
+    if family.name == "rsnn":
+        if model.lif.input.weight.dtype != torch.float32:
+            raise ConfigError(f"{recipe.name} is a {model.lif.input.weight.dtype} model: its ONNX graph would not "
+                              "compute its arithmetic; export it with --format c or --format nir, or train it "
+                              "with half=false.")
+        hidden, units = model.config.hidden, model.readout.fc.weight.shape[0]
+        zeros = torch.zeros
+        return RSNNStep(model), {"x_prev": zeros(model.config.n_channels), "s": zeros(hidden), "syn": zeros(hidden),
+                                 "mem": zeros(hidden), "out_syn": zeros(units), "out_mem": zeros(units)}
     channels, width = model.config.n_channels, recipe.sub_width(step_ms(run.config))
     hidden = model.config.hidden
     if mode == "windowed":
