@@ -18,7 +18,8 @@ import motordecode as md
 from motordecode.data.splits import default_split
 from motordecode.export.c_build import CFLAGS
 from motordecode.export.exporter import export_run, test_streams as fed_streams
-from motordecode.export.fixedpoint import TANH_TABLE, activation_error, rshift_round, table_tanh
+from motordecode.export.fixedpoint import TANH_TABLE, activation_error, quantize_weight, rshift_round, table_tanh
+from motordecode.export.integer_gru import IntLinear
 from motordecode.export.integer_decoder import integer_decoder
 from motordecode.metrics.r2 import r2_per_axis
 
@@ -46,6 +47,23 @@ def test_rounding_and_activation_tables():
     assert table_tanh(np.array([0]))[0] == 0 and table_tanh(np.array([10 ** 9]))[0] == 2 ** 14
 
 
+def test_weights_keep_their_q17_values_and_biases_saturate():
+    weights, frac = quantize_weight(np.array([-1.0, 2 ** -7, 3 * 2 ** -7, 127 / 128]))
+    assert frac == 7 and list(weights) == [-128, 1, 3, 127]  # -1 fits int8: no bit is lost
+    assert quantize_weight(np.array([1.5, -0.25]))[1] == 6  # 1.5 needs Q.6
+    layer = IntLinear(np.full((1, 8), 127, dtype=np.int8), np.array([2 ** 31 - 100]), 7, 12)
+    assert layer(np.full((1, 8), 2 ** 15 - 1))[0, 0] == 2 ** 31 - 1  # saturates, never wraps
+
+
+def test_export_errors_name_the_problem(runs, tmp_path):
+    result = cli("export", tmp_path / "no-such-run", "--format", "c", "--out", tmp_path / "a" / "b")
+    assert result.returncode == 2 and "no-such-run" in result.stderr and "Traceback" not in result.stderr
+    result = cli("export", runs["aegru-pruned"].path, "--format", "c", "--out", tmp_path / "a" / "b",
+                 "--data", tmp_path / "missing.mat")
+    assert result.returncode == 2 and "missing.mat" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no directory left behind
+
+
 def _integer_r2(run, mode):
     recording = run.load_recording(run.config["data"])
     split = default_split(recording)
@@ -64,7 +82,7 @@ def test_integer_decoder_keeps_the_float_r2(runs, name, mode):
     assert abs(_integer_r2(run, mode) - float_r2) < 0.01
 
 
-C_EXPORTS = (("aegru-pruned", "windowed"), ("aegru-pruned", "stateful"), ("deltagru", "stream"))
+C_EXPORTS = (("aegru-pruned", "windowed"), ("aegru-pruned", "stateful"), ("gru", "stateful"), ("deltagru", "stream"))
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +254,7 @@ def test_nir_round_trip_replays_the_models_spikes_exactly(spiking_runs, tmp_path
     if name == "tinyrsnn":
         node.tau_mem = node.tau_mem * 1.01
     else:
-        node.tau = node.tau * 1.01
+        node.tau, node.r = node.tau * 1.01, node.r * 1.01  # r = tau / dt in the mapping
     changed, _ = spikes_and_outputs(replay_model(graph), samples, name)
     assert not np.array_equal(changed, spikes)
 

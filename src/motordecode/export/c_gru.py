@@ -51,15 +51,16 @@ static int64_t tanh_q(int64_t pre, int frac)      /* tanh of Q.frac as Q.14, int
 
 static int64_t sigmoid_q(int64_t pre) { return rsr(tanh_q(pre, PRE_FRAC + 1) + (1 << STATE_FRAC), 1); }
 
-/* acc[o] = bias[o] + sum_i w[o][i] x[i]  (int32 accumulation; bias may be 0) */
+/* acc[o] = sat32(bias[o] + sum_i w[o][i] x[i]): the products accumulate in int32 (bounded, see
+   docs/deployment.md), the bias is added in 64 bits */
 static void matvec(const int8_t *w, const int32_t *bias, const int32_t *x, int n_in, int n_out, int32_t *acc)
 {
     int o, i;
     for (o = 0; o < n_out; o++) {
-        int32_t sum = bias ? bias[o] : 0;
+        int32_t sum = 0;
         const int8_t *row = w + (long)o * n_in;
         for (i = 0; i < n_in; i++) sum += (int32_t)row[i] * x[i];
-        acc[o] = sum;
+        acc[o] = (int32_t)SAT32((int64_t)sum + bias[o]);
     }
 }
 
@@ -100,7 +101,7 @@ static void features(const int32_t *sums, int32_t *x)
 }
 """
 
-ENCODE = """\
+GRU_STEP = """\
 static void gru_step(const int32_t *u, int32_t *h)
 {
     int32_t gi[3 * MD_HIDDEN], gh[3 * MD_HIDDEN];
@@ -109,6 +110,9 @@ static void gru_step(const int32_t *u, int32_t *h)
     gru_gates(gi, gh, h);
 }
 
+"""
+
+ENCODE = """\
 static void encode(const int32_t *x, int32_t *u)   /* u = sat16((W_u x + b_u) >> shift) */
 {
     int32_t acc[MD_HIDDEN];
@@ -119,14 +123,6 @@ static void encode(const int32_t *x, int32_t *u)   /* u = sat16((W_u x + b_u) >>
 """
 
 ENCODE_IDENTITY = """\
-static void gru_step(const int32_t *u, int32_t *h)
-{
-    int32_t gi[3 * MD_HIDDEN], gh[3 * MD_HIDDEN];
-    matvec(W_IH, B_IH, u, MD_INPUT, 3 * MD_HIDDEN, gi);
-    matvec(W_HH, B_HH, h, MD_HIDDEN, 3 * MD_HIDDEN, gh);
-    gru_gates(gi, gh, h);
-}
-
 static void encode(const int32_t *x, int32_t *u) { int c; for (c = 0; c < MD_CHANNELS; c++) u[c] = x[c]; }
 """
 
@@ -190,17 +186,29 @@ void md_step(md_state *s, const int32_t *counts, md_out_t *y)
     features(s->sums[0], x);
     deltas(x, s->x_ref, THETA_X, MD_CHANNELS, dx);
     accumulate(W_U, dx, MD_CHANNELS, MD_HIDDEN, s->m_u);
-    for (j = 0; j < MD_HIDDEN; j++) u[j] = (int32_t)SAT16(rsr((int64_t)s->m_u[j] + B_U[j], FRAC_FCU - FRAC_U));
+    for (j = 0; j < MD_HIDDEN; j++) u[j] = (int32_t)SAT16(rsr(SAT32((int64_t)s->m_u[j] + B_U[j]), FRAC_FCU - FRAC_U));
     deltas(u, s->u_ref, THETA_U, MD_HIDDEN, du);
     deltas(s->h, s->h_ref, THETA_H, MD_HIDDEN, dh);
     accumulate(W_IH, du, MD_HIDDEN, 3 * MD_HIDDEN, s->m_i);
     accumulate(W_HH, dh, MD_HIDDEN, 3 * MD_HIDDEN, s->m_h);
-    for (j = 0; j < 3 * MD_HIDDEN; j++) { gi[j] = s->m_i[j] + B_IH[j]; gh[j] = s->m_h[j] + B_HH[j]; }
+    for (j = 0; j < 3 * MD_HIDDEN; j++) {
+        gi[j] = (int32_t)SAT32((int64_t)s->m_i[j] + B_IH[j]);
+        gh[j] = (int32_t)SAT32((int64_t)s->m_h[j] + B_HH[j]);
+    }
     gru_gates(gi, gh, s->h);
     matvec(W_Y, B_Y, s->h, MD_HIDDEN, MD_OUTPUTS, y);
 }
 """,
 }
+
+MD_INIT = """
+void md_init(md_state *s)                          /* the zero state */
+{
+    unsigned char *p = (unsigned char *)s;
+    unsigned long i;
+    for (i = 0; i < sizeof *s; i++) p[i] = 0;
+}
+"""
 
 STATE = {
     "windowed": "",
@@ -272,16 +280,10 @@ def source(net: IntegerGRU, mode: str) -> str:
                  f"static const double OUT_SHIFT[MD_OUTPUTS] = {{{shift}}};\n\n")
     parts.append(HELPERS)
     if mode != "stream":
-        parts.append(ENCODE if net.fc_in is not None else ENCODE_IDENTITY)
+        parts += [GRU_STEP, ENCODE if net.fc_in is not None else ENCODE_IDENTITY]
     parts.append(STEP[mode])
+    parts.append(MD_INIT)
     parts.append("""
-void md_init(md_state *s)
-{
-    unsigned char *p = (unsigned char *)s;
-    unsigned long i;
-    for (i = 0; i < sizeof *s; i++) p[i] = 0;
-}
-
 void md_velocity(const md_out_t *y, double *v)
 {
     int d;

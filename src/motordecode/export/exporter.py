@@ -7,6 +7,7 @@ Python model on the run's test split, and only then renamed to ``out`` with a ``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,10 +21,16 @@ from motordecode.errors import ConfigError
 FORMATS = ("c", "onnx", "nir")
 
 
-def _prepare_out(out: Path) -> None:
+def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out} already exists and is not empty; choose another --out or remove it.")
+
+
+def _make_parents(out: Path) -> list[Path]:
+    """Create ``out``'s missing parent directories; returns them, deepest first (to remove on failure)."""
+    missing = [p for p in out.parents if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
+    return missing
 
 
 def _load(run_dir, data):
@@ -62,10 +69,12 @@ def export_run(run_dir, fmt: str, out, *, mode: str | None = None, data=None) ->
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}.")
     out = Path(out)
-    _prepare_out(out)
+    _check_out(out)
     run, recording, split, source = _load(run_dir, data)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    created = _make_parents(out)
+    tmp = None
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
         details = _writer(fmt)(run, recording, split, mode, tmp)
         manifest = {"format": fmt, "recipe": run.recipe.name, "source_run": str(Path(run_dir).resolve()),
                     "data": source, "session": recording.name, "seed": run.config.get("seed"),
@@ -77,7 +86,11 @@ def export_run(run_dir, fmt: str, out, *, mode: str | None = None, data=None) ->
             out.rmdir()
         os.replace(tmp, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        for parent in created:
+            with contextlib.suppress(OSError):
+                parent.rmdir()
         raise
     return manifest
 

@@ -9,7 +9,8 @@ A value v in format Q.f is the integer round(v * 2^f). Formats (bits in brackets
     layer inputs u   int16  Q.f_u   f_u calibrated on the training split (largest |u| * 2 fits)
     state h, gates   int16  Q.14    (h, r, z, n all lie in [-1, 1])
     pre-activations  int32  Q.10
-    products         int32  accumulation (|sum| <= N * 2^15 * 2^7 < 2^31 for N < 512 inputs)
+    products         int32  accumulation of W x: |sum| <= N * 2^15 * 2^7 < 2^31 for N < 512 inputs;
+                            the bias is then added in 64 bits and the result saturated to int32
 
 Rounding: every right shift rounds half up, ``floor((x + 2^(s-1)) / 2^s)``; values that leave
 their format saturate at its limits (no wrap-around anywhere).
@@ -67,9 +68,15 @@ def frac_bits_for(max_abs: float, bits: int, most: int) -> int:
 
 
 def quantize_weight(w: np.ndarray) -> tuple[np.ndarray, int]:
-    """(int8 weights, f_w): Q1.7 weights (already on the grid) come back exact with f_w = 7."""
+    """(int8 weights, f_w): the most fractional bits (at most 7) whose rounded values all fit int8
+    (-128 .. 127), so Q1.7 weights (already on the grid, -1 included) come back exact with f_w = 7."""
     w = np.asarray(w, dtype=np.float64)
-    frac = frac_bits_for(float(np.abs(w).max(initial=0.0)), WEIGHT_BITS, 7)
+    frac = 7
+    while frac > -8:
+        q = np.floor(w * 2.0 ** frac + 0.5)
+        if q.size == 0 or (q.min() >= -128 and q.max() <= 127):
+            break
+        frac -= 1
     return to_q(w, frac, (-128, 127)).astype(np.int8), frac
 
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from motordecode.export.fixedpoint import INT16, STATE_FRAC, frac_bits_for, to_q
-from motordecode.export.integer_gru import FeatureTable, IntegerGRU, IntGRUCell, IntLinear, rescale
+from motordecode.export.fixedpoint import INT16, STATE_FRAC, to_q
+from motordecode.export.integer_gru import (CountTable, IntegerGRU, IntLinear, cell_and_readout, input_format,
+                                           rescale)
 
 
 @dataclass
@@ -33,21 +34,19 @@ class IntegerDelta(IntegerGRU):
 def from_delta_model(model, train_features: np.ndarray, transform: str | None) -> IntegerDelta:
     """Quantise a trained :class:`~motordecode.decoders.delta.model.DeltaGRUNet`; ``train_features``
     (N, C) calibrate the format of u."""
-    table = FeatureTable.build(transform)
+    table = CountTable.build(transform)
     sd = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
     with torch.no_grad():
         u = torch.as_tensor(train_features, dtype=torch.float32) @ model.fc_in.weight.t() + model.fc_in.bias
-    frac_u = frac_bits_for(2 * float(u.abs().max()), 16, 14)
-    cell = IntGRUCell(IntLinear.from_float(sd["cell.weight_ih"], sd["cell.bias_ih"], frac_u),
-                      IntLinear.from_float(sd["cell.weight_hh"], sd["cell.bias_hh"], STATE_FRAC), model.config.hidden)
+    frac_u = input_format(u.numpy())
+    cell, fc_out, scale, shift = cell_and_readout(sd, "cell.weight_ih", "cell.weight_hh", "cell.bias_ih",
+                                                  "cell.bias_hh", frac_u, model.config.hidden, model.config.n_outputs)
 
     def threshold(name: str, frac: int) -> int:
         return int(to_q(sd[name], frac, INT16))
 
     return IntegerDelta(table, IntLinear.from_float(sd["fc_in.weight"], sd["fc_in.bias"], table.frac), frac_u, cell,
-                        IntLinear.from_float(sd["fc_out.weight"], sd["fc_out.bias"], STATE_FRAC),
-                        sd["y_scale"].astype(np.float64), sd["y_shift"].astype(np.float64),
-                        threshold("fc_in.theta", table.frac), threshold("cell.theta_x", frac_u),
+                        fc_out, scale, shift, threshold("fc_in.theta", table.frac), threshold("cell.theta_x", frac_u),
                         threshold("cell.theta_h", STATE_FRAC))
 
 
@@ -69,13 +68,13 @@ def run_delta(net: IntegerDelta, sums: np.ndarray) -> np.ndarray:
         dx = _delta(x[t], x_ref, net.theta_x)
         x_ref = x_ref + dx
         m_u = m_u + net.fc_in.products(dx)
-        u = rescale(m_u + net.fc_in.bias, net.fc_in.frac_out, net.frac_u, INT16)
+        u = rescale(net.fc_in.with_bias(m_u), net.fc_in.frac_out, net.frac_u, INT16)
         du = _delta(u, u_ref, net.theta_u)
         dh = _delta(h, h_ref, net.theta_h)
         u_ref, h_ref = u_ref + du, h_ref + dh
         m_i = m_i + net.cell.ih.products(du)
         m_h = m_h + net.cell.hh.products(dh)
-        h = net.cell.gates(m_i + net.cell.ih.bias, m_h + net.cell.hh.bias, h)
+        h = net.cell.gates(net.cell.ih.with_bias(m_i), net.cell.hh.with_bias(m_h), h)
         y[t] = net.readout(h)
     return y
 

@@ -5,7 +5,7 @@ Formats and rounding: :mod:`motordecode.export.fixedpoint`. One step, on integer
 
     x   = F[min(count, COUNT_MAX)]                     input feature table, Q.f_x
     u   = sat16((W_u x + b_u) >> (f_wu + f_x - f_u))   AEGRU's input FC (vanilla GRU: u = x)
-    gi  = W_ih u + b_ih,  gh = W_hh h + b_hh           int32, rows r, z, n
+    gi  = W_ih u + b_ih,  gh = W_hh h + b_hh           int32 (bias added in 64 bits, saturated), rows r, z, n
     r   = sigmoid(gi_r' + gh_r'),  z = sigmoid(gi_z' + gh_z')      ' : rescaled to Q.10
     n   = tanh(gi_n' + (r gh_n') >> 14)
     h   = n + (z (h - n)) >> 14                        Q.14
@@ -53,8 +53,12 @@ class IntLinear:
         """W x without the bias, int64 (exact: int32 range by the format bound)."""
         return np.asarray(x, dtype=np.int64) @ self.weight.astype(np.int64).T
 
+    def with_bias(self, products: np.ndarray) -> np.ndarray:
+        """products + b, saturated to int32 (the bias is added in 64 bits)."""
+        return saturate(products + self.bias, INT32)
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.products(x) + self.bias
+        return self.with_bias(self.products(x))
 
 
 def rescale(acc: np.ndarray, frac_from: int, frac_to: int, limits=INT32) -> np.ndarray:
@@ -62,14 +66,14 @@ def rescale(acc: np.ndarray, frac_from: int, frac_to: int, limits=INT32) -> np.n
 
 
 @dataclass
-class FeatureTable:
+class CountTable:
     """F[c] = transform(c) in Q.f_x for integer sub-window counts c = 0 .. COUNT_MAX."""
 
     values: np.ndarray     # (COUNT_MAX + 1,) int16
     frac: int
 
     @classmethod
-    def build(cls, transform: str | None) -> "FeatureTable":
+    def build(cls, transform: str | None) -> "CountTable":
         f = TRANSFORMS[transform]
         counts = np.arange(COUNT_MAX + 1, dtype=np.float32)
         exact = counts if f is None else f(counts)
@@ -109,7 +113,7 @@ class IntGRUCell:
 class IntegerGRU:
     """A GRU decoder in integers: feature table, optional input FC, cell, readout and output scale."""
 
-    table: FeatureTable
+    table: CountTable
     fc_in: IntLinear | None
     frac_u: int
     cell: IntGRUCell
@@ -146,21 +150,32 @@ def from_model(model, train_features: np.ndarray, transform: str | None) -> Inte
     if config.batchnorm or config.layernorm:
         raise ConfigError("the integer export covers GRU decoders without BatchNorm and LayerNorm; "
                           "this run uses them (train with batchnorm=False layernorm=False).")
-    table = FeatureTable.build(transform)
+    table = CountTable.build(transform)
     sd = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
     fc_in, frac_u = None, table.frac
     if model.fc_in is not None:
         with torch.no_grad():
             u = model.fc_in(torch.as_tensor(train_features, dtype=torch.float32)).numpy()
-        frac_u = frac_bits_for(2 * float(np.abs(u).max(initial=1.0)), 16, 14)
+        frac_u = input_format(u)
         fc_in = IntLinear.from_float(sd["fc_in.weight"], sd["fc_in.bias"], table.frac)
-    cell = IntGRUCell(IntLinear.from_float(sd["gru.weight_ih_l0"], sd["gru.bias_ih_l0"], frac_u),
-                      IntLinear.from_float(sd["gru.weight_hh_l0"], sd["gru.bias_hh_l0"], STATE_FRAC), config.hidden)
+    cell, fc_out, scale, shift = cell_and_readout(sd, "gru.weight_ih_l0", "gru.weight_hh_l0", "gru.bias_ih_l0",
+                                                  "gru.bias_hh_l0", frac_u, config.hidden, config.n_outputs)
+    return IntegerGRU(table, fc_in, frac_u, cell, fc_out, scale, shift)
+
+
+def input_format(u: np.ndarray) -> int:
+    """f_u: the most fractional bits (at most 14) that hold twice the largest |u| in int16."""
+    return frac_bits_for(2 * float(np.abs(u).max(initial=1.0)), 16, 14)
+
+
+def cell_and_readout(sd: dict, w_ih: str, w_hh: str, b_ih: str, b_hh: str, frac_u: int, hidden: int, outputs: int):
+    """(cell, readout, output scale, output shift) of a float state dict (float64 arrays)."""
+    cell = IntGRUCell(IntLinear.from_float(sd[w_ih], sd[b_ih], frac_u),
+                      IntLinear.from_float(sd[w_hh], sd[b_hh], STATE_FRAC), hidden)
     fc_out = IntLinear.from_float(sd["fc_out.weight"], sd["fc_out.bias"], STATE_FRAC)
-    scale = sd.get("y_scale", np.ones(config.n_outputs))
-    shift = sd.get("y_shift", np.zeros(config.n_outputs))
-    return IntegerGRU(table, fc_in, frac_u, cell, fc_out, np.asarray(scale, dtype=np.float64),
-                      np.asarray(shift, dtype=np.float64))
+    scale = np.asarray(sd.get("y_scale", np.ones(outputs)), dtype=np.float64)
+    shift = np.asarray(sd.get("y_shift", np.zeros(outputs)), dtype=np.float64)
+    return cell, fc_out, scale, shift
 
 
 def run_windowed(net: IntegerGRU, sums: np.ndarray) -> np.ndarray:

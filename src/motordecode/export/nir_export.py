@@ -138,6 +138,23 @@ def _edges(graph) -> set:
     return {tuple(e) for e in graph.edges}
 
 
+def _check_fixed_parameters(nodes, recipe: str, dt_s: float) -> None:
+    """The parameters the project's neurons do not learn must hold the mapping's values."""
+    expected = {"snn2": {"lif1": {"v_leak": 0.0, "v_threshold": 1.0, "r": "tau/dt"}, "lif_out": {"v_leak": 0.0, "r": "tau/dt"}},
+                }.get(recipe, {"lif": {"v_leak": 0.0, "v_threshold": 1.0, "r": 1.0, "v_reset": 0.0, "w_in": "tau_syn/dt"},
+                               "readout": {"v_leak": 0.0, "r": 1.0, "w_in": "tau_syn/dt"}})
+    for name, fields in expected.items():
+        node = nodes[name]
+        for field, value in fields.items():
+            if value == "tau/dt":
+                value = np.asarray(node.tau) / dt_s
+            elif value == "tau_syn/dt":
+                value = np.asarray(node.tau_syn) / dt_s
+            if not np.allclose(np.asarray(getattr(node, field), dtype=np.float64), value, rtol=1e-12, atol=0):
+                raise ConfigError(f"NIR node {name!r}: {field} is not the value of the mapping motordecode writes "
+                                  "(docs/deployment.md); this graph cannot be replayed in the project's discretisation.")
+
+
 def replay_model(graph):
     """The network of a graph written by :func:`graph_of` (read back with ``nir.read``), built from
     the graph's arrays alone in the project's discretisation."""
@@ -146,6 +163,7 @@ def replay_model(graph):
         raise ConfigError("this NIR graph was not written by motordecode; its discretisation is unknown.")
     dt_s, dtype = float(meta["dt_s"]), getattr(torch, meta["dtype"])
     n = graph.nodes
+    _check_fixed_parameters(n, meta["recipe"], dt_s)
     if meta["recipe"] == "snn2":
         from motordecode.decoders.neurobench.models import BaselineConfig, SNN2
 

@@ -9,6 +9,7 @@ Checked with onnxruntime against the Python ``Stream`` on the run's test split.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import time
 import warnings
@@ -60,6 +61,9 @@ def write_onnx(run, recording, split, mode, out: Path) -> dict:
     from motordecode.decoders.registry import family_of
     from motordecode.export.exporter import agreement, test_streams
 
+    for package in ("onnx", "onnxruntime"):
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(f"the ONNX export needs {package}: pip install 'motordecode[export]'.")
     mode = family_of(run.recipe).resolve_mode(mode)
     module, state = step_module(run, mode)
     channels = run.decoder(mode).n_channels

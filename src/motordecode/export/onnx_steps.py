@@ -32,6 +32,8 @@ class WindowSums(nn.Module):
 
     def __init__(self, n_sub: int, width: int, transform: str | None):
         super().__init__()
+        if transform not in (None, "none", "log_softplus"):
+            raise ConfigError(f"the ONNX step has no form of the transform {transform!r}.")
         self.n_sub, self.width, self.log_softplus = n_sub, width, transform == "log_softplus"
 
     def forward(self, recent: torch.Tensor, x: torch.Tensor):
