@@ -169,12 +169,10 @@ def test_onnx_step_equals_the_python_stream(runs, tmp_path):
             np.testing.assert_allclose(y[0], stream.push(sample), atol=1e-5, rtol=0)
 
 
-def test_unsupported_exports_are_refused_and_write_nothing(indy_file, spiking_runs, tmp_path):
+def test_unsupported_exports_are_refused_and_write_nothing(indy_file, tmp_path):
     run = md.train("kalman", indy_file, out=tmp_path / "kalman")
     result = cli("export", run.path, "--format", "c", "--out", tmp_path / "out")
     assert result.returncode == 2 and "has no integer form" in result.stderr and "Traceback" not in result.stderr
-    result = cli("export", spiking_runs["tinyrsnn"].path, "--format", "onnx", "--out", tmp_path / "out")
-    assert result.returncode == 2 and "float16 model" in result.stderr and "--format nir" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kalman"]
 
 
@@ -184,11 +182,13 @@ TINY_RSNN = {"hidden": 32, "batch_size": 16, "epochs": 3, "prune_epochs": 1, "pr
 
 @pytest.mark.parametrize("recipe,overrides", [("wiener", {}), ("kalman", {"steady_state": False}),
                                               ("snn2", {"epochs": 2}), ("ann2d", {"epochs": 1}),
-                                              ("ann3d", {"epochs": 1}), ("tinyrsnn", {**TINY_RSNN, "half": False})])
+                                              ("ann3d", {"epochs": 1}), ("tinyrsnn", TINY_RSNN),
+                                              ("tinyrsnn", {**TINY_RSNN, "half": False})])
 def test_onnx_step_of_every_other_family(indy_file, tmp_path, recipe, overrides):
     run = md.train(recipe, indy_file, out=tmp_path / recipe, **overrides)
     manifest = export_run(run.path, "onnx", tmp_path / "onnx")
-    assert manifest["agreement"]["max_abs_diff"] < 1e-5
+    exact = recipe == "tinyrsnn" and overrides.get("half", True)  # float16: Cast pairs give its exact arithmetic
+    assert manifest["agreement"]["max_abs_diff"] < (1e-12 if exact else 1e-5)
     assert abs(manifest["agreement"]["r2_exported"] - run.metrics["r2"]) < 1e-5
 
 

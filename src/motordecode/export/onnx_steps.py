@@ -12,7 +12,8 @@
     SNN2:            mem1 (H), mem_out (D)                membranes
     ANN2D, ANN3D, SNN3D: rows (W, C), p (1,) int64        NeuroBench's buffer R_{p-W+1} .. R_p (zero rows
                                                           before R_0) and the row count p
-    RSNN (float32):  x_prev (C), s, syn, mem (H), out_syn, out_mem (heads D)
+    RSNN:            x_prev (C), s, syn, mem (H), out_syn, out_mem (heads D), float32 (a float16 model's
+                     values rounded to float16 after every operation)
 
 Each is checked against the Python ``Stream`` by the export.
 """
@@ -24,7 +25,7 @@ from torch import nn
 
 from motordecode.errors import ConfigError
 
-ONNX_RECIPES = "every recipe (tinyRSNN and bigRSNN as float32 models)"
+ONNX_RECIPES = "every recipe"
 
 
 class WindowSums(nn.Module):
@@ -156,32 +157,40 @@ class BufferStep(nn.Module):
 
 
 class RSNNStep(nn.Module):
-    """One sample of a float32 RSNN: ``substeps`` network steps (``decoders/rsnn``), in torch operations."""
+    """One sample of an RSNN: ``substeps`` network steps (``decoders/rsnn``), in float32 torch
+    operations. A float16 model's arithmetic is kept by rounding every result to float16 and back
+    (PyTorch's CPU float16 operations compute in float32 and round once)."""
 
     def __init__(self, model):
         super().__init__()
         lif, readout = model.lif, model.readout
-        self.w_in, self.w_rec, self.w_out = lif.input.weight, lif.recurrent.weight, readout.fc.weight
+        self.half = lif.input.weight.dtype == torch.float16
         with torch.no_grad():
-            (self.alpha, self.beta), (self.a, self.b) = lif.decays(), readout.decays()
-        self.threshold, self.substeps = lif.threshold, model.config.substeps
+            self.w_in, self.w_rec, self.w_out = (w.detach().float() for w in (lif.input.weight,
+                                                                               lif.recurrent.weight, readout.fc.weight))
+            (self.alpha, self.beta), (self.a, self.b) = ((d.float() for d in pair)
+                                                         for pair in (lif.decays(), readout.decays()))
+        self.threshold, self.substeps = float(lif.threshold), model.config.substeps
         self.heads, self.n_outputs = len(readout.heads), readout.n_outputs
 
-    @staticmethod
-    def lerp(start, end, weight):
+    def r(self, t):
+        return t.half().float() if self.half else t
+
+    def lerp(self, start, end, weight):
         small = weight.abs() < 0.5
-        return torch.where(small, start + weight * (end - start), end - (end - start) * (1.0 - weight))
+        return self.r(torch.where(small, start + weight * (end - start), end - (end - start) * (1.0 - weight)))
 
     def forward(self, x, x_prev, s, syn, mem, out_syn, out_mem):
-        x = x[0] / self.substeps
+        r = self.r
+        x = r(x[0] / self.substeps)
         for _ in range(self.substeps):
-            current = self.w_in @ x_prev + self.w_rec @ s
-            out_current = self.w_out @ s
-            fired = (mem > self.threshold).to(mem.dtype)
-            syn, mem = current + self.alpha * syn, self.lerp(syn, mem, self.beta) * (1.0 - fired)
-            out_syn, out_mem = out_current + self.a * out_syn, self.lerp(out_syn, out_mem, self.b)
+            current = r(r(self.w_in @ x_prev) + r(self.w_rec @ s))
+            out_current = r(self.w_out @ s)
+            fired = (mem > self.threshold).float()
+            syn, mem = r(current + self.alpha * syn), self.lerp(syn, mem, self.beta) * (1.0 - fired)
+            out_syn, out_mem = r(out_current + self.a * out_syn), self.lerp(out_syn, out_mem, self.b)
             s, x_prev = fired, x
-        y = out_mem.reshape(self.heads, self.n_outputs).mean(dim=0)
+        y = r(out_mem.reshape(self.heads, self.n_outputs).mean(dim=0))
         return y[None], x_prev, s, syn, mem, out_syn, out_mem
 
 
@@ -205,10 +214,6 @@ def step_module(run, mode: str):
         rows = torch.zeros(model.history.window, model.config.n_channels, dtype=model.fc1.weight.dtype)
         return BufferStep(model), {"rows": rows, "p": torch.zeros(1, dtype=torch.int64)}
     if family.name == "rsnn":
-        if model.lif.input.weight.dtype != torch.float32:
-            raise ConfigError(f"{recipe.name} is a {model.lif.input.weight.dtype} model: its ONNX graph would not "
-                              "compute its arithmetic; export it with --format c or --format nir, or train it "
-                              "with half=false.")
         hidden, units = model.config.hidden, model.readout.fc.weight.shape[0]
         zeros = torch.zeros
         return RSNNStep(model), {"x_prev": zeros(model.config.n_channels), "s": zeros(hidden), "syn": zeros(hidden),
