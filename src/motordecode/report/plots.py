@@ -68,7 +68,7 @@ def plot_tradeoff(path: str | os.PathLike, series: dict[str, list[dict]], label_
     ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(f"{x_key.replace('_', ' ')} per 4 ms step (log)")
+    ax.set_xlabel(f"{x_key.replace('_', ' ')} per sample (log)")
     ax.set_ylabel("test R2" if y_key == "r2" else y_key)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
