@@ -28,6 +28,16 @@ SHORT = {"aegru-pruned": {"epochs": 3, "finetune_epochs": 1}, "gru": {"epochs": 
                       "tbptt_ms": 1000.0, "lr": 5e-3}}
 
 
+def as_stdin(samples) -> str:
+    """The C program's input: one line of integer counts per sample."""
+    return "\n".join(" ".join(map(str, row)) for row in np.asarray(samples).astype(int)) + "\n"
+
+
+def float_r2(run, mode: str) -> float:
+    """The run's metrics.json R2 in ``mode``."""
+    return run.metrics["r2"] if run.metrics["mode"] == mode else run.metrics[mode]["r2"]
+
+
 def cli(*args, **kwargs):
     return subprocess.run([sys.executable, "-m", "motordecode", *map(str, args)], capture_output=True, text=True,
                           **kwargs)
@@ -77,9 +87,8 @@ def _integer_r2(run, mode):
                                        ("gru", "windowed"), ("deltagru", "stream")])
 def test_integer_decoder_keeps_the_float_r2(runs, name, mode):
     run = runs[name]
-    float_r2 = run.metrics["r2"] if run.metrics["mode"] == mode else run.metrics[mode]["r2"]
-    assert float_r2 > 0.2  # a model worth comparing
-    assert abs(_integer_r2(run, mode) - float_r2) < 0.01
+    assert float_r2(run, mode) > 0.2  # a model worth comparing
+    assert abs(_integer_r2(run, mode) - float_r2(run, mode)) < 0.01
 
 
 C_EXPORTS = (("aegru-pruned", "windowed"), ("aegru-pruned", "stateful"), ("gru", "stateful"), ("deltagru", "stream"))
@@ -117,14 +126,13 @@ def test_c_export_is_bit_exact_and_keeps_r2(runs, c_exports, name, mode):
     decoder = integer_decoder(run, mode, recording.spikes[split.train])
     (lo, start, stop), = fed_streams(recording, split, decoder.features.span - 1)
     samples = recording.spikes[lo:stop]
-    text = "\n".join(" ".join(map(str, row)) for row in samples.astype(int)) + "\n"
+    text = as_stdin(samples)
     raw = np.loadtxt(subprocess.run([binary, "-r"], input=text, capture_output=True, text=True,
                                     check=True).stdout.splitlines(), dtype=np.int64)
     np.testing.assert_array_equal(raw, decoder.outputs(samples))
     velocity = np.loadtxt(subprocess.run([binary], input=text, capture_output=True, text=True,
                                          check=True).stdout.splitlines())[start - lo:]
-    float_r2 = run.metrics["r2"] if run.metrics["mode"] == mode else run.metrics[mode]["r2"]
-    assert abs(r2_per_axis(velocity, recording.velocity[split.test]).mean() - float_r2) < 0.01
+    assert abs(r2_per_axis(velocity, recording.velocity[split.test]).mean() - float_r2(run, mode)) < 0.01
 
 
 def test_c_sizes_are_measured(c_exports):
@@ -279,7 +287,7 @@ def test_tinyrsnn_c_export_gives_the_models_spikes(spiking_runs, tmp_path):
     binary = tmp_path / "decoder"
     subprocess.run(["cc", *CFLAGS, "-o", binary, out / "decoder.c", out / "main.c"], check=True)
     samples = run.load_recording(run.config["data"]).spikes[2000:4000]
-    text = "\n".join(" ".join(map(str, row)) for row in samples.astype(int)) + "\n"
+    text = as_stdin(samples)
     lines = subprocess.run([binary, "-s"], input=text, capture_output=True, text=True, check=True).stdout.splitlines()
     spikes, outputs = spikes_and_outputs(run.model, samples, "tinyrsnn")
     assert spikes.sum() > 100
