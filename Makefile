@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install tools demo test bench clean
 
 install: $(STAMP)
 
@@ -20,7 +20,12 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 demo: install
 	$(BIN)/motordecode demo
 
-test: install
+# the export tests compile C with the system compiler and read its sizes with binutils' size
+tools:
+	@command -v cc >/dev/null && command -v size >/dev/null || \
+		(apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev binutils)
+
+test: install tools
 	$(BIN)/python -m pytest -q
 
 bench: install
@@ -30,6 +35,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_aegru_pipeline.py
 	$(BIN)/python benchmarks/bench_rsnn_training.py --batches 6
 	$(BIN)/python benchmarks/bench_rsnn_pipeline.py
+	$(BIN)/python benchmarks/bench_export_latency.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache .hypothesis
