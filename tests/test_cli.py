@@ -26,7 +26,7 @@ def assert_user_error(result, *fragments):
 
 
 @pytest.mark.parametrize("command", [[], ["data"], ["data", "list"], ["data", "fetch"], ["data", "info"],
-                                     ["data", "synth"], ["demo"], ["export"]])
+                                     ["data", "synth"], ["demo"], ["export"], ["serve"]])
 def test_help_on_every_command(command):
     result = run(*command, "--help")
     assert result.returncode == 0

@@ -1,5 +1,5 @@
 """Command-line interface: ``motordecode data list|fetch|info|synth``, ``train``, ``evaluate``,
-``import-checkpoint``, ``export``, ``sweep``, ``reproduce``, ``report`` and ``demo``, thin over the public API and the decoder registry.
+``import-checkpoint``, ``export``, ``serve``, ``sweep``, ``reproduce``, ``report`` and ``demo``, thin over the public API and the decoder registry.
 
 Errors a user can cause print one line on stderr and exit with status 2, without a traceback.
 """
@@ -159,6 +159,33 @@ def cmd_export(args) -> int:
             print(f"  file {sizes[key]:,} B")
     a = manifest["agreement"]
     print("  test split: " + ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in a.items()))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from motordecode.api import load_run
+    from motordecode.serve.server import serve
+    from motordecode.serve.sinks import open_sink
+    from motordecode.serve.sources import open_source
+
+    if args.duration is not None and args.duration <= 0:
+        raise ConfigError(f"--duration must be > 0 seconds, got {args.duration}.")
+    if args.max_gap < 0:
+        raise ConfigError(f"--max-gap must be >= 0 samples, got {args.max_gap}.")
+    run = load_run(args.run_dir)
+    source = open_source(args.source, run, fast=args.fast, part=args.part)
+    sink = open_sink(args.sink, run.config["n_outputs"])
+    status = 1.0 if (args.status or sys.stderr.isatty()) and not args.json else 0.0
+    summary = serve(run, source, sink, mode=args.mode, duration=args.duration, max_gap=args.max_gap,
+                    status_every_s=status)
+    if args.json:
+        print(_json(summary))
+    else:
+        p = lambda v: "-" if v is None else f"{v:.0f}"  # noqa: E731
+        print(f"{summary['outcome']}: {summary['samples']} samples, latency p50 {p(summary['p50_us'])} us, "
+              f"p99 {p(summary['p99_us'])} us, max {p(summary['max_us'])} us; deadline misses {summary['misses']} "
+              f"(> {summary['deadline_us']:.0f} us); gaps {summary['gaps']} ({summary['filled']} samples filled, "
+              f"{summary['resets']} resets); late {summary['late']}")
     return 0
 
 
@@ -352,6 +379,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="the recording to check on (default: the run's own)")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
     p.set_defaults(func=cmd_export)
+
+    p = commands.add_parser("serve", help="live decoding: samples from a source, velocities to a sink, with "
+                                          "per-sample latency")
+    p.add_argument("run_dir", help="run directory written by 'motordecode train'")
+    p.add_argument("--source", required=True, help="replay:FILE (a session or binned recording)")
+    p.add_argument("--sink", required=True, help="file:PATH.csv or file:PATH.npz")
+    p.add_argument("--mode", default=None, help="inference mode (GRU: windowed or stateful)")
+    p.add_argument("--fast", action="store_true", help="replay as fast as possible instead of at the bin width")
+    p.add_argument("--part", choices=("all", "test"), default="all",
+                   help="replay the whole recording or its test split (the decoder window filled from before it)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--max-gap", type=int, default=25,
+                   help="missing samples filled with zeros up to this many; a longer gap resets the decoder")
+    p.add_argument("--status", action="store_true", help="print the status line even when stderr is not a terminal")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_serve)
 
     p = commands.add_parser("sweep", help="the AEGRU paper's (N, k) grid or pruning-rate sweep, or the delta "
                                           "GRU's thresholds, in parallel")

@@ -1,0 +1,94 @@
+"""The live loop: each sample from the source is checked, decoded by the run's ``Stream`` and sent
+to the sink; its latency is measured from its arrival to the velocity written.
+
+Faults, each with one defined behaviour:
+
+- a gap in the sample indices of up to ``max_gap`` samples is filled with zero samples (decoded,
+  not written) so the decoder's clock stays right; a longer gap resets the decoder state;
+- a sample older than one already decoded is dropped and counted as late;
+- a sample with the wrong channel count stops the loop with an error naming both counts;
+- SIGINT or SIGTERM stop the loop after the sample in hand; in every case the sink is closed
+  (flushed) and the summary reported, so no decoded sample is lost.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import numpy as np
+
+from motordecode.errors import ConfigError
+from motordecode.serve.timing import LatencyLog
+
+
+class Stopped:
+    """Set by SIGINT / SIGTERM while the loop runs; the previous handlers come back afterwards."""
+
+    def __init__(self):
+        self.signal = None
+
+    def __enter__(self):
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def serve(run, source, sink, *, mode: str | None = None, duration: float | None = None, max_gap: int = 25,
+          status_every_s: float = 0.0, status_stream=sys.stderr) -> dict:
+    """Decode ``source`` into ``sink`` with ``run``'s stream in ``mode``; returns the summary."""
+    stream = run.stream(mode)
+    channels = stream.decoder.n_channels
+    history = getattr(source, "history", None)
+    stream.reset(history=history if history is not None and len(history) else None)
+    log = LatencyLog(int(round(run.config["step_s"] * 1e9)))
+    expected, start, last_status = None, time.perf_counter(), time.perf_counter()
+    outcome = "source ended"
+    with Stopped() as stopped:
+        try:
+            for sample in source:
+                counts = np.asarray(sample.counts)
+                if counts.shape != (channels,):
+                    raise ConfigError(f"sample {sample.index} has {counts.size} channels; this decoder reads "
+                                      f"{channels}.")
+                if expected is not None and sample.index < expected:
+                    log.late += 1
+                    continue
+                if expected is not None and sample.index > expected:
+                    missing = sample.index - expected
+                    log.gaps += 1
+                    if missing <= max_gap:
+                        log.filled += missing
+                        for _ in range(missing):
+                            stream.push(np.zeros(channels))
+                    else:
+                        log.resets += 1
+                        stream.reset()
+                velocity = stream.push(counts)
+                latency_ns = time.perf_counter_ns() - sample.arrived_ns
+                sink.write(sample.timestamp, sample.index, velocity, latency_ns / 1e3)
+                log.add(latency_ns)
+                expected = sample.index + 1
+                now = time.perf_counter()
+                if status_every_s and now - last_status >= status_every_s:
+                    print("\r" + log.status_line(), end="", file=status_stream, flush=True)
+                    last_status = now
+                if stopped.signal:
+                    outcome = f"stopped by {stopped.signal}"
+                    break
+                if duration is not None and now - start >= duration:
+                    outcome = "duration reached"
+                    break
+        finally:
+            sink.close()
+            if status_every_s:
+                print("", file=status_stream, flush=True)
+    return {**log.summary(), "outcome": outcome}

@@ -1,0 +1,60 @@
+"""Where samples come from: ``replay:FILE`` plays a recording (a session .mat, NWB or binned file,
+read as the run reads its data) at its bin width, or as fast as possible with ``fast``.
+
+A source yields :class:`Sample` s: the sample's index in its stream, its timestamp (s), its spike
+counts (C,) and its arrival time (``time.perf_counter_ns``), from which latency is measured.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator, NamedTuple
+
+import numpy as np
+
+from motordecode.errors import ConfigError
+
+
+class Sample(NamedTuple):
+    index: int
+    timestamp: float
+    counts: np.ndarray
+    arrived_ns: int
+
+
+class ReplaySource:
+    """The samples of a recording in order; ``part`` "test": only its test split, with ``history``
+    the samples before it (the decoder's window is filled from them, as the evaluation does)."""
+
+    def __init__(self, recording, fast: bool = False, part: str = "all"):
+        from motordecode.data.splits import default_split
+
+        self.recording, self.fast = recording, fast
+        self.step_s = recording.step_s
+        if part == "test":
+            test = default_split(recording).test
+            self.start, self.stop = int(test[0]), int(test[-1]) + 1
+        elif part == "all":
+            self.start, self.stop = 0, recording.n_samples
+        else:
+            raise ConfigError(f"unknown part {part!r}; choose all or test.")
+        self.history = recording.spikes[:self.start]
+
+    def __iter__(self) -> Iterator[Sample]:
+        spikes, t = self.recording.spikes, self.recording.t
+        origin = time.perf_counter_ns()
+        step_ns = int(round(self.step_s * 1e9))
+        for k, j in enumerate(range(self.start, self.stop)):
+            if not self.fast:
+                due = origin + k * step_ns
+                while (wait := due - time.perf_counter_ns()) > 0:
+                    time.sleep(min(wait, 2_000_000) / 1e9 if wait > 200_000 else 0)
+            yield Sample(j, float(t[j]), spikes[j], time.perf_counter_ns())
+
+
+def open_source(spec: str, run, fast: bool = False, part: str = "all") -> ReplaySource:
+    """The source named by ``spec``, read as the run ``run`` reads its data."""
+    kind, _, target = spec.partition(":")
+    if kind == "replay" and target:
+        return ReplaySource(run.load_recording(target), fast, part)
+    raise ConfigError(f"unknown source {spec!r}; this version reads replay:FILE.")

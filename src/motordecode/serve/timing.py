@@ -1,0 +1,38 @@
+"""Per-sample latency from arrival to velocity sent, and the counts a live decoder reports."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class LatencyLog:
+    """Latencies (ns) of the decoded samples against a deadline of one bin width, plus the faults."""
+
+    def __init__(self, deadline_ns: int):
+        self.deadline_ns = int(deadline_ns)
+        self.latencies: list[int] = []
+        self.gaps = 0            # runs of missing sample indices
+        self.filled = 0          # samples filled with zeros inside a gap
+        self.resets = 0          # gaps past the bound: the decoder state was reset
+        self.late = 0            # samples older than one already decoded (dropped)
+
+    def add(self, latency_ns: int) -> None:
+        self.latencies.append(int(latency_ns))
+
+    @property
+    def misses(self) -> int:
+        return int(sum(1 for t in self.latencies if t > self.deadline_ns))
+
+    def summary(self) -> dict:
+        t = np.asarray(self.latencies, dtype=np.float64) / 1e3
+        stats = {"p50_us": float(np.percentile(t, 50)), "p99_us": float(np.percentile(t, 99)),
+                 "max_us": float(t.max())} if len(t) else {"p50_us": None, "p99_us": None, "max_us": None}
+        return {"samples": len(t), **stats, "deadline_us": self.deadline_ns / 1e3, "misses": self.misses,
+                "gaps": self.gaps, "filled": self.filled, "resets": self.resets, "late": self.late}
+
+    def status_line(self) -> str:
+        s = self.summary()
+        if not s["samples"]:
+            return "samples 0"
+        return (f"samples {s['samples']}, latency p50 {s['p50_us']:.0f} us, p99 {s['p99_us']:.0f} us, "
+                f"misses {s['misses']}, gaps {s['gaps']}, late {s['late']}")

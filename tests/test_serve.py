@@ -1,0 +1,140 @@
+"""motordecode serve: replay -> file equals the Stream and the run's metrics; gaps, late and
+malformed samples, and a SIGINT mid-stream, each give their documented behaviour."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import motordecode as md
+from motordecode.data.splits import default_split
+from motordecode.errors import ConfigError
+from motordecode.metrics.r2 import r2_per_axis
+from motordecode.serve.server import serve
+from motordecode.serve.sinks import FileSink
+from motordecode.serve.sources import Sample
+
+SHORT = {"aegru-pruned": {"epochs": 2, "finetune_epochs": 1},
+         "tinyrsnn": {"hidden": 32, "batch_size": 16, "epochs": 2, "prune_epochs": 1, "prune_steps": "0.1",
+                      "prune_max": 0.5, "prune_tolerance": 0.9},
+         "wiener": {}}
+
+
+@pytest.fixture(scope="module")
+def runs(indy_file, tmp_path_factory):
+    base = tmp_path_factory.mktemp("serve-runs")
+    return {name: md.train(name, indy_file, out=base / name, **overrides) for name, overrides in SHORT.items()}
+
+
+def cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "motordecode", *map(str, args)], capture_output=True, text=True,
+                          **kwargs)
+
+
+def read_csv(path):
+    with open(path) as fh:
+        rows = list(csv.reader(fh))
+    return rows[0], np.array(rows[1:], dtype=np.float64)
+
+
+@pytest.mark.parametrize("name", ["aegru-pruned", "tinyrsnn", "wiener"])
+def test_replay_to_file_equals_the_stream_and_the_metrics(runs, indy_file, tmp_path, name):
+    run = runs[name]
+    result = cli("serve", run.path, "--source", f"replay:{indy_file}", "--sink", f"file:{tmp_path / 'v.csv'}",
+                 "--fast", "--part", "test", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    header, table = read_csv(tmp_path / "v.csv")
+    assert header == ["timestamp", "index", "vx", "vy", "latency_us"]
+    recording = run.load_recording(indy_file)
+    test = default_split(recording).test
+    assert summary["samples"] == len(table) == len(test) and summary["outcome"] == "source ended"
+    np.testing.assert_array_equal(table[:, 1], test)
+    stream = run.stream()
+    stream.reset(history=recording.spikes[:test[0]])
+    expected = np.array([stream.push(sample) for sample in recording.spikes[test]])
+    np.testing.assert_allclose(table[:, 2:4], expected, rtol=0, atol=1e-6)
+    r2 = r2_per_axis(table[:, 2:4], recording.velocity[test]).mean()
+    assert abs(r2 - run.metrics["r2"]) < 1e-5
+    assert summary["p99_us"] > 0 and summary["misses"] >= 0
+
+
+class ListSource:
+    def __init__(self, samples, history=None):
+        self.samples, self.history = samples, history
+
+    def __iter__(self):
+        for index, counts in self.samples:
+            yield Sample(index, index * 0.004, counts, time.perf_counter_ns())
+
+
+def test_gaps_are_filled_or_reset_and_late_samples_dropped(runs, tmp_path):
+    run = runs["aegru-pruned"]
+    rng = np.random.default_rng(0)
+    counts = (rng.random((200, 96)) < 0.1).astype(np.float32)
+    indices = list(range(0, 50)) + list(range(60, 100)) + [99, 42] + list(range(200, 260))  # gap 10, late 2, gap 100
+    source = ListSource([(i, counts[i % 200]) for i in indices])
+    summary = serve(run, source, FileSink(str(tmp_path / "v.csv"), 2), max_gap=25)
+    assert (summary["gaps"], summary["filled"], summary["resets"], summary["late"]) == (2, 10, 1, 2)
+    _, table = read_csv(tmp_path / "v.csv")
+    assert summary["samples"] == len(table) == 50 + 40 + 60
+    # the same decoding by hand: zeros in the short gap, a fresh state after the long one
+    stream = run.stream()
+    expected = [stream.push(counts[i]) for i in range(50)]
+    for _ in range(10):
+        stream.push(np.zeros(96))
+    expected += [stream.push(counts[i]) for i in range(60, 100)]
+    stream.reset()
+    expected += [stream.push(counts[i % 200]) for i in range(200, 260)]
+    np.testing.assert_allclose(table[:, 2:4], np.array(expected), rtol=0, atol=1e-6)
+
+
+def test_a_sample_with_the_wrong_channel_count_is_an_error_naming_both(runs, tmp_path, loco_file):
+    source = ListSource([(0, np.zeros(96)), (1, np.zeros(95))])
+    with pytest.raises(ConfigError, match="sample 1 has 95 channels; this decoder reads 96"):
+        serve(runs["aegru-pruned"], source, FileSink(str(tmp_path / "v.csv"), 2))
+    _, table = read_csv(tmp_path / "v.csv")
+    assert len(table) == 1  # the sample before it was written and flushed
+    result = cli("serve", runs["aegru-pruned"].path, "--source", f"replay:{loco_file}", "--sink",
+                 f"file:{tmp_path / 'w.csv'}", "--fast")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "192" in result.stderr and "96" in result.stderr
+
+
+def test_sigint_mid_stream_keeps_every_decoded_sample(runs, indy_file, tmp_path):
+    run = runs["wiener"]
+    out = tmp_path / "v.csv"
+    process = subprocess.Popen([sys.executable, "-m", "motordecode", "serve", str(run.path), "--source",
+                                f"replay:{indy_file}", "--sink", f"file:{out}", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 200):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["outcome"] == "stopped by SIGINT"
+    _, table = read_csv(out)
+    assert 200 <= len(table) == summary["samples"] < 10_000  # paced at 4 ms: stopped well before the end
+    recording = run.load_recording(indy_file)
+    stream = run.stream()
+    expected = np.array([stream.push(sample) for sample in recording.spikes[:len(table)]])
+    np.testing.assert_allclose(table[:, 2:4], expected, rtol=0, atol=1e-6)
+
+
+def test_bad_serve_options_are_clear_errors(runs, indy_file, tmp_path):
+    for args, fragment in ((["--source", "lsl:x"], "unknown source"), (["--sink", "udp:x"], "unknown sink"),
+                           (["--sink", f"file:{tmp_path}/no/v.csv"], "does not exist"),
+                           (["--sink", f"file:{tmp_path}/v.txt"], ".csv or .npz")):
+        full = {"--source": f"replay:{indy_file}", "--sink": f"file:{tmp_path / 'v.csv'}"}
+        full[args[0]] = args[1]
+        result = cli("serve", runs["wiener"].path, *[x for kv in full.items() for x in kv], "--fast")
+        assert result.returncode == 2 and fragment in result.stderr and "Traceback" not in result.stderr
