@@ -22,13 +22,14 @@ demo: install
 
 # the export tests compile C with the system compiler and read its sizes with binutils' size
 tools:
-	@command -v cc >/dev/null && command -v size >/dev/null || \
-		(apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev binutils)
+	@command -v cc >/dev/null && command -v size >/dev/null && command -v redis-server >/dev/null || \
+		( [ "$$(id -u)" = 0 ] && apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev binutils redis-server ) || \
+		( echo "install a C compiler, binutils and redis-server: sudo apt-get install gcc libc6-dev binutils redis-server"; exit 1 )
 
 test: install tools
 	$(BIN)/python -m pytest -q
 
-bench: install
+bench: install tools
 	$(BIN)/python benchmarks/bench_data_pipeline.py
 	$(BIN)/python benchmarks/bench_harness.py
 	$(BIN)/python benchmarks/bench_streaming_latency.py

@@ -173,7 +173,7 @@ def cmd_serve(args) -> int:
     if args.max_gap < 0:
         raise ConfigError(f"--max-gap must be >= 0 samples, got {args.max_gap}.")
     run = load_run(args.run_dir)
-    source = open_source(args.source, run, fast=args.fast, part=args.part)
+    source = open_source(args.source, run, fast=args.fast, part=args.part, timeout_s=args.timeout)
     sink = open_sink(args.sink, run.config["n_outputs"])
     status = 1.0 if (args.status or sys.stderr.isatty()) and not args.json else 0.0
     summary = serve(run, source, sink, mode=args.mode, duration=args.duration, max_gap=args.max_gap,
@@ -383,8 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("serve", help="live decoding: samples from a source, velocities to a sink, with "
                                           "per-sample latency")
     p.add_argument("run_dir", help="run directory written by 'motordecode train'")
-    p.add_argument("--source", required=True, help="replay:FILE (a session or binned recording)")
-    p.add_argument("--sink", required=True, help="file:PATH.csv or file:PATH.npz")
+    p.add_argument("--source", required=True, help="replay:FILE (a session or binned recording) or redis:URL/STREAM")
+    p.add_argument("--sink", required=True, help="file:PATH.csv, file:PATH.npz or redis:URL/STREAM")
+    p.add_argument("--timeout", type=float, default=5.0,
+                   help="live sources: end after this many seconds without a sample or a server (default 5)")
     p.add_argument("--mode", default=None, help="inference mode (GRU: windowed or stateful)")
     p.add_argument("--fast", action="store_true", help="replay as fast as possible instead of at the bin width")
     p.add_argument("--part", choices=("all", "test"), default="all",

@@ -140,7 +140,8 @@ def _edges(graph) -> set:
 
 def _check_fixed_parameters(nodes, recipe: str, dt_s: float) -> None:
     """The parameters the project's neurons do not learn must hold the mapping's values."""
-    expected = {"snn2": {"lif1": {"v_leak": 0.0, "v_threshold": 1.0, "r": "tau/dt"}, "lif_out": {"v_leak": 0.0, "r": "tau/dt"}},
+    expected = {"snn2": {"lif1": {"v_leak": 0.0, "v_threshold": 1.0, "v_reset": 0.0, "r": "tau/dt"},
+                         "lif_out": {"v_leak": 0.0, "r": "tau/dt"}},
                 }.get(recipe, {"lif": {"v_leak": 0.0, "v_threshold": 1.0, "r": 1.0, "v_reset": 0.0, "w_in": "tau_syn/dt"},
                                "readout": {"v_leak": 0.0, "r": 1.0, "w_in": "tau_syn/dt"}})
     for name, fields in expected.items():

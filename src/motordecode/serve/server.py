@@ -51,7 +51,7 @@ def serve(run, source, sink, *, mode: str | None = None, duration: float | None 
     stream.reset(history=history if history is not None and len(history) else None)
     log = LatencyLog(int(round(run.config["step_s"] * 1e9)))
     expected, start, last_status = None, time.perf_counter(), time.perf_counter()
-    outcome = "source ended"
+    outcome = None
     with Stopped() as stopped:
         try:
             for sample in source:
@@ -89,6 +89,7 @@ def serve(run, source, sink, *, mode: str | None = None, duration: float | None 
                     break
         finally:
             sink.close()
+            outcome = outcome or getattr(source, "end_reason", "source ended")
             if status_every_s:
                 print("", file=status_stream, flush=True)
     return {**log.summary(), "outcome": outcome}

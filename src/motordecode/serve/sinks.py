@@ -56,4 +56,7 @@ def open_sink(spec: str, n_outputs: int):
     kind, _, target = spec.partition(":")
     if kind == "file" and target:
         return FileSink(target, n_outputs)
-    raise ConfigError(f"unknown sink {spec!r}; this version writes file:PATH.csv or file:PATH.npz.")
+    if kind == "redis" and target:
+        from motordecode.serve.redis_io import RedisSink
+        return RedisSink(target, n_outputs)
+    raise ConfigError(f"unknown sink {spec!r}; use file:PATH.csv, file:PATH.npz or redis:URL/STREAM.")

@@ -1,4 +1,4 @@
-"""Where samples come from: ``replay:FILE`` plays a recording (a session .mat, NWB or binned file,
+"""Where samples come from (Redis: :mod:`motordecode.serve.redis_io`): ``replay:FILE`` plays a recording (a session .mat, NWB or binned file,
 read as the run reads its data) at its bin width, or as fast as possible with ``fast``.
 
 A source yields :class:`Sample` s: the sample's index in its stream, its timestamp (s), its spike
@@ -52,9 +52,13 @@ class ReplaySource:
             yield Sample(j, float(t[j]), spikes[j], time.perf_counter_ns())
 
 
-def open_source(spec: str, run, fast: bool = False, part: str = "all") -> ReplaySource:
-    """The source named by ``spec``, read as the run ``run`` reads its data."""
+def open_source(spec: str, run, fast: bool = False, part: str = "all", timeout_s: float = 5.0):
+    """The source named by ``spec``: ``replay:FILE`` (read as the run ``run`` reads its data) or
+    ``redis:URL/STREAM`` (:mod:`motordecode.serve.redis_io`)."""
     kind, _, target = spec.partition(":")
     if kind == "replay" and target:
         return ReplaySource(run.load_recording(target), fast, part)
-    raise ConfigError(f"unknown source {spec!r}; this version reads replay:FILE.")
+    if kind == "redis" and target:
+        from motordecode.serve.redis_io import RedisSource
+        return RedisSource(target, timeout_s)
+    raise ConfigError(f"unknown source {spec!r}; use replay:FILE or redis:URL/STREAM.")
