@@ -138,3 +138,91 @@ def test_bad_serve_options_are_clear_errors(runs, indy_file, tmp_path):
         full[args[0]] = args[1]
         result = cli("serve", runs["wiener"].path, *[x for kv in full.items() for x in kv], "--fast")
         assert result.returncode == 2 and fragment in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server on a unix socket in a temporary directory (no TCP port: --port 0)."""
+    import shutil
+
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server is missing: `make test` installs it (Debian package redis-server).")
+    sock = tmp_path / "redis.sock"
+    process = subprocess.Popen([server, "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+                                "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while not sock.exists() and time.time() < deadline:
+        time.sleep(0.02)
+    assert sock.exists(), "redis-server did not start"
+    yield process, sock
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def produce(sock, samples, stream="spikes", step_s=0.004):
+    """A BRAND-style producer: one entry per sample, int16 counts, sync label and monotonic ns."""
+    import redis
+
+    client = redis.Redis(unix_socket_path=str(sock))
+    start = time.perf_counter()
+    for i, counts in enumerate(samples):
+        while time.perf_counter() < start + i * step_s:
+            time.sleep(0.0005)
+        client.xadd(stream, {"samples": counts.astype("<i2").tobytes(), "sync": json.dumps({"sample": i}),
+                             "ts": np.uint64(time.monotonic_ns()).tobytes()})
+    client.close()
+
+
+def test_redis_source_and_sink_through_a_real_server(runs, indy_file, redis_server):
+    import threading
+
+    import redis
+
+    _, sock = redis_server
+    run = runs["aegru-pruned"]
+    samples = run.load_recording(indy_file).spikes[:1500]
+    url = f"unix://{sock}"
+    process = subprocess.Popen([sys.executable, "-m", "motordecode", "serve", str(run.path), "--source",
+                                f"redis:{url}/spikes", "--sink", f"redis:{url}/velocity", "--timeout", "1.5",
+                                "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    producer = threading.Thread(target=produce, args=(sock, samples))
+    producer.start()
+    producer.join()
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["samples"] == len(samples) and summary["outcome"] == "no sample for 1.5 s"
+    assert summary["gaps"] == summary["late"] == 0
+    entries = redis.Redis(unix_socket_path=str(sock)).xrange("velocity")
+    assert [json.loads(fields[b"sync"])["sample"] for _, fields in entries] == list(range(len(samples)))
+    velocity = np.array([np.frombuffer(fields[b"velocity"], dtype="<f4") for _, fields in entries])
+    stream = run.stream()
+    expected = np.array([stream.push(sample) for sample in samples])
+    np.testing.assert_allclose(velocity, expected, rtol=0, atol=1e-6)
+
+
+def test_a_vanished_redis_server_ends_the_stream_cleanly(runs, indy_file, redis_server, tmp_path):
+    import threading
+
+    process_redis, sock = redis_server
+    run = runs["wiener"]
+    samples = run.load_recording(indy_file).spikes[:400]
+    out = tmp_path / "v.csv"
+    process = subprocess.Popen([sys.executable, "-m", "motordecode", "serve", str(run.path), "--source",
+                                f"redis:unix://{sock}/spikes", "--sink", f"file:{out}", "--timeout", "3", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    producer = threading.Thread(target=produce, args=(sock, samples))
+    producer.start()
+    producer.join()
+    deadline = time.time() + 30
+    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < len(samples) + 1):
+        time.sleep(0.05)
+    process_redis.kill()  # the server goes away while serve is waiting for more
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0 and "Traceback" not in stderr, stderr
+    summary = json.loads(stdout)
+    assert summary["outcome"].endswith("gone for 3 s") and summary["samples"] == len(samples)
+    _, table = read_csv(out)
+    assert len(table) == len(samples)
