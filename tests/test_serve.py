@@ -131,7 +131,7 @@ def test_sigint_mid_stream_keeps_every_decoded_sample(runs, indy_file, tmp_path)
 
 
 def test_bad_serve_options_are_clear_errors(runs, indy_file, tmp_path):
-    for args, fragment in ((["--source", "lsl:x"], "unknown source"), (["--sink", "udp:x"], "unknown sink"),
+    for args, fragment in ((["--source", "udp:x"], "unknown source"), (["--sink", "udp:x"], "unknown sink"),
                            (["--sink", f"file:{tmp_path}/no/v.csv"], "does not exist"),
                            (["--sink", f"file:{tmp_path}/v.txt"], ".csv or .npz")):
         full = {"--source": f"replay:{indy_file}", "--sink": f"file:{tmp_path / 'v.csv'}"}
@@ -226,3 +226,70 @@ def test_a_vanished_redis_server_ends_the_stream_cleanly(runs, indy_file, redis_
     assert summary["outcome"].endswith("gone for 3 s") and summary["samples"] == len(samples)
     _, table = read_csv(out)
     assert len(table) == len(samples)
+
+
+@pytest.fixture(scope="module")
+def lsl(tmp_path_factory):
+    """pylsl, imported only after LSLAPICFG points at the loopback-only configuration."""
+    import os
+
+    from motordecode.serve.lsl_io import LOOPBACK_CFG, loopback_config
+
+    if "pylsl" not in sys.modules:
+        os.environ.pop("LSLAPICFG", None)
+        path = loopback_config(tmp_path_factory.mktemp("lsl"))
+    else:
+        path = os.environ["LSLAPICFG"]
+    assert open(path).read() == LOOPBACK_CFG
+    import pylsl
+
+    return pylsl
+
+
+def test_lsl_runs_on_the_loopback_configuration(lsl):
+    import os
+
+    config = open(os.environ["LSLAPICFG"]).read()
+    for setting in ("ResolveScope = machine", "IPv6 = disable", "KnownPeers = {127.0.0.1}",
+                    "ListenAddress = 127.0.0.1", "AddressesOverride = {127.0.0.1}", "TTLOverride = 0"):
+        assert setting in config
+
+
+def test_lsl_source_and_sink_on_loopback(runs, indy_file, lsl):
+    import threading
+
+    run = runs["aegru-pruned"]
+    samples = run.load_recording(indy_file).spikes[:1000]
+    name = f"md-test-{time.time_ns()}"
+    outlet = lsl.StreamOutlet(lsl.StreamInfo(f"{name}-spikes", "SpikeCounts", 96, 250, "int16", f"{name}-src"))
+    process = subprocess.Popen([sys.executable, "-m", "motordecode", "serve", str(run.path), "--source",
+                                f"lsl:{name}-spikes", "--sink", f"lsl:{name}-velocity", "--timeout", "3", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    found = lsl.resolve_byprop("name", f"{name}-velocity", minimum=1, timeout=30)
+    assert found, "serve's outlet did not appear"
+    inlet = lsl.StreamInlet(found[0])
+    inlet.open_stream(timeout=10)
+    assert outlet.wait_for_consumers(timeout=30)
+
+    def push():
+        start = time.perf_counter()
+        for i, counts in enumerate(samples):
+            while time.perf_counter() < start + i * 0.004:
+                time.sleep(0.0005)
+            outlet.push_sample(counts.astype(np.int16).tolist())
+
+    producer = threading.Thread(target=push)
+    producer.start()
+    received, deadline = [], time.time() + 60
+    while len(received) < len(samples) and time.time() < deadline:
+        values, _ = inlet.pull_sample(timeout=0.5)
+        if values is not None:
+            received.append(values)
+    producer.join()
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["samples"] == len(samples) == len(received) and summary["gaps"] == 0
+    stream = run.stream()
+    expected = np.array([stream.push(sample) for sample in samples])
+    np.testing.assert_allclose(np.array(received), expected, rtol=0, atol=1e-5)  # in order, nothing missing

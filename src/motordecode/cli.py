@@ -383,8 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("serve", help="live decoding: samples from a source, velocities to a sink, with "
                                           "per-sample latency")
     p.add_argument("run_dir", help="run directory written by 'motordecode train'")
-    p.add_argument("--source", required=True, help="replay:FILE (a session or binned recording) or redis:URL/STREAM")
-    p.add_argument("--sink", required=True, help="file:PATH.csv, file:PATH.npz or redis:URL/STREAM")
+    p.add_argument("--source", required=True,
+                   help="replay:FILE (a session or binned recording), lsl:NAME or redis:URL/STREAM")
+    p.add_argument("--sink", required=True, help="file:PATH.csv, file:PATH.npz, lsl:NAME or redis:URL/STREAM")
     p.add_argument("--timeout", type=float, default=5.0,
                    help="live sources: end after this many seconds without a sample or a server (default 5)")
     p.add_argument("--mode", default=None, help="inference mode (GRU: windowed or stateful)")

@@ -59,4 +59,7 @@ def open_sink(spec: str, n_outputs: int):
     if kind == "redis" and target:
         from motordecode.serve.redis_io import RedisSink
         return RedisSink(target, n_outputs)
-    raise ConfigError(f"unknown sink {spec!r}; use file:PATH.csv, file:PATH.npz or redis:URL/STREAM.")
+    if kind == "lsl" and target:
+        from motordecode.serve.lsl_io import LSLSink
+        return LSLSink(target, n_outputs)
+    raise ConfigError(f"unknown sink {spec!r}; use file:PATH.csv, file:PATH.npz, lsl:NAME or redis:URL/STREAM.")

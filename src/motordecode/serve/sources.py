@@ -1,4 +1,4 @@
-"""Where samples come from (Redis: :mod:`motordecode.serve.redis_io`): ``replay:FILE`` plays a recording (a session .mat, NWB or binned file,
+"""Where samples come from (LSL and Redis: :mod:`motordecode.serve.lsl_io`, :mod:`~motordecode.serve.redis_io`): ``replay:FILE`` plays a recording (a session .mat, NWB or binned file,
 read as the run reads its data) at its bin width, or as fast as possible with ``fast``.
 
 A source yields :class:`Sample` s: the sample's index in its stream, its timestamp (s), its spike
@@ -61,4 +61,7 @@ def open_source(spec: str, run, fast: bool = False, part: str = "all", timeout_s
     if kind == "redis" and target:
         from motordecode.serve.redis_io import RedisSource
         return RedisSource(target, timeout_s)
-    raise ConfigError(f"unknown source {spec!r}; use replay:FILE or redis:URL/STREAM.")
+    if kind == "lsl" and target:
+        from motordecode.serve.lsl_io import LSLSource
+        return LSLSource(target, timeout_s)
+    raise ConfigError(f"unknown source {spec!r}; use replay:FILE, lsl:NAME or redis:URL/STREAM.")
