@@ -47,6 +47,8 @@ def serve(run, source, sink, *, mode: str | None = None, duration: float | None 
     """Decode ``source`` into ``sink`` with ``run``'s stream in ``mode``; returns the summary."""
     stream = run.stream(mode)
     channels = stream.decoder.n_channels
+    for _ in range(3):  # warm the step path (first calls allocate), then start clean
+        stream.push(np.zeros(channels))
     history = getattr(source, "history", None)
     stream.reset(history=history if history is not None and len(history) else None)
     log = LatencyLog(int(round(run.config["step_s"] * 1e9)))
