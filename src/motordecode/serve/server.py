@@ -71,9 +71,13 @@ def serve(run, source, sink, *, mode: str | None = None, duration: float | None 
                         log.filled += missing
                         for _ in range(missing):
                             stream.push(np.zeros(channels))
+                        action = "filled with zeros"
                     else:
                         log.resets += 1
                         stream.reset()
+                        action = "decoder state reset"
+                    print(f"motordecode serve: {missing} samples missing before sample {sample.index}: {action}",
+                          file=status_stream, flush=True)
                 velocity = stream.push(counts)
                 latency_ns = time.perf_counter_ns() - sample.arrived_ns
                 sink.write(sample.timestamp, sample.index, velocity, latency_ns / 1e3)
