@@ -293,3 +293,21 @@ def test_lsl_source_and_sink_on_loopback(runs, indy_file, lsl):
     stream = run.stream()
     expected = np.array([stream.push(sample) for sample in samples])
     np.testing.assert_allclose(np.array(received), expected, rtol=0, atol=1e-5)  # in order, nothing missing
+
+
+def test_sigint_while_waiting_for_a_quiet_source_stops_at_once(runs, redis_server, tmp_path):
+    _, sock = redis_server
+    out = tmp_path / "v.csv"
+    process = subprocess.Popen([sys.executable, "-m", "motordecode", "serve", str(runs["wiener"].path), "--source",
+                                f"redis:unix://{sock}/spikes", "--sink", f"file:{out}", "--timeout", "60", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while not out.exists() and time.time() < deadline:  # the sink exists once serve is reading
+        time.sleep(0.05)
+    time.sleep(0.5)
+    sent = time.time()
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert time.time() - sent < 5  # not the 60 s timeout
+    assert json.loads(stdout)["outcome"] == "stopped by SIGINT"

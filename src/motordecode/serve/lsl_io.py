@@ -68,6 +68,7 @@ class LSLSource:
         pylsl = _pylsl()
         self.name, self.timeout_s = name, float(timeout_s)
         self.end_reason, self.history = "source ended", None
+        self.stopping = lambda: False
         found = pylsl.resolve_byprop("name", name, minimum=1, timeout=self.timeout_s)
         if not found:
             raise ConfigError(f"no LSL stream named {name!r} found within {self.timeout_s:g} s.")
@@ -77,7 +78,7 @@ class LSLSource:
     def __iter__(self):
         pylsl = _pylsl()
         index, quiet_since = 0, time.monotonic()
-        while True:
+        while not self.stopping():
             try:
                 values, stamp = self.inlet.pull_sample(timeout=0.05)
             except pylsl.LostError:

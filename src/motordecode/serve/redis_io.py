@@ -58,6 +58,7 @@ class RedisSource:
         self.client = connect(self.url)
         self.end_reason = "source ended"
         self.history = None
+        self.stopping = lambda: False
         try:
             self.client.ping()
         except _redis().RedisError as exc:
@@ -80,7 +81,7 @@ class RedisSource:
     def __iter__(self):
         redis = _redis()
         last_id, counter, quiet_since = b"0-0", 0, time.monotonic()
-        while True:
+        while not self.stopping():
             try:
                 reply = self.client.xread({self.stream: last_id}, count=256, block=self.block_ms)
             except redis.ConnectionError:

@@ -7,14 +7,16 @@ Faults, each with one defined behaviour:
   not written) so the decoder's clock stays right; a longer gap resets the decoder state;
 - a sample older than one already decoded is dropped and counted as late;
 - a sample with the wrong channel count stops the loop with an error naming both counts;
-- SIGINT or SIGTERM stop the loop after the sample in hand; in every case the sink is closed
-  (flushed) and the summary reported, so no decoded sample is lost.
+- SIGINT or SIGTERM stop the loop after the sample in hand (a source waiting for data ends at
+  once); in every case the sink is closed (flushed) and the summary reported, so no decoded sample
+  is lost.
 """
 
 from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -30,7 +32,9 @@ class Stopped:
         self.signal = None
 
     def __enter__(self):
-        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def _handle(self, signum, frame):
@@ -55,6 +59,7 @@ def serve(run, source, sink, *, mode: str | None = None, duration: float | None 
     expected, start, last_status = None, time.perf_counter(), time.perf_counter()
     outcome = None
     with Stopped() as stopped:
+        source.stopping = lambda: stopped.signal is not None  # a waiting source ends at once on a signal
         try:
             for sample in source:
                 counts = np.asarray(sample.counts)
@@ -95,6 +100,8 @@ def serve(run, source, sink, *, mode: str | None = None, duration: float | None 
                     break
         finally:
             sink.close()
+            if outcome is None and stopped.signal:
+                outcome = f"stopped by {stopped.signal}"
             outcome = outcome or getattr(source, "end_reason", "source ended")
             if status_every_s:
                 print("", file=status_stream, flush=True)

@@ -39,6 +39,7 @@ class ReplaySource:
         else:
             raise ConfigError(f"unknown part {part!r}; choose all or test.")
         self.history = recording.spikes[:self.start]
+        self.stopping = lambda: False  # the server sets it: True once a stop signal arrived
 
     def __iter__(self) -> Iterator[Sample]:
         spikes, t = self.recording.spikes, self.recording.t
@@ -47,8 +48,10 @@ class ReplaySource:
         for k, j in enumerate(range(self.start, self.stop)):
             if not self.fast:
                 due = origin + k * step_ns
-                while (wait := due - time.perf_counter_ns()) > 0:
+                while (wait := due - time.perf_counter_ns()) > 0 and not self.stopping():
                     time.sleep(min(wait, 2_000_000) / 1e9 if wait > 200_000 else 0)
+                if self.stopping():
+                    return
             yield Sample(j, float(t[j]), spikes[j], time.perf_counter_ns())
 
 
