@@ -133,7 +133,8 @@ def test_sigint_mid_stream_keeps_every_decoded_sample(runs, indy_file, tmp_path)
 def test_bad_serve_options_are_clear_errors(runs, indy_file, tmp_path):
     for args, fragment in ((["--source", "udp:x"], "unknown source"), (["--sink", "udp:x"], "unknown sink"),
                            (["--sink", f"file:{tmp_path}/no/v.csv"], "does not exist"),
-                           (["--sink", f"file:{tmp_path}/v.txt"], ".csv or .npz")):
+                           (["--sink", f"file:{tmp_path}/v.txt"], ".csv or .npz"),
+                           (["--source", f"redis:unix://{tmp_path}/none.sock/spikes"], "cannot reach Redis")):
         full = {"--source": f"replay:{indy_file}", "--sink": f"file:{tmp_path / 'v.csv'}"}
         full[args[0]] = args[1]
         result = cli("serve", runs["wiener"].path, *[x for kv in full.items() for x in kv], "--fast")

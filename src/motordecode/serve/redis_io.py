@@ -46,8 +46,14 @@ def parse_target(target: str) -> tuple[str, str]:
     return url, stream
 
 
-def connect(url: str):
+def connect(url: str, check: bool = False):
+    """A client of the server at ``url``; ``check``: fail now, with a clear message, if it is not there."""
     client = _redis().Redis.from_url(url, socket_connect_timeout=1.0)
+    if check:
+        try:
+            client.ping()
+        except _redis().RedisError as exc:
+            raise ConfigError(f"cannot reach Redis at {url}: {exc}") from None
     return client
 
 
@@ -55,14 +61,10 @@ class RedisSource:
     def __init__(self, target: str, timeout_s: float = 5.0, block_ms: int = 50):
         self.url, self.stream = parse_target(target)
         self.timeout_s, self.block_ms = float(timeout_s), int(block_ms)
-        self.client = connect(self.url)
+        self.client = connect(self.url, check=True)
         self.end_reason = "source ended"
         self.history = None
         self.stopping = lambda: False
-        try:
-            self.client.ping()
-        except _redis().RedisError as exc:
-            raise ConfigError(f"cannot reach Redis at {self.url}: {exc}") from None
 
     def _decode(self, entry_id: bytes, fields: dict, counter: int) -> Sample:
         arrived = time.perf_counter_ns()
@@ -106,11 +108,7 @@ class RedisSource:
 class RedisSink:
     def __init__(self, target: str, n_outputs: int, max_len: int = 1_000_000):
         self.url, self.stream = parse_target(target)
-        self.client, self.max_len = connect(self.url), max_len
-        try:
-            self.client.ping()
-        except _redis().RedisError as exc:
-            raise ConfigError(f"cannot reach Redis at {self.url}: {exc}") from None
+        self.client, self.max_len = connect(self.url, check=True), max_len
 
     def write(self, timestamp: float, index: int, velocity: np.ndarray, latency_us: float) -> None:
         self.client.xadd(self.stream, {"velocity": np.asarray(velocity, dtype="<f4").tobytes(),

@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
+STATUS_WINDOW = 1000     # the status line's percentiles cover the most recent samples only
+
+
 class LatencyLog:
     """Latencies (ns) of the decoded samples against a deadline of one bin width, plus the faults."""
 
@@ -15,13 +18,11 @@ class LatencyLog:
         self.filled = 0          # samples filled with zeros inside a gap
         self.resets = 0          # gaps past the bound: the decoder state was reset
         self.late = 0            # samples older than one already decoded (dropped)
+        self.misses = 0          # samples whose latency exceeded the deadline
 
     def add(self, latency_ns: int) -> None:
         self.latencies.append(int(latency_ns))
-
-    @property
-    def misses(self) -> int:
-        return int(sum(1 for t in self.latencies if t > self.deadline_ns))
+        self.misses += latency_ns > self.deadline_ns
 
     def summary(self) -> dict:
         t = np.asarray(self.latencies, dtype=np.float64) / 1e3
@@ -31,8 +32,10 @@ class LatencyLog:
                 "gaps": self.gaps, "filled": self.filled, "resets": self.resets, "late": self.late}
 
     def status_line(self) -> str:
-        s = self.summary()
-        if not s["samples"]:
+        """Counts so far, and the percentiles of the last ``STATUS_WINDOW`` samples (printed while the
+        stream runs: it must not sort the whole history every second)."""
+        if not self.latencies:
             return "samples 0"
-        return (f"samples {s['samples']}, latency p50 {s['p50_us']:.0f} us, p99 {s['p99_us']:.0f} us, "
-                f"misses {s['misses']}, gaps {s['gaps']}, late {s['late']}")
+        recent = np.asarray(self.latencies[-STATUS_WINDOW:], dtype=np.float64) / 1e3
+        return (f"samples {len(self.latencies)}, recent latency p50 {np.percentile(recent, 50):.0f} us, "
+                f"p99 {np.percentile(recent, 99):.0f} us, misses {self.misses}, gaps {self.gaps}, late {self.late}")
