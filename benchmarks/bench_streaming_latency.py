@@ -20,8 +20,7 @@ import torch
 from motordecode.decoders.base import Stream
 from motordecode.decoders.registry import family_of, recipes
 from motordecode.recipes import get_recipe
-from motordecode.training.prune import apply_masks, global_l1_masks
-from motordecode.training.quantize import quantize_weights
+from motordecode.decoders.untrained import deployed_network
 
 STEP_MS = 4.0
 
@@ -39,20 +38,6 @@ def step_times(stream: Stream, samples: np.ndarray, warmup: int = 200) -> np.nda
     return times / 1e3  # microseconds
 
 
-def deployed_model(name: str, channels: int):
-    """The recipe's network as training leaves it (pruned, quantised or float16), random weights."""
-    recipe = get_recipe(name)
-    torch.manual_seed(0)
-    model = family_of(recipe).build(recipe, channels, 2, STEP_MS).eval()
-    if getattr(recipe, "prune_rate", 0):
-        apply_masks(model.pruned_weights(), global_l1_masks(model.pruned_weights(), recipe.prune_rate))
-    if getattr(recipe, "quant_bits", 0):
-        quantize_weights(model.pruned_weights(), recipe.quant_bits, recipe.quant_frac_bits)
-    if getattr(recipe, "half", False):
-        model = model.half()
-    return recipe, model
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5000)
@@ -63,7 +48,7 @@ def main() -> None:
     samples = (np.random.default_rng(0).random((args.steps, args.channels)) < 0.08).astype(np.uint8)
     results = {}
     for name in args.recipes.split(","):
-        recipe, model = deployed_model(name, args.channels)
+        recipe, model = deployed_network(name, args.channels, STEP_MS)
         family = family_of(recipe)
         for mode in family.modes:
             stream = Stream(family.decoder(model, recipe, STEP_MS, mode))

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from motordecode.decoders.fast import as_float32, check_samples
 from motordecode.errors import ConfigError
 
 
@@ -50,6 +51,11 @@ class Decoder(ABC):
         stream; nothing is decoded. Decoders without an input window (``history`` 0) keep ``state``."""
         return state
 
+    def fast_step(self):
+        """The same step on NumPy state with compiled loops (:mod:`motordecode.decoders.fast`), or
+        None where the family has none."""
+        return None
+
 
 class Stream:
     """Real-time use of any decoder: ``push(sample) -> velocity``, or call it on a block,
@@ -77,11 +83,9 @@ class Stream:
             self.state = self.decoder.warm(self.state, recent[:, None])
 
     def _samples(self, samples, what: str) -> torch.Tensor:
-        x = _as_float32(samples, what)
-        if x.ndim != 2 or x.shape[1] != self.decoder.n_channels:
-            raise ConfigError(f"{what}: expected samples of {self.decoder.n_channels} channels as (T, "
-                              f"{self.decoder.n_channels}), got shape {tuple(x.shape)}.")
-        return x
+        if torch.is_tensor(samples):
+            samples = samples.detach().cpu()
+        return torch.from_numpy(check_samples(samples, self.decoder.n_channels, what))
 
     @torch.no_grad()
     def push(self, sample) -> np.ndarray:
@@ -105,10 +109,7 @@ def _as_float32(values, what: str) -> torch.Tensor:
     """Spike counts as a float32 tensor; ConfigError for anything that is not numbers."""
     if torch.is_tensor(values):
         return values.to(torch.float32)
-    try:
-        return torch.from_numpy(np.asarray(values, dtype=np.float32))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{what}: expected spike counts (numbers), got {type(values).__name__} ({exc}).") from None
+    return torch.from_numpy(as_float32(values, what))
 
 
 # -- decoders whose network keeps its state in module buffers --------------------------------------

@@ -91,6 +91,11 @@ class WindowedGRU(WindowReader):
         features, recent = self._newest(state.recent, x_t)
         return self.model(features)[:, -1], WindowedState(recent)
 
+    def fast_step(self):
+        from motordecode.decoders.gru.fast_step import WindowedGRUFast
+
+        return WindowedGRUFast(self.model, self.n_channels, self.features)
+
 
 class StatefulGRU(WindowReader):
     mode = "stateful"
@@ -134,6 +139,11 @@ class StatefulGRU(WindowReader):
         y, h_new = self.model.sequence(features, state.h[phase])
         h = state.h[:phase] + (h_new,) + state.h[phase + 1:]
         return y[:, 0], StatefulState(recent, h, state.count + 1)
+
+    def fast_step(self):
+        from motordecode.decoders.gru.fast_step import StatefulGRUFast
+
+        return StatefulGRUFast(self.model, self.n_channels, self.features)
 
 
 def make_decoder(model, recipe, n_channels: int, step_ms: float, mode: str) -> Decoder:

@@ -1,0 +1,105 @@
+"""The fast step path: a decoder's one-sample step on NumPy state, its loops compiled with numba.
+
+``Stream.push`` runs the PyTorch model one sample at a time; most of its 150-500 us per sample is
+PyTorch's per-call overhead, not arithmetic. A :class:`FastStep` computes the same step
+
+    (y_t, s_t) = step(x_t, s_{t-1})
+
+with the state s in preallocated NumPy arrays and the arithmetic in a few ``@njit`` kernels, in
+the model's precision: float32 (float64 where the model computes in it, the Kalman filter) and
+float16 emulated operation by operation for a float16 RSNN. Outputs equal the model's to float32
+rounding (the sums may be taken in another order); a float16 RSNN's are identical. The tests hold
+every recipe's fast step to its ``Stream`` over whole streams.
+
+A decoder family provides it through ``Decoder.fast_step()``; :class:`FastStream` is its real-time
+face, the same as :class:`~motordecode.decoders.base.Stream`'s (``push``, a call on a block,
+``reset(history=...)``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from motordecode.errors import ConfigError
+
+
+class FastStep(ABC):
+    """One decoder's compiled step; the state lives in the object. ``history``: samples before a
+    stream that the input window reads (see ``Decoder.history``)."""
+
+    history: int = 0
+
+    def __init__(self, n_channels: int, n_outputs: int):
+        self.n_channels, self.n_outputs = int(n_channels), int(n_outputs)
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Back to the initial state: zeros, empty windows."""
+
+    @abstractmethod
+    def step(self, x: np.ndarray) -> np.ndarray:
+        """One sample x_t (C,) float32, C-contiguous -> a new (D,) float32 velocity."""
+
+    def warm(self, samples: np.ndarray) -> None:
+        """Fill the input window from ``samples`` (H, C) that precede the stream, decoding nothing."""
+
+
+class FastStream:
+    """``push(sample) -> velocity`` through a decoder's :class:`FastStep`; a call on (T, C) samples
+    pushes them in turn. The same face and the same input checks as ``Stream``."""
+
+    def __init__(self, decoder):
+        step = decoder.fast_step()
+        if step is None:
+            raise ConfigError(f"the {type(decoder).__name__} decoder has no fast step path; use the PyTorch "
+                              "stream (--step torch).")
+        self.decoder, self.fast = decoder, step
+        self.reset()
+
+    @property
+    def mode(self) -> str:
+        return self.decoder.mode
+
+    def reset(self, history=None) -> None:
+        """Back to the initial state; ``history``: the samples before the stream (only the last
+        ``decoder.history`` of them are read)."""
+        self.fast.reset()
+        if history is not None and self.fast.history > 0:
+            samples = check_samples(history, self.fast.n_channels, "history")
+            self.fast.warm(np.ascontiguousarray(samples[max(0, len(samples) - self.fast.history):]))
+
+    def push(self, sample) -> np.ndarray:
+        x = as_float32(sample, "sample")
+        if x.shape != (self.fast.n_channels,):
+            raise ConfigError(f"expected one sample of {self.fast.n_channels} channels, got shape {x.shape}.")
+        return self.fast.step(np.ascontiguousarray(x))
+
+    def __call__(self, samples) -> np.ndarray:
+        x = check_samples(samples, self.fast.n_channels, "stream")
+        if len(x) == 0:
+            raise ConfigError("no samples to decode: pass (T, C) samples with T >= 1.")
+        out = np.empty((len(x), self.fast.n_outputs), dtype=np.float32)
+        for t in range(len(x)):
+            out[t] = self.fast.step(np.ascontiguousarray(x[t]))
+        return out
+
+
+def as_float32(values, what: str) -> np.ndarray:
+    """Spike counts as a float32 array; ConfigError for anything that is not numbers."""
+    if hasattr(values, "detach"):  # a torch tensor
+        values = values.detach().cpu().numpy()
+    try:
+        return np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what}: expected spike counts (numbers), got {type(values).__name__} ({exc}).") from None
+
+
+def check_samples(values, n_channels: int, what: str) -> np.ndarray:
+    """(T, C) float32 samples, or ConfigError naming the shape expected and the one given."""
+    x = as_float32(values, what)
+    if x.ndim != 2 or x.shape[1] != n_channels:
+        raise ConfigError(f"{what}: expected samples of {n_channels} channels as (T, {n_channels}), got shape "
+                          f"{tuple(x.shape)}.")
+    return x

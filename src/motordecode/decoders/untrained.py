@@ -1,0 +1,28 @@
+"""A recipe's network in its deployed form with random weights: pruned, put on the quantisation
+grid or converted to float16 as the recipe's training leaves it. Latency and the agreement of step
+paths do not depend on trained values, so the benchmarks and tests of those use it."""
+
+from __future__ import annotations
+
+import torch
+
+from motordecode.decoders.registry import family_of
+from motordecode.recipes import get_recipe
+
+
+def deployed_network(name: str, n_channels: int, step_ms: float = 4.0, seed: int = 0, n_outputs: int = 2):
+    """(recipe, network in eval mode) of recipe ``name`` for ``n_channels`` channels of samples
+    ``step_ms`` apart, its weights drawn with ``seed``."""
+    from motordecode.training.prune import apply_masks, global_l1_masks
+    from motordecode.training.quantize import quantize_weights
+
+    recipe = get_recipe(name)
+    torch.manual_seed(seed)
+    model = family_of(recipe).build(recipe, n_channels, n_outputs, step_ms).eval()
+    if getattr(recipe, "prune_rate", 0):
+        apply_masks(model.pruned_weights(), global_l1_masks(model.pruned_weights(), recipe.prune_rate))
+    if getattr(recipe, "quant_bits", 0):
+        quantize_weights(model.pruned_weights(), recipe.quant_bits, recipe.quant_frac_bits)
+    if getattr(recipe, "half", False):
+        model = model.half()
+    return recipe, model
