@@ -1,5 +1,6 @@
 """A recipe's network in its deployed form with random weights: pruned, put on the quantisation
-grid or converted to float16 as the recipe's training leaves it. Latency and the agreement of step
+grid or converted to float16 as the recipe's training leaves it (the Kalman filter, zeros until
+fitted, gets drawn matrices). Latency and the agreement of step
 paths do not depend on trained values, so the benchmarks and tests of those use it."""
 
 from __future__ import annotations
@@ -25,4 +26,23 @@ def deployed_network(name: str, n_channels: int, step_ms: float = 4.0, seed: int
         quantize_weights(model.pruned_weights(), recipe.quant_bits, recipe.quant_frac_bits)
     if getattr(recipe, "half", False):
         model = model.half()
+    if getattr(recipe, "model", None) == "kalman":
+        model = random_kalman(model, transient_steps=3)
     return recipe, model
+
+
+def random_kalman(model, transient_steps: int):
+    """A Kalman module of ``model``'s sizes (which holds zeros until fitted) with drawn matrices: a
+    stable transition near 0.9 I, small gains and offsets, ``transient_steps`` transient stages."""
+    from motordecode.decoders.classical.kalman import KalmanDecoder
+
+    states, channels = model.transition.shape[1], model.gain.shape[2]
+    stages = transient_steps + 1
+    module = KalmanDecoder(channels, states, model.n_outputs, model.window.width, transient_steps)
+    with torch.no_grad():
+        module.transition.copy_(0.9 * torch.eye(states) + 0.02 * torch.randn(stages, states, states))
+        module.gain.copy_(0.05 * torch.randn(stages, states, channels))
+        module.offset.copy_(0.1 * torch.randn(stages, states))
+        module.initial.copy_(torch.randn(states))
+    module.reset()
+    return module.eval()

@@ -20,10 +20,10 @@ class ClassicalFamily(Family):
         return KalmanDecoder(n_channels, 2 * n_outputs, n_outputs, recipe.count_samples(step_ms))
 
     def decoder(self, model, recipe, step_ms, mode=None):
-        from motordecode.decoders.base import BufferedDecoder
+        from motordecode.decoders.classical.fast_step import ClassicalDecoder
 
         self.resolve_mode(mode)
-        return BufferedDecoder(model, model.window.recent.shape[1])
+        return ClassicalDecoder(model, model.window.recent.shape[1])
 
     def trainer(self, recipe, recording, split, **options):
         from motordecode.decoders.classical.fit import ClassicalTrainer

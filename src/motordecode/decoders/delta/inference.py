@@ -33,6 +33,11 @@ class DeltaDecoder(WindowReader):
         y, net, _ = self.model(features, state.net)
         return y[:, 0], DeltaStreamState(recent, net)
 
+    def fast_step(self):
+        from motordecode.decoders.delta.fast_step import DeltaGRUFast
+
+        return DeltaGRUFast(self.model, self.n_channels, self.features)
+
 
 def make_decoder(model, recipe, step_ms: float) -> DeltaDecoder:
     return DeltaDecoder(model, model.config.n_channels, window_features(recipe, step_ms, n_sub=1))

@@ -1,8 +1,8 @@
 """The GRU decoders' fast step (:mod:`motordecode.decoders.fast`): both inference modes of
 :mod:`~motordecode.decoders.gru.inference` on NumPy state, one compiled kernel per sample.
 
-A ring of the last k w samples gives the k sub-window sums (oldest first); the features are
-their ``log_softplus`` (the same function as training). Then, with u = BN(W_u f + b_u) (or u = f
+The k sub-window sums come from :class:`~motordecode.decoders.fast_window.SubWindowRing`; the
+features are their ``log_softplus`` (the same function as training). Then, with u = BN(W_u f + b_u) (or u = f
 for the vanilla GRU; BN in eval form, a u + c, with a = gamma / sqrt(var + eps), c = beta - a mean):
 
     r = sigma(W_ir u + b_ir + W_hr h + b_hr),  z = sigma(W_iz u + b_iz + W_hz h + b_hz)
@@ -22,23 +22,8 @@ import torch
 from numba import njit
 
 from motordecode.decoders.fast import FastStep
+from motordecode.decoders.fast_window import SubWindowRing
 from motordecode.errors import ConfigError
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _push_window(ring, pos, x, n_sub, width, sums):
-    """Write x at ring[pos] (the ring holds the last k w samples) and the k sub-window sums, oldest
-    first, into sums (k, C)."""
-    span, channels = ring.shape
-    for c in range(channels):
-        ring[pos, c] = x[c]
-    for m in range(n_sub):
-        for c in range(channels):
-            sums[m, c] = 0.0
-        for i in range(width):  # chronological: the oldest sample of sub-window m first
-            row = (pos + 1 + m * width + i) % span
-            for c in range(channels):
-                sums[m, c] += ring[row, c]
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -146,32 +131,27 @@ class GRUWeights:
 
 
 class _GRUFast(FastStep):
-    """The carried window of k sub-windows of w samples, and ``states`` GRU states."""
+    """The carried window of k sub-windows of w samples (their features), and ``states`` GRU states."""
 
     def __init__(self, model, n_channels: int, features, states: int):
         self.weights = GRUWeights(model)
         super().__init__(n_channels, self.weights.n_outputs)
-        self.n_sub, self.width, self.transform = features.n_sub, features.sub_width, features.transform
-        self.history = features.span - 1
-        self.ring = np.zeros((features.span, n_channels), np.float32)
-        self.sums = np.zeros((self.n_sub, n_channels), np.float32)
+        self.window = SubWindowRing(features.n_sub, features.sub_width, n_channels)
+        self.width, self.transform, self.history = features.sub_width, features.transform, self.window.history
         self.h = np.zeros((states, self.weights.hidden), np.float32)
         self.reset()
 
     def reset(self) -> None:
-        self.ring[:] = 0.0
+        self.window.reset()
         self.h[:] = 0.0
-        self.pos, self.count = len(self.ring) - 1, 0
+        self.count = 0
 
     def _features(self, x: np.ndarray) -> np.ndarray:
-        self.pos = (self.pos + 1) % len(self.ring)
-        _push_window(self.ring, self.pos, x, self.n_sub, self.width, self.sums)
-        return self.sums if self.transform is None else self.transform(self.sums)
+        sums = self.window.push(x)
+        return sums if self.transform is None else self.transform(sums)
 
     def warm(self, samples: np.ndarray) -> None:
-        for x in samples:
-            self.pos = (self.pos + 1) % len(self.ring)
-            self.ring[self.pos] = x
+        self.window.warm(samples)
 
 
 class WindowedGRUFast(_GRUFast):
