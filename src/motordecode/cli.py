@@ -176,8 +176,8 @@ def cmd_serve(args) -> int:
     source = open_source(args.source, run, fast=args.fast, part=args.part, timeout_s=args.timeout)
     sink = open_sink(args.sink, run.config["n_outputs"])
     status = 1.0 if (args.status or sys.stderr.isatty()) and not args.json else 0.0
-    summary = serve(run, source, sink, mode=args.mode, duration=args.duration, max_gap=args.max_gap,
-                    status_every_s=status)
+    summary = serve(run, source, sink, mode=args.mode, step=args.step, duration=args.duration,
+                    max_gap=args.max_gap, status_every_s=status)
     if args.json:
         print(_json(summary))
     else:
@@ -389,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=5.0,
                    help="live sources: end after this many seconds without a sample or a server (default 5)")
     p.add_argument("--mode", default=None, help="inference mode (GRU: windowed or stateful)")
+    p.add_argument("--step", choices=("fast", "torch"), default="fast",
+                   help="the decode step: fast (compiled, default) or torch (the PyTorch model, the reference)")
     p.add_argument("--fast", action="store_true", help="replay as fast as possible instead of at the bin width")
     p.add_argument("--part", choices=("all", "test"), default="all",
                    help="replay the whole recording or its test split (the decoder window filled from before it)")

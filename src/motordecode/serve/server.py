@@ -1,5 +1,5 @@
-"""The live loop: each sample from the source is checked, decoded by the run's ``Stream`` and sent
-to the sink; its latency is measured from its arrival to the velocity written.
+"""The live loop: each sample from the source is checked, decoded by the run's stream (the compiled
+fast step path by default, or the PyTorch ``Stream``) and sent to the sink; its latency is measured from its arrival to the velocity written.
 
 Faults, each with one defined behaviour:
 
@@ -46,10 +46,16 @@ class Stopped:
         return False
 
 
-def serve(run, source, sink, *, mode: str | None = None, duration: float | None = None, max_gap: int = 25,
-          status_every_s: float = 0.0, status_stream=sys.stderr) -> dict:
-    """Decode ``source`` into ``sink`` with ``run``'s stream in ``mode``; returns the summary."""
-    stream = run.stream(mode)
+STEPS = ("fast", "torch")
+
+
+def serve(run, source, sink, *, mode: str | None = None, step: str = "fast", duration: float | None = None,
+          max_gap: int = 25, status_every_s: float = 0.0, status_stream=sys.stderr) -> dict:
+    """Decode ``source`` into ``sink`` with ``run``'s stream in ``mode``; returns the summary.
+    ``step``: "fast", the compiled step path, or "torch", the PyTorch model's ``Stream``."""
+    if step not in STEPS:
+        raise ConfigError(f"unknown step path {step!r}; choose from {', '.join(STEPS)}.")
+    stream = run.stream(mode, fast=step == "fast")
     channels = stream.decoder.n_channels
     for _ in range(3):  # warm the step path (first calls allocate), then start clean
         stream.push(np.zeros(channels))
@@ -105,4 +111,4 @@ def serve(run, source, sink, *, mode: str | None = None, duration: float | None 
             outcome = outcome or getattr(source, "end_reason", "source ended")
             if status_every_s:
                 print("", file=status_stream, flush=True)
-    return {**log.summary(), "outcome": outcome}
+    return {**log.summary(), "outcome": outcome, "step": step}
