@@ -35,8 +35,9 @@ def paced(samples: np.ndarray, seconds: float):
     """(index, counts) at 4 ms for ``seconds``, cycling through the session's samples."""
     start, total = time.perf_counter(), int(seconds / STEP_S)
     for i in range(total):
-        while (wait := start + i * STEP_S - time.perf_counter()) > 0:
-            time.sleep(wait if wait > 0.001 else 0)
+        wait = start + i * STEP_S - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)  # no spinning: the producer must not take the serve process's core
         yield i, samples[i % len(samples)]
 
 

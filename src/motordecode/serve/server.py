@@ -1,5 +1,10 @@
 """The live loop: each sample from the source is checked, decoded by the run's stream (the compiled
-fast step path by default, or the PyTorch ``Stream``) and sent to the sink; its latency is measured from its arrival to the velocity written.
+fast step path by default, or the PyTorch ``Stream``) and sent to the sink; its latency is measured
+from its arrival to the velocity written.
+
+The garbage collector's full passes take ~50 ms over the objects of torch and the run, a dozen
+deadlines each: the objects that exist when the stream starts are frozen out of collection
+(``gc.freeze``) until it ends.
 
 Faults, each with one defined behaviour:
 
@@ -14,6 +19,7 @@ Faults, each with one defined behaviour:
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import threading
@@ -61,6 +67,8 @@ def serve(run, source, sink, *, mode: str | None = None, step: str = "fast", dur
         stream.push(np.zeros(channels))
     history = getattr(source, "history", None)
     stream.reset(history=history if history is not None and len(history) else None)
+    gc.collect()
+    gc.freeze()  # the objects so far (torch, the run) leave the collector: no 50 ms full collections mid-stream
     log = LatencyLog(int(round(run.config["step_s"] * 1e9)))
     expected, start, last_status = None, time.perf_counter(), time.perf_counter()
     outcome = None
@@ -105,6 +113,7 @@ def serve(run, source, sink, *, mode: str | None = None, step: str = "fast", dur
                     outcome = "duration reached"
                     break
         finally:
+            gc.unfreeze()
             sink.close()
             if outcome is None and stopped.signal:
                 outcome = f"stopped by {stopped.signal}"
