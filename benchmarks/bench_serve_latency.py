@@ -6,7 +6,7 @@ A producer in this process publishes the samples of a generated 96-channel sessi
 and publishes the velocity; its summary gives, per sample, the time from arrival to velocity
 sent: p50, p99, max, and the deadline misses (> 4 ms). Both transports are measured in one run.
 
-    python benchmarks/bench_serve_latency.py [--seconds 600] [--recipe aegru-pruned] [--mode stateful]
+    python benchmarks/bench_serve_latency.py [--seconds 600] [--recipe aegru-pruned] [--mode stateful] [--step fast]
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ def paced(samples: np.ndarray, seconds: float):
         yield i, samples[i % len(samples)]
 
 
-def serve_command(run_dir: Path, source: str, sink: str, mode: str) -> subprocess.Popen:
+def serve_command(run_dir: Path, source: str, sink: str, mode: str, step: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "motordecode", "serve", str(run_dir), "--source", source,
-                             "--sink", sink, "--mode", mode, "--timeout", "3", "--json"],
+                             "--sink", sink, "--mode", mode, "--step", step, "--timeout", "3", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def over_redis(run_dir: Path, samples: np.ndarray, seconds: float, mode: str, work: Path) -> dict:
+def over_redis(run_dir: Path, samples: np.ndarray, seconds: float, mode: str, step: str, work: Path) -> dict:
     import redis
 
     sock = work / "redis.sock"
@@ -58,7 +58,7 @@ def over_redis(run_dir: Path, samples: np.ndarray, seconds: float, mode: str, wo
         while not sock.exists():
             time.sleep(0.02)
         client = redis.Redis(unix_socket_path=str(sock))
-        process = serve_command(run_dir, f"redis:unix://{sock}/spikes", f"redis:unix://{sock}/velocity", mode)
+        process = serve_command(run_dir, f"redis:unix://{sock}/spikes", f"redis:unix://{sock}/velocity", mode, step)
         time.sleep(3.0)  # the command starts (imports, loads the run) before the stream begins
         for i, counts in paced(samples, seconds):
             client.xadd("spikes", {"samples": counts.astype("<i2").tobytes(), "sync": json.dumps({"sample": i}),
@@ -72,13 +72,13 @@ def over_redis(run_dir: Path, samples: np.ndarray, seconds: float, mode: str, wo
         server.wait()
 
 
-def over_lsl(run_dir: Path, samples: np.ndarray, seconds: float, mode: str) -> dict:
+def over_lsl(run_dir: Path, samples: np.ndarray, seconds: float, mode: str, step: str) -> dict:
     import pylsl
 
     name = f"md-bench-{os.getpid()}"
     outlet = pylsl.StreamOutlet(pylsl.StreamInfo(f"{name}-spikes", "SpikeCounts", samples.shape[1], 250, "int16",
                                                  f"{name}-src"))
-    process = serve_command(run_dir, f"lsl:{name}-spikes", f"lsl:{name}-velocity", mode)
+    process = serve_command(run_dir, f"lsl:{name}-spikes", f"lsl:{name}-velocity", mode, step)
     found = pylsl.resolve_byprop("name", f"{name}-velocity", minimum=1, timeout=60)
     inlet = pylsl.StreamInlet(found[0])
     inlet.open_stream(timeout=10)
@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=600.0)
     parser.add_argument("--recipe", default="aegru-pruned")
     parser.add_argument("--mode", default="stateful")
+    parser.add_argument("--step", choices=("fast", "torch"), default="fast", help="serve's decode step path")
     args = parser.parse_args()
     loopback_config()  # before pylsl is imported anywhere
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,9 +109,9 @@ def main() -> None:
         data = write_synthetic(work / "indy_bench.mat", SynthConfig(monkey="indy", duration_s=120, seed=3))
         run = md.train(args.recipe, data, out=work / "run", epochs=2, finetune_epochs=1)
         samples = run.load_recording(data).spikes
-        results = {"redis": over_redis(run.path, samples, args.seconds, args.mode, work),
-                   "lsl": over_lsl(run.path, samples, args.seconds, args.mode)}
-    print(f"{args.recipe} ({args.mode}), {args.seconds:g} s of 4 ms samples ({int(args.seconds / STEP_S):,}), "
+        results = {"redis": over_redis(run.path, samples, args.seconds, args.mode, args.step, work),
+                   "lsl": over_lsl(run.path, samples, args.seconds, args.mode, args.step)}
+    print(f"{args.recipe} ({args.mode}, {args.step} step), {args.seconds:g} s of 4 ms samples ({int(args.seconds / STEP_S):,}), "
           "arrival to velocity sent, one serve process")
     print("| transport | samples | p50 (us) | p99 (us) | max (us) | misses (> 4 ms) | gaps | late |")
     print("|---|---|---|---|---|---|---|---|")

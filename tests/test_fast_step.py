@@ -81,3 +81,38 @@ def test_a_decoder_without_a_fast_step_is_refused():
 
     with pytest.raises(ConfigError, match="no fast step path"):
         FastStream(Plain(torch.nn.Identity(), 4))
+
+
+def perturb_normalisation_and_neurons(model) -> None:
+    """Move what random weights leave at defaults: BatchNorm statistics and affine terms, LayerNorm
+    affine terms, and the NeuroBench neurons' beta (one past the clamp at 1), spike value and
+    threshold dtypes."""
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.normal_(0, 0.5, generator=g)
+                m.running_var.uniform_(0.5, 2, generator=g)
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.LayerNorm)):
+                m.weight.normal_(1, 0.3, generator=g)
+                m.bias.normal_(0, 0.3, generator=g)
+    lifs = [m for name, m in model.named_modules() if name.startswith("lif") and hasattr(m, "graded_spikes_factor")]
+    for i, lif in enumerate(lifs):
+        lif.beta = torch.tensor(1.3 if i == 0 else 0.7)
+        lif.graded_spikes_factor = torch.tensor(1.5)
+        lif.threshold = torch.tensor(1) if i == 0 else torch.tensor(0.25, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("name,mode", [("aegru", "windowed"), ("aegru", "stateful"), ("ann2d", None), ("ann3d", None),
+                                       ("snn2", None), ("snn3d", None)])
+def test_fast_step_follows_normalisation_statistics_and_neuron_settings(name, mode):
+    # AEGRU as in the challenge code: BatchNorm after the input FC, LayerNorm before the readout
+    overrides = {"batchnorm": True, "layernorm": True} if name == "aegru" else None
+    recipe, model = deployed_network(name, CHANNELS, 4.0, seed=7, overrides=overrides)
+    perturb_normalisation_and_neurons(model)
+    assert name != "aegru" or (model.bn is not None and model.ln is not None)
+    decoder = family_of(recipe).decoder(model, recipe, 4.0, mode)
+    samples = spike_counts(300, seed=9) + np.random.default_rng(1).random((300, CHANNELS)).astype(np.float32) * 0.3
+    expected = Stream(decoder)(samples)
+    assert np.ptp(expected, axis=0).min() > 0
+    np.testing.assert_allclose(FastStream(decoder)(samples), expected, rtol=0, atol=1e-5 * np.abs(expected).max())

@@ -8,16 +8,17 @@ from __future__ import annotations
 import torch
 
 from motordecode.decoders.registry import family_of
-from motordecode.recipes import get_recipe
+from motordecode.recipes import get_recipe, override
 
 
-def deployed_network(name: str, n_channels: int, step_ms: float = 4.0, seed: int = 0, n_outputs: int = 2):
-    """(recipe, network in eval mode) of recipe ``name`` for ``n_channels`` channels of samples
-    ``step_ms`` apart, its weights drawn with ``seed``."""
+def deployed_network(name: str, n_channels: int, step_ms: float = 4.0, seed: int = 0, n_outputs: int = 2,
+                     overrides: dict | None = None):
+    """(recipe, network in eval mode) of recipe ``name`` (with ``overrides`` of its fields) for
+    ``n_channels`` channels of samples ``step_ms`` apart, its weights drawn with ``seed``."""
     from motordecode.training.prune import apply_masks, global_l1_masks
     from motordecode.training.quantize import quantize_weights
 
-    recipe = get_recipe(name)
+    recipe = override(get_recipe(name), overrides or {})
     torch.manual_seed(seed)
     model = family_of(recipe).build(recipe, n_channels, n_outputs, step_ms).eval()
     if getattr(recipe, "prune_rate", 0):

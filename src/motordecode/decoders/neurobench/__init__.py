@@ -22,10 +22,10 @@ class NeuroBenchFamily(Family):
                                              recipe.bins, step_ms))
 
     def decoder(self, model, recipe, step_ms, mode=None):
-        from motordecode.decoders.base import BufferedDecoder
+        from motordecode.decoders.neurobench.fast_step import NeuroBenchDecoder
 
         self.resolve_mode(mode)
-        return BufferedDecoder(model, model.config.n_channels)
+        return NeuroBenchDecoder(model, model.config.n_channels)
 
     def trainer(self, recipe, recording, split, **options):
         from motordecode.decoders.neurobench.trainer import BaselineTrainer
