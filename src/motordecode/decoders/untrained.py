@@ -1,6 +1,7 @@
 """A recipe's network in its deployed form with random weights: pruned, put on the quantisation
-grid or converted to float16 as the recipe's training leaves it (the Kalman filter, zeros until
-fitted, gets drawn matrices). Latency and the agreement of step
+grid or converted to float16 as the recipe's training leaves it (an RSNN starts from the trainer's
+fluctuation-driven initialisation, so it spikes; the Kalman filter, zeros until fitted, gets drawn
+matrices). Latency and the agreement of step
 paths do not depend on trained values, so the benchmarks and tests of those use it."""
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import torch
 
 from motordecode.decoders.registry import family_of
 from motordecode.recipes import get_recipe, override
+
+RSNN_INPUT_RATE_HZ = 5.0  # the nominal input rate of an RSNN's initialisation (it fires at 4 and 50 ms)
 
 
 def deployed_network(name: str, n_channels: int, step_ms: float = 4.0, seed: int = 0, n_outputs: int = 2,
@@ -21,6 +24,11 @@ def deployed_network(name: str, n_channels: int, step_ms: float = 4.0, seed: int
     recipe = override(get_recipe(name), overrides or {})
     torch.manual_seed(seed)
     model = family_of(recipe).build(recipe, n_channels, n_outputs, step_ms).eval()
+    if hasattr(recipe, "sigma_u"):  # an RSNN: the trainer's initialisation, so that it spikes
+        from motordecode.decoders.rsnn.lif import fluctuation_driven_init
+
+        fluctuation_driven_init(model.lif, RSNN_INPUT_RATE_HZ, sigma_u=recipe.sigma_u,
+                                feedforward_share=recipe.feedforward_share)
     if getattr(recipe, "prune_rate", 0):
         apply_masks(model.pruned_weights(), global_l1_masks(model.pruned_weights(), recipe.prune_rate))
     if getattr(recipe, "quant_bits", 0):

@@ -110,3 +110,8 @@ class RSNNDecoder(Decoder):
         y, (hidden, readout), _ = self.model.sequence(x.transpose(0, 1), ((s.x, s.spikes, s.syn, s.mem),
                                                                            (s.out_syn, s.out_mem)))
         return y.transpose(0, 1), RSNNState(*hidden, *readout)
+
+    def fast_step(self):
+        from motordecode.decoders.rsnn.fast_step import RSNNFast
+
+        return RSNNFast(self.model, self.n_channels)
