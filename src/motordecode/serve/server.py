@@ -61,21 +61,21 @@ def serve(run, source, sink, *, mode: str | None = None, step: str = "fast", dur
     ``step``: "fast", the compiled step path, or "torch", the PyTorch model's ``Stream``."""
     if step not in STEPS:
         raise ConfigError(f"unknown step path {step!r}; choose from {', '.join(STEPS)}.")
-    stream = run.stream(mode, fast=step == "fast")
-    channels = stream.decoder.n_channels
-    for _ in range(3):  # warm the step path (first calls allocate), then start clean
-        stream.push(np.zeros(channels))
-    history = getattr(source, "history", None)
-    stream.reset(history=history if history is not None and len(history) else None)
-    gc.collect()
-    gc.freeze()  # the objects so far (torch, the run) leave the collector: no 50 ms full collections mid-stream
-    log = LatencyLog(int(round(run.config["step_s"] * 1e9)))
-    expected, start, last_status = None, time.perf_counter(), time.perf_counter()
-    outcome = None
-    with Stopped() as stopped:
+    with Stopped() as stopped:  # from here on, a signal ends the stream cleanly (warming included)
+        stream = run.stream(mode, fast=step == "fast")
+        channels = stream.decoder.n_channels
+        for _ in range(3):  # warm the step path (first calls allocate), then start clean
+            stream.push(np.zeros(channels))
+        history = getattr(source, "history", None)
+        stream.reset(history=history if history is not None and len(history) else None)
+        gc.collect()
+        gc.freeze()  # the objects so far (torch, the run) leave the collector: no 50 ms full collections mid-stream
+        log = LatencyLog(int(round(run.config["step_s"] * 1e9)))
+        expected, start, last_status = None, time.perf_counter(), time.perf_counter()
+        outcome = None
         source.stopping = lambda: stopped.signal is not None  # a waiting source ends at once on a signal
         try:
-            for sample in source:
+            for sample in (() if stopped.signal else source):  # a signal while warming: no sample read
                 counts = np.asarray(sample.counts)
                 if counts.shape != (channels,):
                     raise ConfigError(f"sample {sample.index} has {counts.size} channels; this decoder reads "
