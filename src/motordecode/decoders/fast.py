@@ -71,10 +71,10 @@ class FastStream:
             self.fast.warm(np.ascontiguousarray(samples[max(0, len(samples) - self.fast.history):]))
 
     def push(self, sample) -> np.ndarray:
-        x = as_float32(sample, "sample")
+        x = sample if type(sample) is np.ndarray and sample.dtype == np.float32 else as_float32(sample, "sample")
         if x.shape != (self.fast.n_channels,):
             raise ConfigError(f"expected one sample of {self.fast.n_channels} channels, got shape {x.shape}.")
-        return self.fast.step(np.ascontiguousarray(x))
+        return self.fast.step(x if x.flags.c_contiguous else np.ascontiguousarray(x))
 
     def __call__(self, samples) -> np.ndarray:
         x = check_samples(samples, self.fast.n_channels, "stream")

@@ -71,8 +71,8 @@ class DeltaGRUFast(FastStep):
         arr = lambda t: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)  # noqa: E731
         c, cell, hidden = model.config, model.cell, model.config.hidden
         super().__init__(n_channels, c.n_outputs)
-        self.window = SubWindowRing(1, features.sub_width, n_channels)
-        self.transform, self.history = features.transform, self.window.history
+        self.window = SubWindowRing(1, features.sub_width, n_channels, transform=features.transform)
+        self.history = self.window.history
         b_ih, b_hh = arr(cell.bias_ih), arr(cell.bias_hh)
         self.params = (np.float32(model.fc_in.theta), np.float32(cell.theta_x), np.float32(cell.theta_h),
                        arr(model.fc_in.weight.t()), arr(model.fc_in.bias), arr(cell.weight_ih.t()),
@@ -91,8 +91,7 @@ class DeltaGRUFast(FastStep):
         self.window.warm(samples)
 
     def step(self, x: np.ndarray) -> np.ndarray:
-        sums = self.window.push(x)
-        features = sums if self.transform is None else self.transform(sums)
+        features = self.window.push(x)
         y = np.empty(self.n_outputs, np.float32)
         _delta_step(features[0], *self.state, *self.params, *self.work, y)
         return y

@@ -1,8 +1,8 @@
 """The GRU decoders' fast step (:mod:`motordecode.decoders.fast`): both inference modes of
 :mod:`~motordecode.decoders.gru.inference` on NumPy state, one compiled kernel per sample.
 
-The k sub-window sums come from :class:`~motordecode.decoders.fast_window.SubWindowRing`; the
-features are their ``log_softplus`` (the same function as training). Then, with u = BN(W_u f + b_u) (or u = f
+The k sub-window sums and their features (``log_softplus``, the function training uses) come
+from :class:`~motordecode.decoders.fast_window.SubWindowRing`. Then, with u = BN(W_u f + b_u) (or u = f
 for the vanilla GRU; BN in eval form, a u + c, with a = gamma / sqrt(var + eps), c = beta - a mean):
 
     r = sigma(W_ir u + b_ir + W_hr h + b_hr),  z = sigma(W_iz u + b_iz + W_hz h + b_hz)
@@ -136,8 +136,8 @@ class _GRUFast(FastStep):
     def __init__(self, model, n_channels: int, features, states: int):
         self.weights = GRUWeights(model)
         super().__init__(n_channels, self.weights.n_outputs)
-        self.window = SubWindowRing(features.n_sub, features.sub_width, n_channels)
-        self.width, self.transform, self.history = features.sub_width, features.transform, self.window.history
+        self.window = SubWindowRing(features.n_sub, features.sub_width, n_channels, transform=features.transform)
+        self.width, self.history = features.sub_width, self.window.history
         self.h = np.zeros((states, self.weights.hidden), np.float32)
         self.reset()
 
@@ -145,10 +145,6 @@ class _GRUFast(FastStep):
         self.window.reset()
         self.h[:] = 0.0
         self.count = 0
-
-    def _features(self, x: np.ndarray) -> np.ndarray:
-        sums = self.window.push(x)
-        return sums if self.transform is None else self.transform(sums)
 
     def warm(self, samples: np.ndarray) -> None:
         self.window.warm(samples)
@@ -159,7 +155,7 @@ class WindowedGRUFast(_GRUFast):
         super().__init__(model, n_channels, features, states=1)
 
     def step(self, x: np.ndarray) -> np.ndarray:
-        features = self._features(x)
+        features = self.window.push(x)
         y = np.empty(self.n_outputs, np.float32)
         w = self.weights
         _windowed(features, self.h[0], *w.cell, *w.work, *w.readout, w.readout_work, y)
@@ -173,7 +169,7 @@ class StatefulGRUFast(_GRUFast):
         super().__init__(model, n_channels, features, states=features.sub_width)
 
     def step(self, x: np.ndarray) -> np.ndarray:
-        features = self._features(x)
+        features = self.window.push(x)
         h = self.h[self.count % self.width]
         self.count += 1
         y = np.empty(self.n_outputs, np.float32)
