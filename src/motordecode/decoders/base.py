@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from motordecode.decoders.fast import as_float32, check_samples
+from motordecode.decoders.samples import as_float32, check_samples
 from motordecode.errors import ConfigError
 
 

@@ -22,6 +22,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from motordecode.decoders.base import Stream
+from motordecode.decoders.samples import as_float32, check_samples
 from motordecode.errors import ConfigError
 
 
@@ -46,25 +48,19 @@ class FastStep(ABC):
         """Fill the input window from ``samples`` (H, C) that precede the stream, decoding nothing."""
 
 
-class FastStream:
+class FastStream(Stream):
     """``push(sample) -> velocity`` through a decoder's :class:`FastStep`; a call on (T, C) samples
-    pushes them in turn. The same face and the same input checks as ``Stream``."""
+    pushes them in turn. The face of ``Stream``, with the same input checks."""
 
     def __init__(self, decoder):
         step = decoder.fast_step()
         if step is None:
             raise ConfigError(f"the {type(decoder).__name__} decoder has no fast step path; use the PyTorch "
                               "stream (--step torch).")
-        self.decoder, self.fast = decoder, step
-        self.reset()
-
-    @property
-    def mode(self) -> str:
-        return self.decoder.mode
+        self.fast = step
+        super().__init__(decoder)
 
     def reset(self, history=None) -> None:
-        """Back to the initial state; ``history``: the samples before the stream (only the last
-        ``decoder.history`` of them are read)."""
         self.fast.reset()
         if history is not None and self.fast.history > 0:
             samples = check_samples(history, self.fast.n_channels, "history")
@@ -84,22 +80,3 @@ class FastStream:
         for t in range(len(x)):
             out[t] = self.fast.step(np.ascontiguousarray(x[t]))
         return out
-
-
-def as_float32(values, what: str) -> np.ndarray:
-    """Spike counts as a float32 array; ConfigError for anything that is not numbers."""
-    if hasattr(values, "detach"):  # a torch tensor
-        values = values.detach().cpu().numpy()
-    try:
-        return np.asarray(values, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{what}: expected spike counts (numbers), got {type(values).__name__} ({exc}).") from None
-
-
-def check_samples(values, n_channels: int, what: str) -> np.ndarray:
-    """(T, C) float32 samples, or ConfigError naming the shape expected and the one given."""
-    x = as_float32(values, what)
-    if x.ndim != 2 or x.shape[1] != n_channels:
-        raise ConfigError(f"{what}: expected samples of {n_channels} channels as (T, {n_channels}), got shape "
-                          f"{tuple(x.shape)}.")
-    return x

@@ -165,6 +165,40 @@ def _inputs(x, substeps, half, x_idx, x_val):
     return n
 
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _neurons(current, syn, mem, alpha, beta, threshold, half, fired, spikes):
+    """One LIF update in place: S = [U > theta], I <- c + alpha I, U <- 0 where S else
+    lerp(I_prev, U, beta); every result rounded to float16 when ``half`` (lerp then fused, as
+    PyTorch's vectorised float16 kernel). Writes S to ``fired`` and the spiking neurons, ascending,
+    to ``spikes``; returns how many."""
+    n = 0
+    for j in range(syn.shape[0]):
+        i_prev, u_prev = syn[j], mem[j]
+        syn[j] = round_half(current[j] + alpha[j] * i_prev) if half else current[j] + alpha[j] * i_prev
+        if u_prev > threshold:
+            mem[j] = 0.0
+            fired[j] = 1
+            spikes[n] = j
+            n += 1
+        else:
+            mem[j] = round_half(_lerp_fused(i_prev, u_prev, beta[j])) if half else _lerp(i_prev, u_prev, beta[j])
+            fired[j] = 0
+    return n
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _readout_units(out_current, out_syn, out_mem, a, b, half):
+    """The leaky readout in place: J <- W_out S + a J, Y <- lerp(J_prev, Y, b) (float16 as above when ``half``)."""
+    for u in range(out_syn.shape[0]):
+        j_prev = out_syn[u]
+        if half:
+            out_syn[u] = round_half(round_half(out_current[u]) + a[u] * j_prev)
+            out_mem[u] = round_half(_lerp_fused(j_prev, out_mem[u], b[u]))
+        else:
+            out_syn[u] = out_current[u] + a[u] * j_prev
+            out_mem[u] = _lerp(j_prev, out_mem[u], b[u])
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def _sample32(x, substeps, threshold, w_in_t, w_rec_t, w_out_t, alpha, beta, a, b, heads,
               hidden, units, spikes, n_spikes, x_idx, x_val, fired, y):
@@ -189,23 +223,8 @@ def _sample32(x, substeps, threshold, w_in_t, w_rec_t, w_out_t, alpha, beta, a, 
                 current[j] += row[j]
             for u in range(n_units):
                 out_current[u] += out_row[u]
-        n = 0
-        for j in range(size):
-            i_prev, u_prev = syn[j], mem[j]
-            syn[j] = current[j] + alpha[j] * i_prev
-            if u_prev > threshold:
-                mem[j] = 0.0
-                fired[sub, j] = 1
-                spikes[n] = j
-                n += 1
-            else:
-                mem[j] = _lerp(i_prev, u_prev, beta[j])
-                fired[sub, j] = 0
-        n_spikes[0] = n
-        for u in range(n_units):
-            j_prev = out_syn[u]
-            out_syn[u] = out_current[u] + a[u] * j_prev
-            out_mem[u] = _lerp(j_prev, out_mem[u], b[u])
+        n_spikes[0] = _neurons(current, syn, mem, alpha, beta, threshold, False, fired[sub], spikes)
+        _readout_units(out_current, out_syn, out_mem, a, b, False)
     hidden[0, :] = drive_new
     _mean_of_heads(out_mem, heads, False, y)
 
@@ -220,7 +239,7 @@ def _sample16(x, substeps, threshold, w_in_t, w_rec_t, w_out_t, alpha, beta, a, 
     drive_new, syn, mem, current, recurrent = hidden[3], hidden[1], hidden[2], hidden[4], hidden[5]
     out_syn, out_mem, out_current = units[0], units[1], units[2]
     _sum_in_order(w_in_t, x_idx, x_val, n_x, drive_new)
-    size, n_units = syn.shape[0], out_syn.shape[0]
+    size = syn.shape[0]
     for j in range(size):
         drive_new[j] = round_half(drive_new[j])
     for sub in range(substeps):
@@ -230,23 +249,8 @@ def _sample16(x, substeps, threshold, w_in_t, w_rec_t, w_out_t, alpha, beta, a, 
         _sum_in_order(w_out_t, spikes, ones, n, out_current)
         for j in range(size):
             current[j] = round_half(drive[j] + round_half(recurrent[j]))
-        n = 0
-        for j in range(size):
-            i_prev, u_prev = syn[j], mem[j]
-            syn[j] = round_half(current[j] + alpha[j] * i_prev)
-            if u_prev > threshold:
-                mem[j] = 0.0
-                fired[sub, j] = 1
-                spikes[n] = j
-                n += 1
-            else:
-                mem[j] = round_half(_lerp_fused(i_prev, u_prev, beta[j]))
-                fired[sub, j] = 0
-        n_spikes[0] = n
-        for u in range(n_units):
-            j_prev = out_syn[u]
-            out_syn[u] = round_half(round_half(out_current[u]) + a[u] * j_prev)
-            out_mem[u] = round_half(_lerp_fused(j_prev, out_mem[u], b[u]))
+        n_spikes[0] = _neurons(current, syn, mem, alpha, beta, threshold, True, fired[sub], spikes)
+        _readout_units(out_current, out_syn, out_mem, a, b, True)
     hidden[0, :] = drive_new
     _mean_of_heads(out_mem, heads, True, y)
 
