@@ -67,6 +67,24 @@ def test_fast_stream_checks_its_input():
         fast(np.zeros((4, 3)))
     with pytest.raises(ConfigError, match="no samples"):
         fast(np.zeros((0, CHANNELS)))
+    for bad in ([None] * CHANNELS, np.full(CHANNELS, np.nan, np.float32), np.r_[np.zeros(CHANNELS - 1), np.inf]):
+        with pytest.raises(ConfigError, match="finite"):
+            fast.push(bad)
+    with pytest.raises(ConfigError, match="finite"):
+        fast(np.full((3, CHANNELS), np.nan))
+
+
+def test_read_only_and_strided_samples_decode_like_plain_ones():
+    recipe, model = deployed_network("aegru-pruned", CHANNELS)
+    decoder = family_of(recipe).decoder(model, recipe, 4.0, "windowed")
+    samples = spike_counts(50, seed=2)
+    expected = FastStream(decoder)(samples)
+    read_only = samples.copy()
+    read_only.setflags(write=False)
+    strided = np.asfortranarray(samples)
+    for block in (read_only, strided):
+        fast = FastStream(decoder)
+        np.testing.assert_array_equal(np.stack([fast.push(x) for x in block]), expected)
 
 
 def test_a_decoder_without_a_fast_step_is_refused():

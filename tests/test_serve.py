@@ -4,6 +4,7 @@ malformed samples, and a SIGINT mid-stream, each give their documented behaviour
 from __future__ import annotations
 
 import csv
+import io
 import json
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import motordecode as md
 from motordecode.data.splits import default_split
 from motordecode.errors import ConfigError
 from motordecode.metrics.r2 import r2_per_axis
+import motordecode.serve.server as serve_module
 from motordecode.serve.server import serve
 from motordecode.serve.sinks import FileSink
 from motordecode.serve.sources import Sample
@@ -104,6 +106,38 @@ def test_gaps_are_filled_or_reset_and_late_samples_dropped(runs, tmp_path):
     stream.reset()
     expected += [stream.push(counts[i % 200]) for i in range(200, 260)]
     assert_same_velocities(table[:, 2:4], np.array(expected))
+
+
+def test_the_step_path_is_the_fast_one_where_the_decoder_has_it(runs, tmp_path, monkeypatch):
+    run = runs["wiener"]
+    counts = (np.random.default_rng(1).random((40, 96)) < 0.1).astype(np.float32)
+    used = []
+    original = serve_module.ready_stream
+
+    def recording(*args, **kwargs):
+        stream, step = original(*args, **kwargs)
+        used.append(type(stream).__name__)
+        return stream, step
+
+    monkeypatch.setattr(serve_module, "ready_stream", recording)
+    summary = serve(run, ListSource(list(enumerate(counts))), FileSink(str(tmp_path / "a.csv"), 2))
+    assert summary["step"] == "fast" and used == ["FastStream"]
+    summary = serve(run, ListSource(list(enumerate(counts))), FileSink(str(tmp_path / "t.csv"), 2), step="torch")
+    assert summary["step"] == "torch" and used[-1] == "Stream"
+    _, fast_table = read_csv(tmp_path / "a.csv")
+    _, torch_table = read_csv(tmp_path / "t.csv")
+    assert_same_velocities(fast_table[:, 2:4], torch_table[:, 2:4])
+
+    decoder = run.decoder()  # a decoder without a fast step (a plug-in family's): auto falls back, with a notice
+    monkeypatch.setattr(decoder, "fast_step", lambda: None)
+    monkeypatch.setattr(type(run), "decoder", lambda self, mode=None: decoder)
+    notices = io.StringIO()
+    summary = serve(run, ListSource(list(enumerate(counts))), FileSink(str(tmp_path / "p.csv"), 2),
+                    status_stream=notices)
+    assert summary["step"] == "torch" and used[-1] == "Stream" and "no fast step path" in notices.getvalue()
+    with pytest.raises(ConfigError, match="no fast step path"):
+        serve(run, ListSource(list(enumerate(counts))), FileSink(str(tmp_path / "f.csv"), 2), step="fast")
+    assert (tmp_path / "f.csv").exists()  # the sink was closed (its header flushed) although the stream never started
 
 
 def test_a_sample_with_the_wrong_channel_count_is_an_error_naming_both(runs, tmp_path, loco_file):

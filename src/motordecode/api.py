@@ -52,8 +52,8 @@ class Run:
         """A :class:`Stream`: one sample of the recording (spike counts of one bin, at the run's bin
         width) in, its velocity (in the recording's units) out. ``mode`` picks a GRU inference mode
         (``windowed`` or ``stateful``); default: the recipe's published one. ``fast``: the same
-        face on the compiled step path (:class:`~motordecode.decoders.fast.FastStream`, 5-50 us a
-        sample instead of 150-2,000 us; outputs equal to float32 rounding)."""
+        face on the compiled step path (:class:`~motordecode.decoders.fast.FastStream`, p50 2-16
+        us a sample instead of 170-2,840 us; outputs equal to float32 rounding)."""
         decoder = self.decoder(mode)
         return FastStream(decoder) if fast else Stream(decoder)
 

@@ -389,8 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=5.0,
                    help="live sources: end after this many seconds without a sample or a server (default 5)")
     p.add_argument("--mode", default=None, help="inference mode (GRU: windowed or stateful)")
-    p.add_argument("--step", choices=("fast", "torch"), default="fast",
-                   help="the decode step: fast (compiled, default) or torch (the PyTorch model, the reference)")
+    p.add_argument("--step", choices=("auto", "fast", "torch"), default="auto",
+                   help="the decode step: fast (compiled), torch (the PyTorch model, the reference) or auto "
+                        "(default: fast where the decoder has it)")
     p.add_argument("--fast", action="store_true", help="replay as fast as possible instead of at the bin width")
     p.add_argument("--part", choices=("all", "test"), default="all",
                    help="replay the whole recording or its test split (the decoder window filled from before it)")

@@ -8,7 +8,8 @@ PyTorch's per-call overhead, not arithmetic. A :class:`FastStep` computes the sa
 with the state s in preallocated NumPy arrays and the arithmetic in a few ``@njit`` kernels, in
 the model's precision: float32 (float64 where the model computes in it, the Kalman filter) and
 float16 emulated operation by operation for a float16 RSNN. Outputs equal the model's to float32
-rounding (the sums may be taken in another order); a float16 RSNN's are identical. The tests hold
+rounding (the sums may be taken in another order); a float16 RSNN's are identical (PyTorch's
+summation orders, as the RSNN module says). The tests hold
 every recipe's fast step to its ``Stream`` over whole streams.
 
 A decoder family provides it through ``Decoder.fast_step()``; :class:`FastStream` is its real-time
@@ -23,7 +24,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from motordecode.decoders.base import Stream
-from motordecode.decoders.samples import as_float32, check_samples
+from motordecode.decoders.samples import as_float32, check_finite, check_samples
 from motordecode.errors import ConfigError
 
 
@@ -63,14 +64,18 @@ class FastStream(Stream):
     def reset(self, history=None) -> None:
         self.fast.reset()
         if history is not None and self.fast.history > 0:
-            samples = check_samples(history, self.fast.n_channels, "history")
-            self.fast.warm(np.ascontiguousarray(samples[max(0, len(samples) - self.fast.history):]))
+            recent = check_samples(history[max(0, len(history) - self.fast.history):], self.fast.n_channels, "history")
+            self.fast.warm(np.require(recent, requirements="CW"))
 
     def push(self, sample) -> np.ndarray:
-        x = sample if type(sample) is np.ndarray and sample.dtype == np.float32 else as_float32(sample, "sample")
+        if type(sample) is np.ndarray and sample.dtype == np.float32:
+            x = check_finite(sample, "sample")
+        else:
+            x = as_float32(sample, "sample")
         if x.shape != (self.fast.n_channels,):
             raise ConfigError(f"expected one sample of {self.fast.n_channels} channels, got shape {x.shape}.")
-        return self.fast.step(x if x.flags.c_contiguous else np.ascontiguousarray(x))
+        # C-contiguous and writeable: the kernels were compiled for that (a read-only array would compile anew)
+        return self.fast.step(x if x.flags.c_contiguous and x.flags.writeable else np.array(x, order="C"))
 
     def __call__(self, samples) -> np.ndarray:
         x = check_samples(samples, self.fast.n_channels, "stream")
@@ -78,5 +83,5 @@ class FastStream(Stream):
             raise ConfigError("no samples to decode: pass (T, C) samples with T >= 1.")
         out = np.empty((len(x), self.fast.n_outputs), dtype=np.float32)
         for t in range(len(x)):
-            out[t] = self.fast.step(np.ascontiguousarray(x[t]))
+            out[t] = self.fast.step(np.array(x[t], order="C"))
         return out

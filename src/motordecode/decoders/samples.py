@@ -9,13 +9,24 @@ from motordecode.errors import ConfigError
 
 
 def as_float32(values, what: str) -> np.ndarray:
-    """Spike counts as a float32 array; ConfigError for anything that is not numbers."""
+    """Spike counts as a float32 array; ConfigError for anything that is not finite numbers."""
     if hasattr(values, "detach"):  # a torch tensor
         values = values.detach().cpu().numpy()
     try:
-        return np.asarray(values, dtype=np.float32)
+        x = np.asarray(values, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{what}: expected spike counts (numbers), got {type(values).__name__} ({exc}).") from None
+    return check_finite(x, what)
+
+
+def check_finite(x: np.ndarray, what: str) -> np.ndarray:
+    """``x``, or ConfigError where it holds NaN or infinity (a missing value would spread through
+    every window that reads it)."""
+    if not np.isfinite(x).all():
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise ConfigError(f"{what}: spike counts must be finite numbers; found {x[tuple(bad)]} at index "
+                          f"{tuple(int(i) for i in bad) if x.ndim > 1 else int(bad[0])}.")
+    return x
 
 
 def check_samples(values, n_channels: int, what: str) -> np.ndarray:

@@ -52,29 +52,52 @@ class Stopped:
         return False
 
 
-STEPS = ("fast", "torch")
+STEPS = ("auto", "fast", "torch")
 
 
-def serve(run, source, sink, *, mode: str | None = None, step: str = "fast", duration: float | None = None,
-          max_gap: int = 25, status_every_s: float = 0.0, status_stream=sys.stderr) -> dict:
-    """Decode ``source`` into ``sink`` with ``run``'s stream in ``mode``; returns the summary.
-    ``step``: "fast", the compiled step path, or "torch", the PyTorch model's ``Stream``."""
+def ready_stream(run, mode: str | None, step: str, source, notices):
+    """(stream, step path used): the run's stream in ``mode`` on ``step`` ("auto": the fast step
+    path where the decoder has one, else the PyTorch ``Stream`` with a notice), warmed (its first
+    calls allocate), reset to the source's history, and the objects so far frozen out of the
+    garbage collector."""
+    from motordecode.decoders.base import Stream
+    from motordecode.decoders.fast import FastStream
+
     if step not in STEPS:
         raise ConfigError(f"unknown step path {step!r}; choose from {', '.join(STEPS)}.")
-    with Stopped() as stopped:  # from here on, a signal ends the stream cleanly (warming included)
-        stream = run.stream(mode, fast=step == "fast")
-        channels = stream.decoder.n_channels
-        for _ in range(3):  # warm the step path (first calls allocate), then start clean
-            stream.push(np.zeros(channels))
-        history = getattr(source, "history", None)
-        stream.reset(history=history if history is not None and len(history) else None)
-        gc.collect()
-        gc.freeze()  # the objects so far (torch, the run) leave the collector: no 50 ms full collections mid-stream
-        log = LatencyLog(int(round(run.config["step_s"] * 1e9)))
-        expected, start, last_status = None, time.perf_counter(), time.perf_counter()
-        outcome = None
-        source.stopping = lambda: stopped.signal is not None  # a waiting source ends at once on a signal
+    decoder = run.decoder(mode)
+    if step == "torch":
+        stream = Stream(decoder)
+    else:
         try:
+            stream, step = FastStream(decoder), "fast"
+        except ConfigError as exc:
+            if step == "fast":
+                raise
+            print(f"motordecode serve: {exc} Decoding with the PyTorch stream.", file=notices, flush=True)
+            stream, step = Stream(decoder), "torch"
+    for _ in range(3):
+        stream.push(np.zeros(decoder.n_channels, np.float32))
+    history = getattr(source, "history", None)
+    stream.reset(history=history if history is not None and len(history) else None)
+    gc.collect()
+    gc.freeze()  # no 50 ms full collections over torch's objects mid-stream
+    return stream, step
+
+
+def serve(run, source, sink, *, mode: str | None = None, step: str = "auto", duration: float | None = None,
+          max_gap: int = 25, status_every_s: float = 0.0, status_stream=sys.stderr) -> dict:
+    """Decode ``source`` into ``sink`` with ``run``'s stream in ``mode``; returns the summary.
+    ``step``: "fast", the compiled step path, "torch", the PyTorch model's ``Stream``, or "auto"
+    (fast where the decoder has it); the summary names the path used."""
+    log = LatencyLog(int(round(run.config["step_s"] * 1e9)))
+    outcome = None
+    with Stopped() as stopped:  # from here on, a signal ends the stream cleanly (warming included)
+        try:
+            stream, step = ready_stream(run, mode, step, source, status_stream)
+            channels = stream.decoder.n_channels
+            expected, start, last_status = None, time.perf_counter(), time.perf_counter()
+            source.stopping = lambda: stopped.signal is not None  # a waiting source ends at once on a signal
             for sample in (() if stopped.signal else source):  # a signal while warming: no sample read
                 counts = np.asarray(sample.counts)
                 if counts.shape != (channels,):

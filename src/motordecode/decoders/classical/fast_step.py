@@ -3,7 +3,7 @@
 
     Wiener:  y_t = W [n_{t-L+1}, ..., n_t] + b                      (float32, as the module)
     Kalman:  s_t = M_k s_{t-1} + K_k n_t + b_k,  k = min(t, last),  y_t = the velocity part of s_t
-             (float64, as the module; transient gains first)
+             (float64, as the module within a call; transient gains first; y in float32)
 
 n_t: the counts of the last bin of w samples (Wiener: L such bins, oldest first).
 """
@@ -11,11 +11,13 @@ n_t: the counts of the last bin of w samples (Wiener: L such bins, oldest first)
 from __future__ import annotations
 
 import numpy as np
+import torch
 from numba import njit
 
 from motordecode.decoders.base import BufferedDecoder
 from motordecode.decoders.fast import FastStep
 from motordecode.decoders.fast_window import SubWindowRing
+from motordecode.errors import ConfigError
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -48,6 +50,8 @@ def _kalman(counts, s, new, transition, gain, offset):
 
 class WienerFast(FastStep):
     def __init__(self, model):
+        if model.linear.weight.dtype != torch.float32:
+            raise ConfigError(f"the Wiener fast step computes in float32; this filter is {model.linear.weight.dtype}.")
         weight = model.linear.weight.detach().cpu().numpy()
         super().__init__(model.window.recent.shape[1], weight.shape[0])
         self.window = SubWindowRing(model.window.n_sub, model.window.width, self.n_channels)
@@ -71,7 +75,7 @@ class KalmanFast(FastStep):
         self.gain, self.transition, self.offset = f64(model.gain), f64(model.transition), f64(model.offset)
         self.initial = f64(model.initial)
         self.s, self.new = self.initial.copy(), np.empty_like(self.initial)
-        self.out_dtype = model.gain.detach().numpy().dtype
+        self.reset()
 
     def reset(self) -> None:
         self.window.reset()
@@ -82,7 +86,7 @@ class KalmanFast(FastStep):
         k = min(self.steps, len(self.gain) - 1)
         _kalman(self.window.push(x)[0], self.s, self.new, self.transition[k], self.gain[k], self.offset[k])
         self.steps += 1
-        return self.s[-self.n_outputs:].astype(self.out_dtype)
+        return self.s[-self.n_outputs:].astype(np.float32)
 
 
 class ClassicalDecoder(BufferedDecoder):
@@ -90,5 +94,10 @@ class ClassicalDecoder(BufferedDecoder):
 
     def fast_step(self):
         from motordecode.decoders.classical.kalman import KalmanDecoder
+        from motordecode.decoders.classical.wiener import WienerDecoder
 
-        return KalmanFast(self.model) if isinstance(self.model, KalmanDecoder) else WienerFast(self.model)
+        if isinstance(self.model, KalmanDecoder):
+            return KalmanFast(self.model)
+        if isinstance(self.model, WienerDecoder):
+            return WienerFast(self.model)
+        raise ConfigError(f"no fast step for a classical model of type {type(self.model).__name__}.")

@@ -15,11 +15,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 from numba import njit
 
 from motordecode.decoders.fast import FastStep
 from motordecode.decoders.fast_window import SubWindowRing
 from motordecode.decoders.gru.fast_step import _sigmoid
+from motordecode.errors import ConfigError
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -68,6 +70,8 @@ def _delta_step(f, x_ref, u_ref, h, h_ref, m, theta_x, theta_u, theta_h, w_u_t, 
 
 class DeltaGRUFast(FastStep):
     def __init__(self, model, n_channels: int, features):
+        if model.fc_out.weight.dtype != torch.float32:
+            raise ConfigError(f"the delta GRU fast step computes in float32; this model is {model.fc_out.weight.dtype}.")
         arr = lambda t: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)  # noqa: E731
         c, cell, hidden = model.config, model.cell, model.config.hidden
         super().__init__(n_channels, c.n_outputs)

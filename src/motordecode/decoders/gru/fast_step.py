@@ -197,6 +197,10 @@ class StatefulGRUFast(_GRUFast):
     def __init__(self, model, n_channels: int, features):
         super().__init__(model, n_channels, features, kept=1, states=features.sub_width)
 
+    def warm(self, samples: np.ndarray) -> None:
+        """The window only: the phase count starts with the stream, as the PyTorch decoder's."""
+        self.window.warm(samples)
+
     def step(self, x: np.ndarray) -> np.ndarray:
         h = self.h[self.count % self.width]
         g = self._advance(x)
