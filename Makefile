@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	# neurobench is the reference implementation the tests compare against; its declared
 	# dependencies would pull unpinned torch builds, so it goes in without them.
 	$(BIN)/python -m pip install --quiet --no-deps neurobench==2.3.0
+	# compile and cache the fast step kernels once (numba), not in the first stream or test
+	$(BIN)/python -c "from motordecode.decoders.fast import compile_fast_steps; compile_fast_steps()"
 	touch $(STAMP)
 
 demo: install

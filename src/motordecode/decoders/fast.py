@@ -85,3 +85,23 @@ class FastStream(Stream):
         for t in range(len(x)):
             out[t] = self.fast.step(np.array(x[t], order="C"))
         return out
+
+
+def compile_fast_steps(n_channels: int = 8) -> int:
+    """Compile (and cache, numba's ``cache=True``) every recipe's fast step kernels by decoding two
+    samples with each recipe's deployed network; the install runs it, so that a first ``serve`` or
+    stream does not wait ~30 s for the compiler. Returns the number of recipe-modes compiled."""
+    from motordecode.decoders.registry import family_of, recipes
+    from motordecode.decoders.untrained import deployed_network
+    from motordecode.recipes import get_recipe
+
+    compiled = 0
+    for name in recipes():
+        family = family_of(get_recipe(name))
+        recipe, model = deployed_network(name, n_channels)
+        for mode in family.modes:
+            stream = FastStream(family.decoder(model, recipe, 4.0, mode))
+            stream(np.ones((2, n_channels), np.float32) + np.float32(0.5))  # the table's fallback path too
+            stream.push(np.ones(n_channels, np.float32))
+            compiled += 1
+    return compiled
