@@ -12,7 +12,6 @@ from motordecode.decoders.base import Stream
 from motordecode.decoders.fast import FastStream
 from motordecode.decoders.registry import family_of
 from motordecode.decoders.rsnn.fast_step import _lerp_fused, _sum_as_dot, _sum_in_order, round_half
-from motordecode.decoders.rsnn.lif import fluctuation_driven_init
 from motordecode.decoders.untrained import deployed_network
 
 
@@ -93,14 +92,8 @@ def test_float16_operations_equal_torchs():
 
 
 def spiking_network(name: str, channels: int, step_ms: float, seed: int = 3, input_rate_hz: float = 30.0):
-    """The deployed network with the fluctuation-driven initialisation of training, so that it spikes."""
-    recipe, model = deployed_network(name, channels, step_ms, seed=seed)
-    half = model.lif.input.weight.dtype == torch.float16
-    model = model.float()
-    torch.manual_seed(seed)
-    fluctuation_driven_init(model.lif, input_rate_hz, sigma_u=recipe.sigma_u,
-                            feedforward_share=recipe.feedforward_share)
-    return recipe, (model.half() if half else model).eval()
+    """The deployed network, initialised for the test stream's input rate so that it spikes."""
+    return deployed_network(name, channels, step_ms, seed=seed, input_rate_hz=input_rate_hz)
 
 
 def spike_counts(steps: int, channels: int, seed: int, rate: float) -> np.ndarray:

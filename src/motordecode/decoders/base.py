@@ -83,13 +83,11 @@ class Stream:
             self.state = self.decoder.warm(self.state, recent[:, None])
 
     def _samples(self, samples, what: str) -> torch.Tensor:
-        if torch.is_tensor(samples):
-            samples = samples.detach().cpu()
         return torch.from_numpy(check_samples(samples, self.decoder.n_channels, what))
 
     @torch.no_grad()
     def push(self, sample) -> np.ndarray:
-        x = _as_float32(sample, "sample")
+        x = torch.from_numpy(as_float32(sample, "sample"))
         if x.shape != (self.decoder.n_channels,):
             raise ConfigError(f"expected one sample of {self.decoder.n_channels} channels, got shape "
                               f"{tuple(x.shape)}.")
@@ -103,13 +101,6 @@ class Stream:
             raise ConfigError("no samples to decode: pass (T, C) samples with T >= 1.")
         y, self.state = self.decoder.sequence(x[:, None], self.state)
         return y[:, 0].float().numpy()
-
-
-def _as_float32(values, what: str) -> torch.Tensor:
-    """Spike counts as a float32 tensor; ConfigError for anything that is not numbers."""
-    if torch.is_tensor(values):
-        return values.to(torch.float32)
-    return torch.from_numpy(as_float32(values, what))
 
 
 # -- decoders whose network keeps its state in module buffers --------------------------------------

@@ -1,8 +1,8 @@
 """A recipe's network in its deployed form with random weights: pruned, put on the quantisation
 grid or converted to float16 as the recipe's training leaves it (an RSNN starts from the trainer's
 fluctuation-driven initialisation, so it spikes; the Kalman filter, zeros until fitted, gets drawn
-matrices). Latency and the agreement of step
-paths do not depend on trained values, so the benchmarks and tests of those use it."""
+matrices). Latency and the agreement of step paths do not depend on trained values, so the
+benchmarks and tests of those use it."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ RSNN_INPUT_RATE_HZ = 5.0  # the nominal input rate of an RSNN's initialisation (
 
 
 def deployed_network(name: str, n_channels: int, step_ms: float = 4.0, seed: int = 0, n_outputs: int = 2,
-                     overrides: dict | None = None):
+                     overrides: dict | None = None, input_rate_hz: float = RSNN_INPUT_RATE_HZ):
     """(recipe, network in eval mode) of recipe ``name`` (with ``overrides`` of its fields) for
-    ``n_channels`` channels of samples ``step_ms`` apart, its weights drawn with ``seed``."""
+    ``n_channels`` channels of samples ``step_ms`` apart, its weights drawn with ``seed``; an RSNN
+    initialised for inputs firing at ``input_rate_hz``."""
     from motordecode.training.prune import apply_masks, global_l1_masks
     from motordecode.training.quantize import quantize_weights
 
@@ -27,7 +28,7 @@ def deployed_network(name: str, n_channels: int, step_ms: float = 4.0, seed: int
     if hasattr(recipe, "sigma_u"):  # an RSNN: the trainer's initialisation, so that it spikes
         from motordecode.decoders.rsnn.lif import fluctuation_driven_init
 
-        fluctuation_driven_init(model.lif, RSNN_INPUT_RATE_HZ, sigma_u=recipe.sigma_u,
+        fluctuation_driven_init(model.lif, input_rate_hz, sigma_u=recipe.sigma_u,
                                 feedforward_share=recipe.feedforward_share)
     if getattr(recipe, "prune_rate", 0):
         apply_masks(model.pruned_weights(), global_l1_masks(model.pruned_weights(), recipe.prune_rate))
