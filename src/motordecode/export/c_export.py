@@ -133,7 +133,8 @@ def write_c_rsnn(run, recording, split, mode, out: Path) -> dict:
     measured = agreement(np.concatenate(reference).astype(np.float64), np.concatenate(velocity),
                          recording.velocity[split.test])
     return {"mode": "stream", "files": ["decoder.h", "decoder.c", "main.c"],
-            "formats": {"arithmetic": "float16, emulated: each operation in float32, rounded once to float16"},
+            "formats": {"arithmetic": "float16 as decoders/rsnn/half_arithmetic.py defines it: exact sums in "
+                                       "double, single float operations, each result rounded to float16"},
             "sizes": {**sizes, "weights": int(4 * sum(p.numel() for p in model.pruned_weights().values()))},
             "agreement": {"identical_spikes": True, "identical_outputs": True,
                           "network_steps": int(len(split.test) * substeps), "spikes": spikes_total,
