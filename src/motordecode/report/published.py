@@ -6,6 +6,8 @@ Per-session R2 is listed in the order of ``SESSIONS``.
 
 from __future__ import annotations
 
+PUBLISHED_OPS_STEP_MS = 4  # every published operation count is per 4 ms sample (the benchmark's bins)
+
 SESSIONS = ("indy_20160622_01", "indy_20160630_01", "indy_20170131_02",
             "loco_20170210_03", "loco_20170215_02", "loco_20170301_05")
 
