@@ -35,10 +35,11 @@ def plot_predictions(path: str | os.PathLike, labels: np.ndarray, predictions: d
                      step_s: float, seconds: float = 10.0, title: str = "", units: str = "",
                      footer: list[str] | tuple[str, ...] = ()) -> Path:
     """True and predicted velocity (one row per axis) over the whole test split (left), and its
-    first ``seconds`` enlarged (right, shaded on the left); ``units`` label the velocity axis."""
+    first ``seconds`` (at most a quarter of it) enlarged (right, shaded on the left); ``units``
+    label the velocity axis; ``footer`` says what the figure was made from."""
     plt = _pyplot()
     n_all = len(labels)
-    n_zoom = min(n_all, max(1, int(round(seconds / step_s))))
+    n_zoom = max(1, min(int(round(seconds / step_s)), n_all // 4))
     t = np.arange(n_all) * step_s
     rows = labels.shape[1]
     fig, axes = plt.subplots(rows, 2, figsize=(13, 2.6 * rows), sharex="col", squeeze=False,
