@@ -22,6 +22,7 @@ from motordecode.fileio import atomic_write_path
 from motordecode.metrics.harness import evaluate_decoder
 from motordecode.metrics.results import metrics_record, write_metrics
 from motordecode.provenance import describe, provenance
+from motordecode.recipes import changed_fields
 from motordecode.report.plots import plot_predictions
 from motordecode.runs import (METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, check_recording, load_model, read_json,
                               run_config, save_model, start_run)
@@ -135,7 +136,7 @@ def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.P
     row["history"] = result.history
     if pretraining is not None:
         row["pretraining"] = pretraining
-    row["provenance"] = provenance({recording.name: data}, {recipe.name: recipe})
+    row["provenance"] = provenance({recording.name: data}, {recipe.name: changed_fields(recipe)})
     _save_predictions(run_dir, results, recording.velocity[split.test], split.test)
     plot_predictions(run_dir / PLOT_FILE, recording.velocity[split.test],
                      {mode: pred for mode, (_, pred) in results.items()}, recording.step_s,
@@ -170,7 +171,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = No
     row = _metrics_row(results, recipe, recording)
     previous = read_json(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else {}
     row["data"] = str(Path(source).resolve())
-    row["provenance"] = provenance({recording.name: source}, {recipe.name: recipe})
+    row["provenance"] = provenance({recording.name: source}, {recipe.name: changed_fields(recipe)})
     if "history" in previous:  # training facts survive a re-evaluation
         row["history"] = previous["history"]
         row["timings"] = {**previous.get("timings", {}), **row["timings"]}

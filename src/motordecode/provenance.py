@@ -50,19 +50,6 @@ def session_source(path: str | os.PathLike) -> dict:
             "verified": None if known is None else digest == known}
 
 
-def recipe_overrides(recipe) -> dict | None:
-    """{field: value} of ``recipe`` that differ from the registered recipe of its name; None when
-    no recipe of that name is registered (then every field is the run's own)."""
-    from motordecode.recipes import get_recipe
-    from motordecode.errors import ConfigError
-
-    try:
-        default = get_recipe(recipe.name).to_dict()
-    except ConfigError:
-        return None
-    return {key: value for key, value in recipe.to_dict().items() if default.get(key) != value}
-
-
 def _git(*args: str) -> str | None:
     try:
         done = subprocess.run(["git", "-C", str(Path(__file__).parent), *args], capture_output=True, text=True,
@@ -105,10 +92,11 @@ def machine() -> dict:
     return {"cpu": _cpu_model(), "cores": os.cpu_count(), "device": "cpu", "system": platform.platform(terse=True)}
 
 
-def provenance(sessions: dict[str, str | os.PathLike], recipes: dict) -> dict:
-    """The record of results made from ``sessions`` ({name: file}) with ``recipes`` ({name: recipe})."""
+def provenance(sessions: dict[str, str | os.PathLike], overrides: dict[str, dict | None]) -> dict:
+    """The record of results made from ``sessions`` ({name: file}) with recipes changed by
+    ``overrides`` ({recipe: {field: value}}, :func:`motordecode.recipes.changed_fields`)."""
     return {"sessions": {name: session_source(path) for name, path in sessions.items()},
-            "overrides": {name: recipe_overrides(recipe) for name, recipe in recipes.items()},
+            "overrides": dict(overrides),
             "versions": versions(), "machine": machine()}
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
 from motordecode.provenance import provenance
-from motordecode.recipes import get_recipe, override, recipe_from_dict, split_assignment
+from motordecode.recipes import changed_fields, get_recipe, override, recipe_from_dict, split_assignment
 from motordecode.runs import CONFIG_FILE, METRICS_FILE, read_json
 
 SYNTHETIC_DURATION_S = 300.0
@@ -309,7 +309,8 @@ def reproduce(out: str | os.PathLike, *, recipes: list[str], seeds: list[int], s
     pretrainings, cells = plan(out, base, sessions, seeds)
     with atomic_write_path(out / GRID_FILE) as tmp:  # the plan, so the report can name missing cells
         tmp.write_text(json.dumps({"recipes": recipes, "sessions": list(sessions), "seeds": seeds,
-                                   "provenance": provenance(sessions, base)}, indent=1) + "\n")
+                                   "provenance": provenance(sessions, {n: changed_fields(r) for n, r in base.items()})},
+                                  indent=1) + "\n")
     log(f"reproduce: {len(recipes)} recipes x {len(sessions)} sessions x {len(seeds)} seeds = {len(cells)} cells "
         f"(+ {len(pretrainings)} pre-trainings) on {workers} worker(s) -> {out}")
     bar = None
