@@ -428,7 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipes", default="aegru-pruned,ann2d,snn2,wiener",
                    help="comma-separated recipes, or all (default: %(default)s)")
     p.add_argument("--seeds", default="0-4", help="seeds, e.g. 0-4 or 0,2 (default: %(default)s)")
-    p.add_argument("--synthetic", action="store_true", help="six generated stand-ins for the benchmark sessions (indy_20160622_01_synthetic, ...)")
+    p.add_argument("--synthetic", action="store_true",
+                   help="six generated stand-ins for the benchmark sessions (indy_20160622_01_synthetic, ...)")
     p.add_argument("--duration", type=float, default=None, help="--synthetic: seconds per session (default 300)")
     p.add_argument("--data-dir", default=None, help="the real benchmark sessions (checked by MD5)")
     p.add_argument("--sessions", default=None, help="comma-separated session names (default: all six)")
