@@ -10,7 +10,7 @@ import torch
 
 from motordecode.cli import main
 from motordecode.errors import ConfigError
-from motordecode.report.grid import collect, summarize, write_report
+from motordecode.report.grid import _seconds, collect, summarize, write_report
 from motordecode.reproduce import parse_seeds, reproduce, synthetic_sessions
 
 
@@ -41,10 +41,12 @@ def test_settings_apply_to_every_recipe_with_the_field_or_to_one():
             _recipes(["ann2d", "tinyrsnn"], bad)
 
 
-def test_six_sessions_named_like_the_benchmark_ones(grid):
+def test_six_sessions_stand_in_for_the_benchmark_ones_under_their_own_names(grid):
     _, sessions, _ = grid
-    assert list(sessions)[:3] == ["indy_20160622_01", "indy_20160630_01", "indy_20170131_02"]
+    assert list(sessions)[:3] == ["indy_20160622_01_synthetic", "indy_20160630_01_synthetic",
+                                  "indy_20170131_02_synthetic"]
     assert all(name.startswith("loco") for name in list(sessions)[3:])
+    assert all(path.stem == name for name, path in sessions.items())
 
 
 def test_report_means_and_stds_are_those_of_the_cells(grid, capsys):
@@ -70,13 +72,13 @@ def test_report_means_and_stds_are_those_of_the_cells(grid, capsys):
 
 def test_a_failed_cell_is_reported_and_the_others_finish(tmp_path, capsys):
     sessions = synthetic_sessions(tmp_path, duration_s=30)
-    broken = sessions["loco_20170301_05"]
+    broken = sessions["loco_20170301_05_synthetic"]
     broken.write_bytes(broken.read_bytes()[:4096])  # a truncated download
     code = main(["reproduce", "--out", str(tmp_path), "--synthetic", "--recipes", "wiener", "--seeds", "0",
                  "--workers", "2"])
     captured = capsys.readouterr()
     assert code == 1 and "5 of 6 cells finished" in captured.out
-    assert "failed cells: wiener loco_20170301_05 seed 0 (DataFormatError" in captured.err
+    assert "failed cells: wiener loco_20170301_05_synthetic seed 0 (DataFormatError" in captured.err
     assert main(["report", str(tmp_path)]) == 0
     assert "missing" in (tmp_path / "report.md").read_text()
 
@@ -104,7 +106,7 @@ def test_a_dask_worker_killed_mid_cell_loses_nothing(tmp_path):
             tmp_path, recipes=["ann2d"], seeds=[0], sessions=sessions, settings=["epochs=30"],
             executor="dask", scheduler=cluster.scheduler_address, log=lambda *_: None)))
         runner.start()
-        checkpoint = tmp_path / "cells" / "ann2d" / "indy_20160622_01" / "seed0" / "train_state.pt"
+        checkpoint = tmp_path / "cells" / "ann2d" / "indy_20160622_01_synthetic" / "seed0" / "train_state.pt"
         deadline = time.time() + 120
         while not checkpoint.exists() and time.time() < deadline:
             time.sleep(0.2)
@@ -125,7 +127,7 @@ SPIKING = ["epochs=2", "tinyrsnn.hidden=16", "tinyrsnn.pretrain_epochs=2", "prun
 
 def _comparable(row: dict) -> dict:
     """A cell's metrics row without what differs between two equal runs: wall-clock times and paths."""
-    row = {k: v for k, v in row.items() if k not in ("timings", "data", "pretraining")}
+    row = {k: v for k, v in row.items() if k not in ("timings", "data", "pretraining", "provenance")}
     row["history"] = [{k: v for k, v in h.items() if k != "seconds"} for h in row.get("history", [])]
     return row
 
@@ -159,8 +161,8 @@ def test_pretraining_runs_once_per_recipe_monkey_and_seed(spiking_grid):
         assert [h["stage"] for h in torch.load(path, weights_only=True)["history"]] == ["pretrain", "pretrain"]
     report = write_report(out).read_text()
     row = next(o["row"] for o in outcomes if o["recipe_name"] == "tinyrsnn")
-    assert f"| tinyrsnn {row['session']} seed {row['seed']} | {row['timings']['train_s'] / 60:.1f} | " \
-           f"{row['pretraining']['train_s'] / 60:.1f} |" in report
+    assert f"| tinyrsnn {row['session']} seed {row['seed']} | {_seconds(row['timings']['train_s'])} | " \
+           f"{_seconds(row['pretraining']['train_s'])} |" in report
 
 
 def test_killing_the_command_mid_grid_then_rerunning_gives_the_same_results(spiking_grid, tmp_path):

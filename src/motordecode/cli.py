@@ -31,7 +31,7 @@ def _json(obj) -> str:
 
 # -- commands ------------------------------------------------------------------------------------
 def cmd_data_list(args) -> int:
-    from motordecode.data.sessions import CATALOG, session_status
+    from motordecode.data.sessions import CATALOG, describe_generated, generated_files, session_status
 
     rows = [session_status(s, args.dir, verify=not args.no_verify) for s in CATALOG.values()]
     if args.json:
@@ -42,6 +42,11 @@ def cmd_data_list(args) -> int:
         print("benchmark sessions:" if bench else "other sessions (pre-training):")
         for r in (r for r in rows if r["benchmark"] == bench):
             print(f"  {r['name']:<18} {r['monkey']:<5} {r['channels']:>3} ch  {r['status']}")
+    generated = generated_files(args.dir)
+    if generated:
+        print("generated sessions (motordecode data synth or reproduce --synthetic; not recordings):")
+        for name, settings in generated.items():
+            print(f"  {name}  {describe_generated(settings)}")
     return 0
 
 
@@ -218,12 +223,14 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    from motordecode.data.sessions import stand_in_name
     from motordecode.reproduce import SYNTHETIC_DURATION_S, parse_seeds, real_sessions, reproduce, synthetic_sessions
 
     if args.synthetic == bool(args.data_dir):
         raise ConfigError("pass either --synthetic (generated sessions) or --data-dir DIR (the real sessions).")
     names = [s for s in (args.sessions or "").split(",") if s] or None
     if args.synthetic:
+        names = names and [stand_in_name(n) for n in names]  # a benchmark name picks its stand-in
         sessions = synthetic_sessions(Path(args.out), args.duration or SYNTHETIC_DURATION_S)
         unknown = sorted(set(names or ()) - set(sessions))
         if unknown:
@@ -421,7 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipes", default="aegru-pruned,ann2d,snn2,wiener",
                    help="comma-separated recipes, or all (default: %(default)s)")
     p.add_argument("--seeds", default="0-4", help="seeds, e.g. 0-4 or 0,2 (default: %(default)s)")
-    p.add_argument("--synthetic", action="store_true", help="six generated sessions named like the benchmark ones")
+    p.add_argument("--synthetic", action="store_true",
+                   help="six generated stand-ins for the benchmark sessions (indy_20160622_01_synthetic, ...)")
     p.add_argument("--duration", type=float, default=None, help="--synthetic: seconds per session (default 300)")
     p.add_argument("--data-dir", default=None, help="the real benchmark sessions (checked by MD5)")
     p.add_argument("--sessions", default=None, help="comma-separated session names (default: all six)")

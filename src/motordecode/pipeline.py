@@ -22,6 +22,8 @@ from motordecode.fileio import atomic_write_path
 from motordecode.metrics.harness import decode_streams, evaluate_decoder
 from motordecode.metrics.r2 import r2_score
 from motordecode.metrics.results import best_epoch_r2, metrics_record, write_metrics
+from motordecode.provenance import describe, provenance
+from motordecode.recipes import changed_fields
 from motordecode.report.plots import plot_predictions
 from motordecode.runs import (METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, check_recording, load_model, read_json,
                               run_config, save_model, start_run)
@@ -152,11 +154,13 @@ def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.P
     row["history"] = result.history
     if pretraining is not None:
         row["pretraining"] = pretraining
+    row["provenance"] = provenance({recording.name: data}, {recipe.name: changed_fields(recipe)})
     _save_predictions(run_dir, results, recording.velocity[split.test], split.test)
     plot_predictions(run_dir / PLOT_FILE, recording.velocity[split.test],
                      {mode: pred for mode, (_, pred) in results.items()}, recording.step_s,
                      title=f"{recipe.name} on {recording.name}, seed {seed}: test R2 "
-                           + ", ".join(f"{r['r2']:.3f} ({m})" for m, (r, _) in results.items()))
+                           + ", ".join(f"{r['r2']:.3f} ({m})" for m, (r, _) in results.items()),
+                     units=recording.meta.get("label_units", ""), footer=describe(row["provenance"]))
     identity = dict(recipe=recipe.name, session=recording.name, seed=seed,
                     val_r2=deployed_val_r2(result.model, recipe, recording, split), val_r2_best_epoch=result.val_r2)
     write_metrics(run_dir, row, **identity)
@@ -186,6 +190,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = No
     row = _metrics_row(results, recipe, recording)
     previous = read_json(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else {}
     row["data"] = str(Path(source).resolve())
+    row["provenance"] = provenance({recording.name: source}, {recipe.name: changed_fields(recipe)})
     if "history" in previous:  # training facts survive a re-evaluation
         row["history"] = previous["history"]
         row["timings"] = {**previous.get("timings", {}), **row["timings"]}

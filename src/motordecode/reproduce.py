@@ -1,7 +1,7 @@
 """The whole comparison in one command: every (recipe, session, seed) cell as a run directory.
 
     OUT/grid.json                                the recipes, sessions and seeds asked for
-    OUT/data/<session>.mat                       the generated sessions (``synthetic``)
+    OUT/data/<session>_synthetic.mat             the generated stand-ins (``synthetic``)
     OUT/pretrain/<recipe>/<monkey>/seed<k>/      one pre-training per (recipe, monkey, seed)
     OUT/cells/<recipe>/<session>/seed<k>/        one ordinary run directory per cell
 
@@ -29,7 +29,8 @@ from pathlib import Path
 
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
-from motordecode.recipes import get_recipe, override, recipe_from_dict, split_assignment
+from motordecode.provenance import provenance
+from motordecode.recipes import changed_fields, get_recipe, override, recipe_from_dict, split_assignment
 from motordecode.runs import CONFIG_FILE, METRICS_FILE, read_json
 
 SYNTHETIC_DURATION_S = 300.0
@@ -65,17 +66,20 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def synthetic_sessions(out: Path, duration_s: float = SYNTHETIC_DURATION_S) -> dict[str, Path]:
-    """The six benchmark sessions, generated (realistic, one seed per session) and named like the
-    real ones: three Indy with 96 channels, three Loco with 192. Existing files are kept."""
+    """Stand-ins for the six benchmark sessions, generated (realistic, one seed per session) and
+    named after them, never as them (``indy_20160622_01_synthetic``, see
+    :func:`motordecode.data.sessions.stand_in_name`): three Indy with 96 channels, three Loco with
+    192. Existing files are kept."""
+    from motordecode.data.sessions import stand_in_name
     from motordecode.data.synthetic import SynthConfig, write_synthetic
     from motordecode.report.published import SESSIONS
 
     files = {}
     for index, name in enumerate(SESSIONS):
-        path = out / "data" / f"{name}.mat"
+        path = out / "data" / f"{stand_in_name(name)}.mat"
         if not path.is_file():
             write_synthetic(path, SynthConfig(monkey=name[:4], duration_s=duration_s, seed=1000 + index))
-        files[name] = path
+        files[path.stem] = path
     return files
 
 
@@ -304,7 +308,9 @@ def reproduce(out: str | os.PathLike, *, recipes: list[str], seeds: list[int], s
     base = _recipes(recipes, settings)  # validates every recipe and setting before any cell runs
     pretrainings, cells = plan(out, base, sessions, seeds)
     with atomic_write_path(out / GRID_FILE) as tmp:  # the plan, so the report can name missing cells
-        tmp.write_text(json.dumps({"recipes": recipes, "sessions": list(sessions), "seeds": seeds}, indent=1) + "\n")
+        tmp.write_text(json.dumps({"recipes": recipes, "sessions": list(sessions), "seeds": seeds,
+                                   "provenance": provenance(sessions, {n: changed_fields(r) for n, r in base.items()})},
+                                  indent=1) + "\n")
     log(f"reproduce: {len(recipes)} recipes x {len(sessions)} sessions x {len(seeds)} seeds = {len(cells)} cells "
         f"(+ {len(pretrainings)} pre-trainings) on {workers} worker(s) -> {out}")
     bar = None

@@ -23,20 +23,22 @@ def _cell(value, fmt: str) -> str:
     return "" if value is None else fmt.format(value)
 
 
-def metrics_table(rows: list[dict], published: tuple[str, ...] = ()) -> str:
-    """One line per measured row (labelled by 'label', else 'recipe' and 'session'), then the published rows asked for.
+def metrics_table(rows: list[dict], published: tuple = (), columns: tuple = COLUMNS) -> str:
+    """One line per measured row (labelled by 'label', else 'recipe' and 'session'), then the published rows asked for:
+    a name of :data:`SUMMARY`, or a row {"label", "source", facts}.
 
     Sources that do not say whether their operation count is dense or effective fill the last column.
     """
-    header = "| model | source | " + " | ".join(title for _, title, _ in COLUMNS) + " |"
-    lines = [header, "|" + "---|" * (len(COLUMNS) + 2)]
+    header = "| model | source | " + " | ".join(title for _, title, _ in columns) + " |"
+    lines = [header, "|" + "---|" * (len(columns) + 2)]
     for row in rows:
         label = row.get("label") or " ".join(str(row[k]) for k in ("recipe", "session") if row.get(k))
         lines.append(f"| {label or 'run'} | measured | "
-                     + " | ".join(_cell(row.get(key), fmt) for key, _, fmt in COLUMNS) + " |")
-    for name in published:
-        facts = {"ops_step_ms": PUBLISHED_OPS_STEP_MS, **SUMMARY[name]}
-        cells = [_cell(facts.get(key), fmt) for key, _, fmt in COLUMNS]
+                     + " | ".join(_cell(row.get(key), fmt) for key, _, fmt in columns) + " |")
+    for entry in published:
+        name, facts = (entry, SUMMARY[entry]) if isinstance(entry, str) else (entry["label"], entry)
+        facts = {"ops_step_ms": PUBLISHED_OPS_STEP_MS, **facts}
+        cells = [_cell(facts.get(key), fmt) for key, _, fmt in columns]
         lines.append(f"| {name} | published: {facts['source']} | " + " | ".join(cells) + " |")
     note = ops_step_note(rows) if published else ""
     return "\n".join(lines) + (f"\n\n{note}" if note else "")
