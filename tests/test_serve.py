@@ -400,11 +400,12 @@ def test_negative_counts_are_dropped_and_never_poison_a_stateful_decoder(runs, i
     result = cli("serve", run.path, "--mode", "stateful", "--source", f"redis:unix://{sock}/spikes", "--sink",
                  f"file:{out}", "--timeout", "1", "--json")
     assert result.returncode == 0, result.stderr
+    _, table = read_csv(out)
+    assert np.isfinite(table[:, 2:4]).all()  # before: NaN from sample 100 on
     summary = json.loads(result.stdout)
     assert (summary["samples"], summary["bad"], summary["gaps"], summary["filled"]) == (299, 1, 1, 1)
-    assert "count -7 at channel 0 is negative; dropped" in result.stderr and "bad sample (1-" not in result.stderr
-    _, table = read_csv(out)
-    assert np.isfinite(table[:, 2:4]).all()
+    entry_id = __import__("redis").Redis(unix_socket_path=str(sock)).xrange("spikes")[100][0].decode()
+    assert f"bad sample ({entry_id}): count -7 at channel 0 is negative; dropped" in result.stderr
     np.testing.assert_array_equal(table[:, 1], [i for i in range(300) if i != 100])
     assert_same_velocities(table[:, 2:4], decode_by_hand(run, samples.astype(np.float32), "stateful", zeros={100}))
 
@@ -484,10 +485,11 @@ def test_an_existing_file_is_never_destroyed(runs, indy_file, tmp_path):
     out = tmp_path / "v.csv"
     out.write_text("my earlier results\n")
     base = ["serve", runs["wiener"].path, "--source", f"replay:{indy_file}", "--sink", f"file:{out}", "--fast"]
-    result = cli(*base)
+    result = cli(*base, "--mode", "bogus")  # before: the file truncated, then the bad mode refused
+    assert out.read_text() == "my earlier results\n"
     assert result.returncode == 2 and "the file exists" in result.stderr and "--overwrite" in result.stderr
     result = cli(*base, "--overwrite", "--mode", "bogus")  # refused before the file is touched
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "mode" in result.stderr
     assert out.read_text() == "my earlier results\n"
     result = cli(*base, "--overwrite", "--json")
     assert result.returncode == 0, result.stderr
@@ -507,6 +509,9 @@ def test_a_sink_equal_to_the_source_is_refused(runs, indy_file, tmp_path):
     np.savez(binned, spikes=recording.spikes, velocity=recording.velocity, bin_width_s=recording.step_s)
     (tmp_path / "link.npz").symlink_to(binned)
     before = binned.read_bytes()
+    result = cli("serve", runs["wiener"].path, "--source", f"replay:{binned}", "--sink", f"file:{binned}", "--fast")
+    assert binned.read_bytes() == before  # before: the recording overwritten by the velocities
+    assert result.returncode == 2 and "is the source" in result.stderr, result.stderr
     for sink in (f"file:{binned}", f"file:{tmp_path / 'link.npz'}", f"file:{tmp_path / '.' / 'rec.npz'}"):
         result = cli("serve", runs["wiener"].path, "--source", f"replay:{binned}", "--sink", sink, "--fast",
                      "--overwrite")
@@ -516,6 +521,30 @@ def test_a_sink_equal_to_the_source_is_refused(runs, indy_file, tmp_path):
     for same in ("redis:unix:///tmp/r.sock/spikes", "lsl:spikes"):
         with pytest.raises(ConfigError, match="read its own output"):
             refuse_sink_equal_to_source(same, same)
+
+
+def test_a_failed_write_keeps_whole_rows_and_names_the_file(runs, indy_file, tmp_path):
+    """A real write failure: the kernel's file size limit (RLIMIT_FSIZE) cuts a write short, then refuses."""
+    import resource
+
+    out = tmp_path / "v.csv"
+    limit = 4000
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run([sys.executable, "-m", "motordecode", "serve", str(runs["wiener"].path), "--source",
+                             f"replay:{indy_file}", "--sink", f"file:{out}", "--fast"], capture_output=True,
+                            text=True, preexec_fn=limited)
+    text = out.read_text()
+    assert text.endswith("\n") and len(text) < limit  # before: the last row cut mid-number
+    header, table = read_csv(out)
+    assert header[0] == "timestamp" and table.shape[1] == 5 and len(table) > 10
+    np.testing.assert_array_equal(table[:, 1], np.arange(len(table)))
+    assert result.returncode == 2 and "internal error" not in result.stderr
+    assert "File too large" in result.stderr and str(out) in result.stderr  # before: no path
+    assert f"the file holds the {len(table)} whole rows" in result.stderr
 
 
 def test_a_full_disk_keeps_whole_rows_and_names_the_file(runs, indy_file, tmp_path, monkeypatch, capsys):
@@ -528,7 +557,7 @@ def test_a_full_disk_keeps_whole_rows_and_names_the_file(runs, indy_file, tmp_pa
     real_write, calls = os.write, {"n": 0}
 
     def full_after_30_rows(fd, data):
-        if os.path.realpath(f"/proc/self/fd/{fd}") != str(out):
+        if os.path.realpath(f"/proc/self/fd/{fd}") != os.path.realpath(out):
             return real_write(fd, data)
         calls["n"] += 1
         if calls["n"] == 32:  # the header, 30 rows, then half a row and a full disk
@@ -604,3 +633,22 @@ def test_replay_refuses_bad_options_and_unknown_sinks(indy_file, tmp_path):
                            (["--sink", f"redis:unix://{tmp_path}/none.sock/spikes"], "cannot reach Redis")):
         result = cli("replay", indy_file, *args)
         assert result.returncode == 2 and fragment in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_serve_decodes_what_replay_published_over_lsl(runs, indy_file, lsl, tmp_path):
+    run = runs["wiener"]
+    name = f"md-replay-{time.time_ns()}"
+    producer = subprocess.Popen([sys.executable, "-m", "motordecode", "replay", str(indy_file), "--sink", f"lsl:{name}",
+                                 "--rate", "4", "--samples", "500", "--timeout", "60"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert lsl.resolve_byprop("name", name, minimum=1, timeout=30), "replay's outlet did not appear"
+    out = tmp_path / "v.csv"
+    result = cli("serve", run.path, "--source", f"lsl:{name}", "--sink", f"file:{out}", "--timeout", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    stdout, stderr = producer.communicate(timeout=60)
+    assert producer.returncode == 0 and "recording ended: 500 samples" in stdout, stderr
+    summary = json.loads(result.stdout)
+    assert summary["samples"] == 500 and summary["gaps"] == summary["late"] == summary["bad"] == 0
+    _, table = read_csv(out)
+    samples = run.load_recording(indy_file).spikes[:500]
+    assert_same_velocities(table[:, 2:4], decode_by_hand(run, samples))
