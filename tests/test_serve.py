@@ -394,7 +394,7 @@ def test_negative_counts_are_dropped_and_never_poison_a_stateful_decoder(runs, i
     run = runs["aegru-pruned"]
     samples = run.load_recording(indy_file).spikes[:300].astype(np.int16)
     poisoned = samples.copy()
-    poisoned[100, :5] = -7
+    poisoned[100] = -32768  # e.g. counts above 32767 sent as int16
     add_entries(sock, [good_entry(i, counts) for i, counts in enumerate(poisoned)])
     out = tmp_path / "v.csv"
     result = cli("serve", run.path, "--mode", "stateful", "--source", f"redis:unix://{sock}/spikes", "--sink",
@@ -405,7 +405,7 @@ def test_negative_counts_are_dropped_and_never_poison_a_stateful_decoder(runs, i
     summary = json.loads(result.stdout)
     assert (summary["samples"], summary["bad"], summary["gaps"], summary["filled"]) == (299, 1, 1, 1)
     entry_id = __import__("redis").Redis(unix_socket_path=str(sock)).xrange("spikes")[100][0].decode()
-    assert f"bad sample ({entry_id}): count -7 at channel 0 is negative; dropped" in result.stderr
+    assert f"bad sample ({entry_id}): count -32768 at channel 0 is negative; dropped" in result.stderr
     np.testing.assert_array_equal(table[:, 1], [i for i in range(300) if i != 100])
     assert_same_velocities(table[:, 2:4], decode_by_hand(run, samples.astype(np.float32), "stateful", zeros={100}))
 
@@ -652,3 +652,22 @@ def test_serve_decodes_what_replay_published_over_lsl(runs, indy_file, lsl, tmp_
     _, table = read_csv(out)
     samples = run.load_recording(indy_file).spikes[:500]
     assert_same_velocities(table[:, 2:4], decode_by_hand(run, samples))
+
+
+@pytest.mark.parametrize("counts,fragment", [
+    (np.array([0, 3, -1], np.int16), "count -1 at channel 2 is negative"),
+    (np.array([0, 21, 1], np.uint8), "count 21 at channel 1 is above the plausible 20 per bin"),
+    (np.array([0, 1, np.nan], np.float32), "count nan at channel 2 is not finite"),
+    (np.array([0, np.inf, 1]), "count inf at channel 1 is not finite"),
+    (np.array([0.5, 1, 1], np.float32), "count 0.5 at channel 0 is not an integer"),
+    (np.array([-0.0, -2.0, 1]), "count -2 at channel 1 is negative"),
+    (np.array([1, 2], np.int16), "2 channels; this decoder reads 3"),
+    (np.array(["a", "b", "c"]), "not numbers"),
+    (np.array([1, 2, 3], ">i2"), None), (np.array([1, -2, 3], ">i2"), "count -2 at channel 1 is negative"),
+    ([1, 2, 20], None), (np.array([0, 20, 0], np.int64), None), (np.array([0, 2, 1], np.float32), None)])
+def test_every_check_of_a_live_sample(counts, fragment):
+    from motordecode.decoders.samples import max_plausible_count, sample_problem
+
+    assert max_plausible_count(0.004) == 20 and max_plausible_count(0.05) == 250 and max_plausible_count(1e-3) == 10
+    problem = sample_problem(counts, 3, 20)
+    assert problem == fragment if fragment is None else fragment in problem

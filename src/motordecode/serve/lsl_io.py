@@ -89,7 +89,7 @@ class LSLSource:
                     self.end_reason = f"no sample for {self.timeout_s:g} s"
                     return
                 continue
-            yield Sample(index, float(stamp), np.asarray(values, dtype=np.float64), time.perf_counter_ns(),
+            yield Sample(index, float(stamp), np.asarray(values), time.perf_counter_ns(),
                          f"LSL sample {index}")
             index += 1
             quiet_since = time.monotonic()
@@ -105,9 +105,6 @@ def open_outlet(name: str, kind: str, channels: int, rate_hz: float, channel_for
 class LSLSink:
     def __init__(self, name: str, n_outputs: int):
         self.outlet = open_outlet(name, "Velocity", n_outputs, 0.0, "float32")
-
-    def start(self) -> None:
-        pass
 
     def write(self, timestamp: float, index: int, velocity: np.ndarray, latency_us: float) -> None:
         self.outlet.push_sample(np.asarray(velocity, dtype=np.float32).tolist())

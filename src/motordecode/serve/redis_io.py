@@ -82,7 +82,7 @@ class BadEntry(ValueError):
 
 
 def read_sample_fields(fields: dict, counter: int) -> tuple[int, float, np.ndarray]:
-    """(sample index, timestamp in s, counts as float32) of one input entry, or :class:`BadEntry`:
+    """(sample index, timestamp in s, int16 counts) of one input entry, or :class:`BadEntry`:
     the counts must be whole int16 values, ``sync`` a JSON dict whose first label is an integer
     >= 0 (an empty dict or none: ``counter``, the entry's position), ``ts`` 8 bytes."""
     raw = fields.get(b"samples", fields.get(b"crossings"))
@@ -91,7 +91,7 @@ def read_sample_fields(fields: dict, counter: int) -> tuple[int, float, np.ndarr
         raise BadEntry(f"no 'samples' or 'crossings' field (fields: {names})")
     if len(raw) % 2:
         raise BadEntry(f"the counts field holds {len(raw)} bytes, not a whole number of int16 counts")
-    counts = np.frombuffer(raw, dtype="<i2").astype(np.float32)
+    counts = np.frombuffer(raw, dtype="<i2")  # checked (and converted) by the server
     index = counter
     if b"sync" in fields:
         try:
@@ -174,9 +174,6 @@ class RedisWriter:
 class RedisSink(RedisWriter):
     def __init__(self, target: str, n_outputs: int, max_len: int = 1_000_000):
         super().__init__(target, max_len)
-
-    def start(self) -> None:
-        pass
 
     def write(self, timestamp: float, index: int, velocity: np.ndarray, latency_us: float) -> None:
         self.add({"velocity": np.asarray(velocity, dtype="<f4").tobytes(), "sync": sync_field(index),

@@ -114,8 +114,9 @@ def serve(run, source, sink, *, mode: str | None = None, step: str = "auto", dur
     (fast where the decoder has it); the summary names the path used. ``on_bad``: "drop" (count
     and log a bad sample, go on) or "exit" (stop at it; the outcome starts with "bad sample");
     ``max_count``: the largest plausible count of a channel in one bin (default
-    :func:`~motordecode.decoders.samples.max_plausible_count` of the bin width). The sink is started
-    once the stream is ready, and closed whatever happens."""
+    :func:`~motordecode.decoders.samples.max_plausible_count` of the bin width). A sink has
+    ``write`` and ``close`` and may have ``start``, called once the stream is ready; it is closed
+    whatever happens."""
     check_options(duration, max_gap, on_bad, max_count)
     max_count = max_plausible_count(run.config["step_s"]) if max_count is None else int(max_count)
     log = LatencyLog(int(round(run.config["step_s"] * 1e9)))
@@ -136,7 +137,8 @@ def serve(run, source, sink, *, mode: str | None = None, step: str = "auto", dur
         try:
             stream, step = ready_stream(run, mode, step, source, status_stream)
             channels = stream.decoder.n_channels
-            sink.start()  # a run that failed before here created no file
+            if hasattr(sink, "start"):  # a sink may have one (the file sinks create their file there)
+                sink.start()  # a run that failed before here created no file
             started = True
             expected, start, last_status = None, time.perf_counter(), time.perf_counter()
             source.stopping = lambda: stopped.signal is not None  # a waiting source ends at once on a signal

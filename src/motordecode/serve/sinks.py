@@ -84,6 +84,8 @@ class FileSink:
 
     def write(self, timestamp: float, index: int, velocity: np.ndarray, latency_us: float) -> None:
         row = [float(timestamp), int(index), *map(float, velocity), float(latency_us)]
+        if not self.started:  # written to without the server's start()
+            self.start()
         if self._fd is None:
             self.rows.append(row)
             return
