@@ -21,6 +21,22 @@ def samples_in(length_ms: float, step_ms: float, minimum: int = 1) -> int:
     return max(minimum, round(length_ms / step_ms))
 
 
+LENGTH_TOLERANCE = 0.05  # a length the sample spacing changes by more than this fraction is warned about
+
+
+def changed_lengths(recipe, used: dict) -> list[str]:
+    """One message per length field of ``recipe`` that whole samples change by more than
+    ``LENGTH_TOLERANCE``: ``used`` maps a field name to (the length it runs as in ms, the sample
+    spacing in ms). ``|used - asked| <= 0.05 asked`` passes (50 ms as 12 samples of 4 ms)."""
+    messages = []
+    for field, (used_ms, step_ms) in used.items():
+        asked = getattr(recipe, field)
+        if abs(used_ms - asked) > LENGTH_TOLERANCE * asked:
+            messages.append(f"recipe {recipe.name!r}: {field}={asked:g} ms runs as {used_ms:g} ms on samples "
+                            f"{step_ms:g} ms apart (lengths are whole samples); give {field} as whole samples to run it as asked.")
+    return messages
+
+
 def check(name: str, checks: list[tuple[bool, str]]) -> None:
     """Raise ConfigError with the first failed check's message."""
     for ok, message in checks:
@@ -62,7 +78,7 @@ def recipe_names() -> list[str]:
 
 def recipe_from_dict(data: dict):
     """A recipe saved with ``to_dict()`` (config.json), rebuilt as its family's type."""
-    from motordecode.decoders.registry import family_for_model
+    from motordecode.decoders.registry import check_registered, family_for_model
 
     kind = family_for_model(data.get("model")).recipe_type
     known = {f.name for f in fields(kind)}
@@ -70,9 +86,11 @@ def recipe_from_dict(data: dict):
     if unknown:
         raise ConfigError(f"saved recipe has unknown fields {', '.join(sorted(unknown))}.")
     try:
-        return kind(**data)
+        recipe = kind(**data)
     except TypeError as exc:  # a missing field, or a value of the wrong type in an edited config.json
         raise ConfigError(f"saved recipe {data.get('name')!r} cannot be read ({exc}).") from None
+    check_registered(recipe)
+    return recipe
 
 
 def _parse(kind, text: str, key: str):

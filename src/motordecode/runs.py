@@ -67,6 +67,16 @@ def start_run(run_dir: str | os.PathLike, config: dict, resume: bool,
     return run_dir
 
 
+def discard_unstarted(run_dir: str | os.PathLike, keep_dir: bool = False) -> None:
+    """Remove a run directory that holds only the config.json :func:`start_run` wrote (a run that
+    failed before its first checkpoint), so a retry starts afresh; ``keep_dir``: only the file."""
+    run_dir = Path(run_dir)
+    if [p.name for p in run_dir.iterdir()] == [CONFIG_FILE]:
+        (run_dir / CONFIG_FILE).unlink()
+        if not keep_dir:
+            run_dir.rmdir()
+
+
 CONFIG_KEYS = ("recipe", "seed", "n_channels", "n_outputs", "step_s")
 
 

@@ -28,6 +28,7 @@ from motordecode.data.binning import STEP_S
 from motordecode.data.sessions import CHANNELS
 from motordecode.data.write_mat import write_reaching_mat
 from motordecode.errors import ConfigError
+from motordecode.seeds import check_seed
 
 SPEED_SCALE_MM_S = 200.0
 _PREROLL_STEPS = 50
@@ -69,8 +70,7 @@ class SynthConfig:
             raise ConfigError(f"monkey must be one of {', '.join(CHANNELS)}, got {self.monkey!r}.")
         if not (np.isfinite(self.duration_s) and 1.0 <= self.duration_s <= 86400.0):
             raise ConfigError(f"duration must be between 1 s and 1 day, got {self.duration_s}.")
-        if not 0 <= self.seed < 2**63:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.seed}.")
+        self.seed = check_seed(self.seed)
         lo, hi = self.units_per_channel
         if not 1 <= lo <= hi <= 5:
             raise ConfigError(f"units per channel must satisfy 1 <= min <= max <= 5, got {self.units_per_channel}.")
