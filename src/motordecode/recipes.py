@@ -78,19 +78,21 @@ def recipe_names() -> list[str]:
 
 def recipe_from_dict(data: dict):
     """A recipe saved with ``to_dict()`` (config.json), rebuilt as its family's type."""
-    from motordecode.decoders.registry import check_registered, family_for_model
+    from motordecode.decoders.registry import family_for_model
 
-    kind = family_for_model(data.get("model")).recipe_type
+    family = family_for_model(data.get("model"))
+    if data.get("name") not in family.recipes:
+        raise ConfigError(f"the saved recipe is named {data.get('name')!r}, which is not a recipe of the {family.name} "
+                          f"family ({', '.join(family.recipes)}); it cannot be read back (was config.json edited?).")
+    kind = family.recipe_type
     known = {f.name for f in fields(kind)}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"saved recipe has unknown fields {', '.join(sorted(unknown))}.")
     try:
-        recipe = kind(**data)
+        return kind(**data)
     except TypeError as exc:  # a missing field, or a value of the wrong type in an edited config.json
         raise ConfigError(f"saved recipe {data.get('name')!r} cannot be read ({exc}).") from None
-    check_registered(recipe)
-    return recipe
 
 
 def _parse(kind, text: str, key: str):

@@ -27,6 +27,7 @@ import h5py
 import numpy as np
 
 from motordecode.data.binning import STEP_S, bin_spike_times, velocity_labels
+from motordecode.data.read_mat import unreadable_hdf5
 from motordecode.data.recording import Recording
 from motordecode.data.sessions import monkey_of
 from motordecode.errors import ConfigError, DataFormatError
@@ -154,6 +155,8 @@ def load_nwb(path: str | os.PathLike, bin_width_s: float = STEP_S, heldout: str 
         except Exception as exc:  # noqa: BLE001 - every unreadable file gets one clear message
             if io is not None:
                 io.close()
+            if isinstance(exc, OSError):  # h5py: truncated or damaged
+                raise unreadable_hdf5(path, exc, "NWB file") from None
             raise DataFormatError(f"{path}: not a readable NWB file ({str(exc).splitlines()[0]}).") from None
     try:
         series = _series(nwbfile)

@@ -212,6 +212,9 @@ def write_synthetic(path: str | os.PathLike, cfg: SynthConfig | None = None, fmt
     see :mod:`motordecode.data.write_nwb`)."""
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}.")
+    if Path(path).suffix.lower() != f".{fmt}":  # the readers go by content, a user by the name
+        raise ConfigError(f"{path}: the {fmt} format writes a .{fmt} file; name it {Path(path).stem}.{fmt} "
+                          f"(the formats {', '.join(FORMATS)} write files of those suffixes).")
     cfg = cfg or SynthConfig()
     session = generate_session(cfg)
     fields = dict(t=session.t, cursor_pos=session.cursor_pos, target_pos=session.target_pos,

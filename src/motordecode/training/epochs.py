@@ -24,9 +24,10 @@ from pathlib import Path
 
 import torch
 
-from motordecode.errors import ConfigError
+from motordecode.errors import ConfigError, DataFormatError
 from motordecode.fileio import atomic_write_path
 from motordecode.training.prune import apply_masks
+from motordecode.training.state_files import read_checkpoint
 
 STATE_FILE = "train_state.pt"
 _LIVE = ("optimizer", "scheduler", "np_rng")  # saved through their own state, not as values
@@ -118,18 +119,24 @@ class EpochTrainer:
             torch.save(blob, tmp)
 
     def _load(self) -> dict:
-        blob = torch.load(self.run_dir / STATE_FILE, weights_only=True)
+        path = self.run_dir / STATE_FILE
+        restart = f"delete {path} to train this run from the start"
+        blob = read_checkpoint(path, "training checkpoint", restart)
         state = self._fresh_state()
-        for key in self.modules:
-            if state[key] is not None:
-                state[key].load_state_dict(blob[key])
-        state.update({k: v for k, v in blob.items() if k not in self.modules + _LIVE + ("torch_rng",)})
-        state["optimizer"], state["scheduler"] = self._optimizer(state)
-        state["optimizer"].load_state_dict(blob["optimizer"])
-        if state["scheduler"] is not None:
-            state["scheduler"].load_state_dict(blob["scheduler"])
-        state["np_rng"].bit_generator.state = blob["np_rng"]
-        torch.set_rng_state(blob["torch_rng"])
+        try:
+            for key in self.modules:
+                if state[key] is not None:
+                    state[key].load_state_dict(blob[key])
+            state.update({k: v for k, v in blob.items() if k not in self.modules + _LIVE + ("torch_rng",)})
+            state["optimizer"], state["scheduler"] = self._optimizer(state)
+            state["optimizer"].load_state_dict(blob["optimizer"])
+            if state["scheduler"] is not None:
+                state["scheduler"].load_state_dict(blob["scheduler"])
+            state["np_rng"].bit_generator.state = blob["np_rng"]
+            torch.set_rng_state(blob["torch_rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataFormatError(f"{path} is not a training checkpoint of this run ({detail}); {restart}.") from None
         return state
 
     def _end_epoch(self, state: dict, loss_sum: float, seen: int, val: float, bar, keep_best: bool, snapshot,
