@@ -111,9 +111,12 @@ def cmd_train(args) -> int:
 
     recipe = override(get_recipe(args.recipe), args.set or [])
     out = args.out or f"runs/{recipe.name}-{Path(args.data).stem}-seed{args.seed}"
-    row = train_run(recipe, args.data, seed=args.seed, out=out, resume=args.resume,
-                    progress=not args.quiet and sys.stderr.isatty(), pretrain=args.pretrain or (),
-                    pretrained=args.pretrained, heldout=args.heldout)
+    try:
+        row = train_run(recipe, args.data, seed=args.seed, out=out, resume=args.resume, progress=not args.quiet,
+                        pretrain=args.pretrain or (), pretrained=args.pretrained, heldout=args.heldout)
+    except KeyboardInterrupt as exc:
+        _interrupted_training(exc, args, out)
+        raise
     if args.json:
         print(_json(row))
     else:
@@ -122,10 +125,25 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _interrupted_training(exc: KeyboardInterrupt, args, out: str) -> None:
+    """On Ctrl-C: where training stopped (the epoch reached) and the exact command that resumes."""
+    import shlex
+
+    from motordecode.runs import CONFIG_FILE
+
+    if hasattr(exc, "reached"):
+        print(f"motordecode: {exc.reached()}.", file=sys.stderr)
+    if (Path(out) / CONFIG_FILE).is_file():
+        argv = list(args.argv) + ([] if args.resume else ["--resume"])
+        if args.out is None:
+            argv += ["--out", out]
+        print(f"motordecode: resume with: {shlex.join(['motordecode', *argv])}", file=sys.stderr)
+
+
 def cmd_evaluate(args) -> int:
     from motordecode.pipeline import evaluate_run
 
-    row = evaluate_run(args.run_dir, data=args.data, write=not args.no_write)
+    row = evaluate_run(args.run_dir, data=args.data, write=not args.no_write, progress=True)
     print(_json(row) if args.json else _format_row(row))
     return 0
 
@@ -141,7 +159,7 @@ def cmd_import_checkpoint(args) -> int:
 def cmd_export(args) -> int:
     from motordecode.export.exporter import export_run
 
-    manifest = export_run(args.run_dir, args.format, args.out, mode=args.mode, data=args.data)
+    manifest = export_run(args.run_dir, args.format, args.out, mode=args.mode, data=args.data, progress=True)
     if args.json:
         print(_json(manifest))
         return 0
@@ -450,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # usage errors exit with status 2 as well
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     try:
         return args.func(args)
     except MotordecodeError as exc:

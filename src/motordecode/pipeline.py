@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from motordecode.report.plots import plot_predictions
 from motordecode.runs import (METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, check_recording, discard_unstarted,
                               load_model, read_json, run_config, save_model, start_run)
 from motordecode.seeds import check_seed
+from motordecode.training.progress import working
 
 MODE_KEYS = ("r2", "r2_x", "r2_y", "activation_sparsity", "dense_ops", "effective_macs", "effective_acs")
 FEW_TEST_SAMPLES = 100  # an R2 on fewer test samples than this is warned about
@@ -64,11 +66,12 @@ def check_data(recipe, recording, split, parts=("train", "val", "test")) -> None
         warn(message)
 
 
-def evaluate_model(model, recipe, recording, split, deployed_bits: dict | None = None) -> dict:
+def evaluate_model(model, recipe, recording, split, deployed_bits: dict | None = None,
+                   progress: bool = False) -> dict:
     """{mode: (metrics row, predictions)} on the test split, for every inference mode of the
     recipe's family: each contiguous run of test samples (one, unless the recording marks gaps)
     as a stream, its input windows filled from the samples before it (a GRU's sub-windows; the
-    other decoders start from a zero state)."""
+    other decoders start from a zero state). ``progress``: each mode announced on stderr."""
     family = family_of(recipe)
     test = split.test
     if len(test) < 2:
@@ -78,7 +81,8 @@ def evaluate_model(model, recipe, recording, split, deployed_bits: dict | None =
         decoder = family.decoder(model, recipe, recording.step_ms, mode)
         streams = [(recording.spikes[max(0, start - decoder.history):start], recording.spikes[start:stop])
                    for start, stop in contiguous_runs(test)]
-        results[mode] = evaluate_decoder(decoder, streams, recording.velocity[test], deployed_bits=deployed_bits)
+        with working(f"evaluating {recipe.name} ({mode}) on {len(test):,} test samples") if progress else nullcontext():
+            results[mode] = evaluate_decoder(decoder, streams, recording.velocity[test], deployed_bits=deployed_bits)
     return results
 
 
@@ -180,7 +184,7 @@ def _train_in(run_dir, recipe, recording, split, config, files, blob, loaded, ow
     result = trainer.fit(resume=resume)
     trained = time.perf_counter()
     save_model(run_dir, result.model, result.deployed_bits)
-    results = evaluate_model(result.model, recipe, recording, split, result.deployed_bits)
+    results = evaluate_model(result.model, recipe, recording, split, result.deployed_bits, progress)
     row = _metrics_row(results, recipe, recording)
     row["timings"] = {**row["timings"], "train_s": trained - started, "total_s": time.perf_counter() - started,
                       "train_samples_per_s": _samples_per_s(result.history, trainer, trained - started)}
@@ -207,14 +211,16 @@ def _samples_per_s(history: list, trainer, seconds: float) -> float | None:
     return sum(sizes[h["stage"]] for h in history if h["stage"] in sizes) / max(seconds, 1e-9)
 
 
-def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, write: bool = True) -> dict:
+def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, write: bool = True,
+                 progress: bool = False) -> dict:
     """Re-evaluate a saved run (on its own data file, or ``data``); rewrites metrics.json when ``write``.
-    The row's ``warnings`` are the training's and this evaluation's."""
+    The row's ``warnings`` are the training's and this evaluation's; ``progress``: each inference
+    mode's evaluation announced on stderr."""
     with collecting() as warnings:
-        return _evaluate_run(Path(run_dir), data, write, warnings)
+        return _evaluate_run(Path(run_dir), data, write, warnings, progress)
 
 
-def _evaluate_run(run_dir: Path, data, write: bool, warnings: list) -> dict:
+def _evaluate_run(run_dir: Path, data, write: bool, warnings: list, progress: bool) -> dict:
     recipe, config, model, bits = load_model(run_dir)
     if data is None and not config.get("data"):
         raise ConfigError(f"{run_dir} was imported from a checkpoint and names no data file; pass --data FILE.")
@@ -223,7 +229,7 @@ def _evaluate_run(run_dir: Path, data, write: bool, warnings: list) -> dict:
     check_recording(config, recording, source)
     split = default_split(recording)
     check_data(recipe, recording, split, parts=("test",))
-    results = evaluate_model(model, recipe, recording, split, bits)
+    results = evaluate_model(model, recipe, recording, split, bits, progress)
     row = _metrics_row(results, recipe, recording)
     previous = read_json(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else {}
     row["data"] = str(Path(source).resolve())

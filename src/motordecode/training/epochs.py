@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import queue
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 
 from motordecode.errors import ConfigError, DataFormatError
 from motordecode.fileio import atomic_write_path
+from motordecode.training.progress import progress_bar
 from motordecode.training.prune import apply_masks
 from motordecode.training.state_files import read_checkpoint
 
@@ -44,6 +44,22 @@ class TrainResult:
 def default_threads() -> int:
     """All cores but one: the spare one cuts the batches (see :func:`prefetched`)."""
     return max(1, (os.cpu_count() or 2) - 1)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an epoch: ``stage``, ``epoch`` (the epochs of that stage finished and saved in
+    RUN_DIR/train_state.pt) of ``epochs``, and ``run_dir`` (None: nothing was saved)."""
+
+    def __init__(self, stage: str, epoch: int, epochs: int, run_dir):
+        super().__init__(f"interrupted in {stage} epoch {epoch + 1} of {epochs}")
+        self.stage, self.epoch, self.epochs, self.run_dir = stage, epoch, epochs, run_dir
+
+    def reached(self) -> str:
+        """Where training stopped and what was kept, in words."""
+        saved = ("nothing finished yet" if self.epoch == 0 else
+                 f"epochs 1-{self.epoch} of that stage are saved" if self.epoch > 1 else "epoch 1 is saved")
+        where = "" if self.run_dir is None else f" in {Path(self.run_dir) / STATE_FILE}"
+        return f"stopped in {self.stage} epoch {self.epoch + 1} of {self.epochs}; {saved}{where if self.epoch else ''}"
 
 
 class EpochTrainer:
@@ -92,7 +108,11 @@ class EpochTrainer:
                 continue
             if stop_after_epochs is not None and done_now >= stop_after_epochs:
                 return None
-            self._epoch(state)
+            try:
+                self._epoch(state)
+            except KeyboardInterrupt:
+                raise TrainingInterrupted(state["stage"], state["epoch"], self._epochs(state["stage"]),
+                                          self.run_dir) from None
             done_now += 1
             self._save(state)
         return self._finish(state)
@@ -154,10 +174,8 @@ class EpochTrainer:
             bar.close()
 
     def _progress_bar(self, total: int, desc: str):
-        if not self.progress:
-            return None
-        from tqdm import tqdm
-        return tqdm(total=total, desc=desc, unit="batch", leave=True, file=sys.stderr, dynamic_ncols=True)
+        """A bar on a terminal, lines without one (:mod:`motordecode.training.progress`); None when quiet."""
+        return progress_bar(total, desc) if self.progress else None
 
 
 def optimise_epoch(batches, loss_of, optimizer, model, masks, bar) -> tuple[float, int]:
