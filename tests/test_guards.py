@@ -209,3 +209,73 @@ def test_a_failed_train_leaves_no_run_directory(tmp_path, capsys):
            "no training window fits")
     assert not out.exists()
     assert main(["train", "aegru", "--data", str(data), "--out", str(out), "--quiet", *GRU_SMALL]) == 0  # the retry
+
+
+# -- progress (issue 23, section 6) --------------------------------------------------------------
+def test_training_without_a_terminal_prints_a_line_per_epoch(indy_file, tmp_path, capsys):
+    assert _cli("train", "aegru", "--data", indy_file, "--out", tmp_path / "run", *GRU_SMALL, "--set=epochs=2") == 0
+    err = capsys.readouterr().err  # captured: not a terminal
+    assert "train 1/2: done in" in err and "train 2/2: done in" in err and "val_r2" in err, err
+
+
+def test_line_progress_prints_within_a_long_epoch():
+    import io
+
+    from motordecode.training.progress import LineProgress, working
+
+    out = io.StringIO()
+    bar = LineProgress(3, "train 1/9", every_s=0.0, file=out)
+    bar.update(1)
+    bar.set_postfix(loss="0.5")
+    bar.close()
+    assert out.getvalue().splitlines()[0] == "train 1/9: batch 1/3"
+    assert out.getvalue().splitlines()[1].startswith("train 1/9: done in") and "loss 0.5" in out.getvalue()
+    out = io.StringIO()
+    import time
+    with working("checking", every_s=0.05, file=out):
+        time.sleep(0.3)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "checking ..." and "s so far" in lines[1] and lines[-1].startswith("checking: done in")
+
+
+def test_evaluate_and_export_announce_their_checks(gru_run, tmp_path, capsys):
+    assert _cli("evaluate", gru_run, "--no-write") == 0
+    err = capsys.readouterr().err
+    for mode in ("windowed", "stateful"):
+        assert f"evaluating aegru ({mode}) on" in err and err.count("test samples: done in") == 2, err
+    assert _cli("export", gru_run, "--format", "onnx", "--out", tmp_path / "onnx") == 0
+    err = capsys.readouterr().err
+    assert "exporting aegru as onnx, checked on" in err and "done in" in err, err
+
+
+def test_ctrl_c_prints_the_epoch_reached_and_the_command_that_resumes(indy_file, tmp_path):
+    import os
+    import shlex
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    argv = ["train", "aegru", "--data", str(indy_file), "--out", str(out), *GRU_SMALL, "--set=epochs=500"]
+    proc = subprocess.Popen([sys.executable, "-m", "motordecode", *argv], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    for line in proc.stderr:
+        if line.startswith("train 2/500: done"):
+            break
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, err
+    assert "stopped in train epoch" in err and f"saved in {out / STATE_FILE}" in err, err
+    resume = next(line for line in err.splitlines() if line.startswith("motordecode: resume with: "))
+    assert shlex.split(resume.split(": ", 2)[2]) == ["motordecode", *argv, "--resume"]
+
+
+def test_api_errors_name_settings_not_flags(gru_run, tmp_path):
+    from motordecode.api import train
+
+    with pytest.raises(ConfigError, match="choose another run directory") as caught:
+        train("wiener", json.loads((gru_run / "config.json").read_text())["data"], out=gru_run)
+    assert "--" not in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        train_run(get_recipe("aegru"), json.loads((gru_run / "config.json").read_text())["data"], out=gru_run)
+    assert "--" not in str(caught.value) and caught.value.setting == "out"

@@ -19,6 +19,10 @@ from motordecode.decoders.registry import families
 from motordecode.recipes import recipe_names
 
 DEFAULT_DATA_DIR = os.environ.get("MOTORDECODE_DATA", "data")
+# the flag behind a setting an error names (MotordecodeError.setting): the library's messages say
+# "data" or "resume", the command line adds how to give it here
+FLAG_HINTS = {"data": "pass --data FILE", "out": "pass another --out (or --resume to continue a run)",
+              "step": "pass --step torch"}
 
 
 def _json(obj) -> str:
@@ -472,7 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except MotordecodeError as exc:
-        print(f"motordecode: error: {exc}", file=sys.stderr)
+        hint = FLAG_HINTS.get(getattr(exc, "setting", None))
+        print(f"motordecode: error: {exc}" + (f" On the command line: {hint}." if hint else ""), file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into e.g. `head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

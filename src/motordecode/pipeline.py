@@ -223,7 +223,8 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = No
 def _evaluate_run(run_dir: Path, data, write: bool, warnings: list, progress: bool) -> dict:
     recipe, config, model, bits = load_model(run_dir)
     if data is None and not config.get("data"):
-        raise ConfigError(f"{run_dir} was imported from a checkpoint and names no data file; pass --data FILE.")
+        raise ConfigError(f"{run_dir} was imported from a checkpoint and names no data file; give the recording to evaluate on (data).",
+                          setting="data")
     source = data or config["data"]
     recording = load_for_recipe(source, recipe, config.get("heldout", "include"))
     check_recording(config, recording, source)

@@ -101,11 +101,11 @@ def _parse(kind, text: str, key: str):
             return True
         if text.lower() in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(f"--set {key}={text}: expected true or false.")
+        raise ConfigError(f"recipe field {key}={text}: expected true or false.")
     try:
         return {"int": int, "float": float, "str": str}.get(kind, kind)(text)
     except ValueError:
-        raise ConfigError(f"--set {key}={text}: expected a value of type {kind}.") from None
+        raise ConfigError(f"recipe field {key}={text}: expected a value of type {kind}.") from None
 
 
 def override(recipe, assignments: list[str] | dict):
@@ -123,5 +123,5 @@ def override(recipe, assignments: list[str] | dict):
 def split_assignment(assignment: str) -> tuple[str, str]:
     key, sep, value = assignment.partition("=")
     if not sep or not key:
-        raise ConfigError(f"--set expects key=value, got {assignment!r}.")
+        raise ConfigError(f"a recipe setting is key=value, got {assignment!r}.")
     return key.strip(), value.strip()

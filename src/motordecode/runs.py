@@ -51,7 +51,7 @@ def _write_json(path: Path, obj) -> None:
 
 
 def start_run(run_dir: str | os.PathLike, config: dict, resume: bool,
-              occupied_hint: str = "pick another --out, or add --resume to continue that run") -> Path:
+              occupied_hint: str = "choose another run directory, or resume that run to continue it") -> Path:
     """Create RUN_DIR for a new run, or check that a resumed one was started with the same config."""
     run_dir = Path(run_dir)
     existing = run_dir / CONFIG_FILE
@@ -64,7 +64,7 @@ def start_run(run_dir: str | os.PathLike, config: dict, resume: bool,
             raise ConfigError(f"cannot resume {run_dir}: it was started with a different {', '.join(changed)}.")
         return run_dir
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(f"{run_dir} is not empty; {occupied_hint}.")
+        raise ConfigError(f"{run_dir} is not empty; {occupied_hint}.", setting="out")
     _write_json(run_dir / CONFIG_FILE, config)
     return run_dir
 

@@ -101,7 +101,7 @@ def _units(path: Path, nwbfile, heldout: str):
     keep = np.ones(len(units), dtype=bool)
     if heldout == "exclude":
         if "heldout" not in units.colnames:
-            raise ConfigError(f"{path}: --heldout exclude, but the units table has no 'heldout' column; "
+            raise ConfigError(f"{path}: held-out units are to be excluded, but the units table has no 'heldout' column; "
                               "every unit is an input here.")
         keep = ~np.asarray(units["heldout"].data[:], dtype=bool)
     if "electrodes" in units.colnames and nwbfile.electrodes is not None and len(nwbfile.electrodes):

@@ -110,7 +110,7 @@ def session_status(session: Session, directory: str | os.PathLike, verify: bool 
 def default_pretraining_files(data: str | os.PathLike) -> list[Path]:
     """The RSNN default: the benchmark sessions of the same monkey as ``data`` (itself included),
     looked up next to it. Empty when ``data`` is not a benchmark session; an error when one of
-    them is missing (``motordecode data fetch`` gets them, ``--pretrain`` picks others)."""
+    them is missing (``motordecode data fetch`` gets them, or name the recordings to pre-train on)."""
     data = Path(data)
     session = CATALOG.get(data.stem)
     if session is None or not session.benchmark:
@@ -120,8 +120,8 @@ def default_pretraining_files(data: str | os.PathLike) -> list[Path]:
     missing = [f.name for f in files if not f.is_file()]
     if missing:
         raise ConfigError(f"pre-training uses the {session.monkey} benchmark sessions next to {data.name}; "
-                          f"missing: {', '.join(missing)}. Fetch them with 'motordecode data fetch', pass "
-                          "--pretrain FILE ..., or --set pretrain_epochs=0.")
+                          f"missing: {', '.join(missing)}. Fetch them ('motordecode data fetch'), name the recordings to "
+                          "pre-train on, or set pretrain_epochs=0.")
     return files
 
 

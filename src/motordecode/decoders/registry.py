@@ -104,14 +104,14 @@ class Family(ABC):
         if not self.pretrains:
             if pretrain:
                 takers = [name for f in families().values() if f.pretrains for name in f.recipes]
-                raise ConfigError(f"recipe {recipe.name!r} has no pre-training stage; --pretrain is for "
+                raise ConfigError(f"recipe {recipe.name!r} has no pre-training stage; pre-training recordings are for "
                                   f"{', '.join(takers)}.")
             return []
         epochs = getattr(recipe, "pretrain_epochs", 0)
         if pretrain:
             if epochs == 0:
-                raise ConfigError(f"recipe {recipe.name!r} pre-trains for pretrain_epochs epochs, which is 0; add "
-                                  "--set pretrain_epochs=N to pre-train on the files given.")
+                raise ConfigError(f"recipe {recipe.name!r} pre-trains for pretrain_epochs epochs, which is 0; set "
+                                  "pretrain_epochs=N to pre-train on the files given.")
             return [Path(f).resolve() for f in pretrain]
         if epochs == 0:
             return []

@@ -24,7 +24,8 @@ FORMATS = ("c", "onnx", "nir")
 
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"{out} already exists and is not empty; choose another --out or remove it.")
+        raise ConfigError(f"{out} already exists and is not empty; choose another output directory or remove it.",
+                          setting="out")
 
 
 def _make_parents(out: Path) -> list[Path]:
@@ -41,7 +42,8 @@ def _load(run_dir, data):
     run = load_run(run_dir)
     source = data or run.config.get("data")
     if not source:
-        raise ConfigError(f"{run_dir} names no data file (an imported checkpoint); pass --data FILE.")
+        raise ConfigError(f"{run_dir} names no data file (an imported checkpoint); give the recording to check on (data).",
+                          setting="data")
     recording = run.load_recording(source)
     return run, recording, default_split(recording), str(Path(source).resolve())
 
