@@ -115,7 +115,7 @@ def test_a_bin_width_past_1_s_is_refused_for_session_files(indy_file, capsys):
 @pytest.mark.parametrize("seed", ["-1", str(2**64)])
 def test_negative_or_huge_seeds_are_refused(indy_file, tmp_path, capsys, seed):
     _fails(capsys, ["train", "wiener", "--data", indy_file, "--out", tmp_path / "run", "--seed", seed],
-           "seed must be an integer from 0 to 2**63 - 1")
+           "seed must be a non-negative integer up to 2**63 - 1")
     assert not (tmp_path / "run").exists()
     with pytest.raises(ConfigError, match="seed"):
         train_run(get_recipe("wiener"), indy_file, seed=int(seed), out=tmp_path / "api")

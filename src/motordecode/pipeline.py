@@ -44,13 +44,17 @@ def load_for_recipe(path: str | os.PathLike, recipe, heldout: str = "include"):
     return load_recording(path, bin_width_s=recipe.bin_ms / 1000.0, heldout=heldout)
 
 
+def _check_test_size(recording, split) -> None:
+    if len(split.test) < 2:
+        raise ConfigError(f"{recording.name}: the test split has {len(split.test)} samples; R2 needs at least two.")
+
+
 def check_data(recipe, recording, split, parts=("train", "val", "test")) -> None:
     """Refuse data a run cannot give a result on (before anything is trained or written): a test
     part of fewer than two samples, or labels constant on one of ``parts`` (R2 is undefined there); warn
     about what makes the result doubtful: every count zero, a tiny test part, lengths of the
     recipe that the sample spacing changes."""
-    if len(split.test) < 2:
-        raise ConfigError(f"{recording.name}: the test split has {len(split.test)} samples; R2 needs at least two.")
+    _check_test_size(recording, split)
     for part in parts:
         index = getattr(split, part)
         if len(index) and np.any(np.ptp(recording.velocity[index], axis=0) == 0):
@@ -74,8 +78,7 @@ def evaluate_model(model, recipe, recording, split, deployed_bits: dict | None =
     other decoders start from a zero state). ``progress``: each mode announced on stderr."""
     family = family_of(recipe)
     test = split.test
-    if len(test) < 2:
-        raise ConfigError(f"{recording.name}: the test split has {len(test)} samples; R2 needs at least two.")
+    _check_test_size(recording, split)
     results = {}
     for mode in family.modes:
         decoder = family.decoder(model, recipe, recording.step_ms, mode)
@@ -222,6 +225,7 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = No
 
 def _evaluate_run(run_dir: Path, data, write: bool, warnings: list, progress: bool) -> dict:
     recipe, config, model, bits = load_model(run_dir)
+    previous = read_json(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else {}  # read before the work
     if data is None and not config.get("data"):
         raise ConfigError(f"{run_dir} was imported from a checkpoint and names no data file; give the recording to evaluate on (data).",
                           setting="data")
@@ -232,7 +236,6 @@ def _evaluate_run(run_dir: Path, data, write: bool, warnings: list, progress: bo
     check_data(recipe, recording, split, parts=("test",))
     results = evaluate_model(model, recipe, recording, split, bits, progress)
     row = _metrics_row(results, recipe, recording)
-    previous = read_json(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else {}
     row["data"] = str(Path(source).resolve())
     if "history" in previous:  # training facts survive a re-evaluation
         row["history"] = previous["history"]

@@ -14,5 +14,5 @@ def check_seed(seed) -> int:
         raise ConfigError(f"seed must be an integer, got {seed!r}.")
     seed = int(seed)
     if not 0 <= seed <= MAX_SEED:
-        raise ConfigError(f"seed must be an integer from 0 to 2**63 - 1, got {seed}.")
+        raise ConfigError(f"seed must be a non-negative integer up to 2**63 - 1, got {seed}.")
     return seed

@@ -104,7 +104,7 @@ def load_binned(path: str | os.PathLike, *, spikes_var: str | None = None, veloc
         if time is None:
             raise DataFormatError(f"{path}: give the bin width (no 'time' or 'bin_width_s' variable).")
         bin_width_s = np.median(np.diff(time))
-    bin_width_s = check_bin_width(bin_width_s, f"{path}: ")
+    bin_width_s = check_bin_width(bin_width_s, f"{path}: ", DataFormatError)
     if time is None:
         time = np.arange(n) * bin_width_s
     if np.issubdtype(spikes.dtype, np.floating) and np.array_equal(spikes, np.round(spikes)):

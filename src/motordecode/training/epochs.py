@@ -55,11 +55,15 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.stage, self.epoch, self.epochs, self.run_dir = stage, epoch, epochs, run_dir
 
     def reached(self) -> str:
-        """Where training stopped and what was kept, in words."""
-        saved = ("nothing finished yet" if self.epoch == 0 else
-                 f"epochs 1-{self.epoch} of that stage are saved" if self.epoch > 1 else "epoch 1 is saved")
-        where = "" if self.run_dir is None else f" in {Path(self.run_dir) / STATE_FILE}"
-        return f"stopped in {self.stage} epoch {self.epoch + 1} of {self.epochs}; {saved}{where if self.epoch else ''}"
+        """Where training stopped and what its checkpoint keeps, in words."""
+        text = f"stopped in {self.stage} epoch {self.epoch + 1} of {self.epochs}"
+        path = None if self.run_dir is None else Path(self.run_dir) / STATE_FILE
+        if path is None or not path.is_file():
+            return text + "; nothing was saved yet"
+        if self.epoch == 0:
+            return text + f"; the stages before it are saved in {path}"
+        done = "epoch 1 is" if self.epoch == 1 else f"epochs 1-{self.epoch} are"
+        return text + f"; {self.stage} {done} saved in {path}"
 
 
 class EpochTrainer:
