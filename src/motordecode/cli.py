@@ -303,7 +303,7 @@ def cmd_demo(args) -> int:
         shutil.rmtree(run_dir)
     print(f"3. training AEGRU ({recipe.epochs} epochs; the published recipe runs 50), pruning 50%, "
           f"fine-tuning {recipe.finetune_epochs} epochs, quantising to Q1.7 -> {run_dir}")
-    row = train_run(recipe, path, seed=args.seed, out=run_dir, progress=sys.stderr.isatty())
+    row = train_run(recipe, path, seed=args.seed, out=run_dir)
     print(f"4. test split, both inference modes, next to the published AEGRU "
           f"(trained {row['timings']['train_s']:.0f} s):")
     print(_format_row(row))
