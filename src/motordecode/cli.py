@@ -22,7 +22,7 @@ DEFAULT_DATA_DIR = os.environ.get("MOTORDECODE_DATA", "data")
 # the flag behind a setting an error names (MotordecodeError.setting): the library's messages say
 # "data" or "resume", the command line adds how to give it here
 FLAG_HINTS = {"data": "pass --data FILE", "out": "pass another --out (or --resume to continue a run)",
-              "step": "pass --step torch"}
+              "step": "pass --step torch", "resume": "run the same train command with --resume"}
 
 
 def _json(obj) -> str:

@@ -130,7 +130,8 @@ def load_model(run_dir: str | os.PathLike):
     recipe = recipe_from_dict(config["recipe"])
     path = Path(run_dir) / MODEL_FILE
     if not path.is_file():
-        raise ConfigError(f"{run_dir} holds no trained model ({MODEL_FILE}); finish its training by resuming it.")
+        raise ConfigError(f"{run_dir} holds no trained model ({MODEL_FILE}); finish its training by resuming it.",
+                          setting="resume")
     blob = read_checkpoint(path, "trained model")
     state = blob.get("state_dict") if isinstance(blob, dict) else None
     if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
