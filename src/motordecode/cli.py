@@ -19,6 +19,10 @@ from motordecode.decoders.registry import families
 from motordecode.recipes import recipe_names
 
 DEFAULT_DATA_DIR = os.environ.get("MOTORDECODE_DATA", "data")
+# the flag behind a setting an error names (MotordecodeError.setting): the library's messages say
+# "data" or "resume", the command line adds how to give it here
+FLAG_HINTS = {"data": "pass --data FILE", "out": "pass another --out (or --resume to continue a run)",
+              "step": "pass --step torch", "resume": "run the same train command with --resume"}
 
 
 def _json(obj) -> str:
@@ -116,9 +120,12 @@ def cmd_train(args) -> int:
 
     recipe = override(get_recipe(args.recipe), args.set or [])
     out = args.out or f"runs/{recipe.name}-{Path(args.data).stem}-seed{args.seed}"
-    row = train_run(recipe, args.data, seed=args.seed, out=out, resume=args.resume,
-                    progress=not args.quiet and sys.stderr.isatty(), pretrain=args.pretrain or (),
-                    pretrained=args.pretrained, heldout=args.heldout)
+    try:
+        row = train_run(recipe, args.data, seed=args.seed, out=out, resume=args.resume, progress=not args.quiet,
+                        pretrain=args.pretrain or (), pretrained=args.pretrained, heldout=args.heldout)
+    except KeyboardInterrupt as exc:
+        _interrupted_training(exc, args, out)
+        raise
     if args.json:
         print(_json(row))
     else:
@@ -127,10 +134,25 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _interrupted_training(exc: KeyboardInterrupt, args, out: str) -> None:
+    """On Ctrl-C: where training stopped (the epoch reached) and the exact command that resumes."""
+    import shlex
+
+    from motordecode.runs import CONFIG_FILE
+
+    if hasattr(exc, "reached"):
+        print(f"motordecode: {exc.reached()}.", file=sys.stderr)
+    if (Path(out) / CONFIG_FILE).is_file():
+        argv = list(args.argv) + ([] if args.resume else ["--resume"])
+        if args.out is None:
+            argv += ["--out", out]
+        print(f"motordecode: resume with: {shlex.join(['motordecode', *argv])}", file=sys.stderr)
+
+
 def cmd_evaluate(args) -> int:
     from motordecode.pipeline import evaluate_run
 
-    row = evaluate_run(args.run_dir, data=args.data, write=not args.no_write)
+    row = evaluate_run(args.run_dir, data=args.data, write=not args.no_write, progress=True)
     print(_json(row) if args.json else _format_row(row))
     return 0
 
@@ -146,7 +168,7 @@ def cmd_import_checkpoint(args) -> int:
 def cmd_export(args) -> int:
     from motordecode.export.exporter import export_run
 
-    manifest = export_run(args.run_dir, args.format, args.out, mode=args.mode, data=args.data)
+    manifest = export_run(args.run_dir, args.format, args.out, mode=args.mode, data=args.data, progress=True)
     if args.json:
         print(_json(manifest))
         return 0
@@ -319,7 +341,7 @@ def cmd_demo(args) -> int:
         shutil.rmtree(run_dir)
     print(f"3. training AEGRU ({recipe.epochs} epochs; the published recipe runs 50), pruning 50%, "
           f"fine-tuning {recipe.finetune_epochs} epochs, quantising to Q1.7 -> {run_dir}")
-    row = train_run(recipe, path, seed=args.seed, out=run_dir, progress=sys.stderr.isatty())
+    row = train_run(recipe, path, seed=args.seed, out=run_dir)
     print(f"4. test split, both inference modes, next to the published AEGRU "
           f"(trained {row['timings']['train_s']:.0f} s):")
     print(_format_row(row))
@@ -508,10 +530,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # usage errors exit with status 2 as well
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     try:
         return args.func(args)
     except MotordecodeError as exc:
-        print(f"motordecode: error: {exc}", file=sys.stderr)
+        hint = FLAG_HINTS.get(getattr(exc, "setting", None))
+        print(f"motordecode: error: {exc}" + (f" On the command line: {hint}." if hint else ""), file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into e.g. `head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -6,7 +6,12 @@ wrong and what to do about it.
 
 
 class MotordecodeError(Exception):
-    """Base class of all user-facing errors."""
+    """Base class of all user-facing errors. Messages name settings as the Python API does;
+    ``setting`` (optional) names the one to change, which the CLI turns into its flag."""
+
+    def __init__(self, *args, setting: str | None = None):
+        super().__init__(*args)
+        self.setting = setting
 
 
 class DataFormatError(MotordecodeError, ValueError):

@@ -26,6 +26,6 @@ def import_checkpoint(kind: str, path: str | os.PathLike, out: str | os.PathLike
                         n_outputs=model.config.n_outputs, step_s=PUBLISHED_STEP_S)
     config["data"] = None
     config["imported_from"] = str(source)
-    run_dir = start_run(out, config, resume=False, occupied_hint="pick another --out")
+    run_dir = start_run(out, config, resume=False, occupied_hint="choose another run directory")
     save_model(run_dir, model, {})
     return run_dir

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -16,20 +17,24 @@ import numpy as np
 from motordecode.data.load import load_recording
 from motordecode.data.read_mat import file_kind
 from motordecode.data.splits import contiguous_runs, default_split
-from motordecode.decoders.registry import family_of
+from motordecode.decoders.registry import check_registered, family_of
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
 from motordecode.metrics.harness import decode_streams, evaluate_decoder
 from motordecode.metrics.r2 import r2_score
 from motordecode.metrics.results import best_epoch_r2, metrics_record, write_metrics
+from motordecode.notices import collecting, warn
 from motordecode.provenance import describe, provenance
 from motordecode.recipes import changed_fields
 from motordecode.report.plots import plot_predictions
-from motordecode.runs import (METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, check_recording, load_model, read_json,
-                              run_config, save_model, start_run)
+from motordecode.runs import (METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, check_recording, discard_unstarted,
+                              load_model, read_json, run_config, save_model, start_run)
+from motordecode.seeds import check_seed
+from motordecode.training.progress import working
 
 MODE_KEYS = ("r2", "r2_x", "r2_y", "activation_sparsity", "dense_ops", "effective_macs", "effective_acs",
              "synaptic_operations")
+FEW_TEST_SAMPLES = 100  # an R2 on fewer test samples than this is warned about
 
 
 def load_for_recipe(path: str | os.PathLike, recipe, heldout: str = "include"):
@@ -43,20 +48,48 @@ def load_for_recipe(path: str | os.PathLike, recipe, heldout: str = "include"):
     return load_recording(path, bin_width_s=recipe.bin_ms / 1000.0, heldout=heldout)
 
 
-def evaluate_model(model, recipe, recording, split, deployed_bits: dict | None = None) -> dict:
+def _check_test_size(recording, split) -> None:
+    if len(split.test) < 2:
+        raise ConfigError(f"{recording.name}: the test split has {len(split.test)} samples; R2 needs at least two.")
+
+
+def check_data(recipe, recording, split, parts=("train", "val", "test")) -> None:
+    """Refuse data a run cannot give a result on (before anything is trained or written): a test
+    part of fewer than two samples, or labels constant on one of ``parts`` (R2 is undefined there); warn
+    about what makes the result doubtful: every count zero, a tiny test part, lengths of the
+    recipe that the sample spacing changes."""
+    _check_test_size(recording, split)
+    for part in parts:
+        index = getattr(split, part)
+        if len(index) and np.any(np.ptp(recording.velocity[index], axis=0) == 0):
+            axis = int(np.argmax(np.ptp(recording.velocity[index], axis=0) == 0))
+            raise ConfigError(f"{recording.name}: velocity axis {axis} is constant on the {part} split, so there "
+                              "is nothing to decode (R2 is undefined); use a recording whose labels vary.")
+    if not recording.spikes.any():
+        warn(f"{recording.name}: every spike count is zero; the decoder can only output a constant.")
+    if len(split.test) < FEW_TEST_SAMPLES:
+        warn(f"{recording.name}: the test split has only {len(split.test)} samples (fewer than {FEW_TEST_SAMPLES}); "
+             "its R2 is not a reliable figure.")
+    for message in family_of(recipe).notices(recipe, recording.step_ms):
+        warn(message)
+
+
+def evaluate_model(model, recipe, recording, split, deployed_bits: dict | None = None,
+                   progress: bool = False) -> dict:
     """{mode: (metrics row, predictions)} on the test split, for every inference mode of the
     recipe's family: each contiguous run of test samples (one, unless the recording marks gaps)
     as a stream, its input windows filled from the samples before it (a GRU's sub-windows; the
-    other decoders start from a zero state)."""
+    other decoders start from a zero state). ``progress``: each mode announced on stderr."""
     family = family_of(recipe)
     test = split.test
-    if len(test) < 2:
-        raise ConfigError(f"{recording.name}: the test split has {len(test)} samples; R2 needs at least two.")
+    _check_test_size(recording, split)
     results = {}
     for mode in family.modes:
         decoder = family.decoder(model, recipe, recording.step_ms, mode)
-        results[mode] = evaluate_decoder(decoder, _streams(recording, test, decoder.history), recording.velocity[test],
-                                         deployed_bits=deployed_bits, step_ms=recording.step_ms)
+        with working(f"evaluating {recipe.name} ({mode}) on {len(test):,} test samples") if progress else nullcontext():
+            results[mode] = evaluate_decoder(decoder, _streams(recording, test, decoder.history),
+                                             recording.velocity[test], deployed_bits=deployed_bits,
+                                             step_ms=recording.step_ms)
     return results
 
 
@@ -107,18 +140,31 @@ def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.P
     sessions of the same monkey next to ``data``, when ``data`` is one), pre-trained into
     RUN_DIR/pretrain unless ``pretrained`` (a pretrained.pt of :mod:`motordecode.pretraining`, or
     its directory) is given; ``heldout``: NWB held-out units used as inputs ("include") or left out
-    ("exclude")."""
-    from motordecode.pretraining import PRETRAINED_FILE, check_compatible, pretrain_run, read_pretrained
+    ("exclude").
+
+    Warnings (:mod:`motordecode.notices`) are printed on stderr and kept in metrics.json under
+    ``warnings``. A run that fails before its first checkpoint leaves no run directory behind."""
+    with collecting() as warnings:
+        return _train_run(recipe, data, seed=seed, out=out, resume=resume, progress=progress, threads=threads,
+                          pretrain=pretrain, pretrained=pretrained, heldout=heldout, warnings=warnings)
+
+
+def _train_run(recipe, data, *, seed, out, resume, progress, threads, pretrain, pretrained, heldout,
+               warnings: list) -> dict:
+    from motordecode.pretraining import PRETRAINED_FILE, check_compatible, read_pretrained
 
     started = time.perf_counter()
+    seed = check_seed(seed)
     family = family_of(recipe)
+    check_registered(recipe)  # or the run could not be read back
     if pretrained is not None and not family.pretrains:
         raise ConfigError(f"recipe {recipe.name!r} has no pre-training stage; it cannot start from {pretrained}.")
     recording = load_for_recipe(data, recipe, heldout)
     split = default_split(recording)
+    check_data(recipe, recording, split)
     config = run_config(recipe, data, recording.name, seed, recording.n_channels, recording.velocity.shape[1],
                         recording.step_s)
-    files = family.pretraining_files(recipe, data, pretrain)
+    files = family.pretraining_files(recipe, data, pretrain, pretrained)
     config["pretrain"] = [str(Path(f).resolve()) for f in files]
     config["heldout"] = heldout
     own = pretrained is None and bool(files)  # pre-trained by this run, into RUN_DIR/pretrain
@@ -132,7 +178,22 @@ def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.P
         given = None if own else Path(pretrained).resolve()
         config["pretrained"] = str(Path(out).resolve() / "pretrain" / PRETRAINED_FILE if own else
                                    given / PRETRAINED_FILE if given.is_dir() else given)
+    existed = Path(out).exists()
     run_dir = start_run(out, config, resume)
+    try:
+        return _train_in(run_dir, recipe, data, recording, split, config, files, blob, loaded, own, started, seed=seed,
+                         resume=resume, progress=progress, threads=threads, heldout=heldout, warnings=warnings)
+    except Exception:
+        if not resume:  # failed before anything could be resumed: the retry starts afresh
+            discard_unstarted(run_dir, keep_dir=existed)
+        raise
+
+
+def _train_in(run_dir, recipe, data, recording, split, config, files, blob, loaded, own, started, *, seed, resume,
+              progress, threads, heldout, warnings) -> dict:
+    from motordecode.pretraining import pretrain_run, read_pretrained
+
+    family = family_of(recipe)
     options, pretraining = {}, None
     if own:
         pretrain_run(recipe, files, seed=seed, out=run_dir / "pretrain", progress=progress, threads=threads,
@@ -147,7 +208,7 @@ def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.P
     result = trainer.fit(resume=resume)
     trained = time.perf_counter()
     save_model(run_dir, result.model, result.deployed_bits)
-    results = evaluate_model(result.model, recipe, recording, split, result.deployed_bits)
+    results = evaluate_model(result.model, recipe, recording, split, result.deployed_bits, progress)
     row = _metrics_row(results, recipe, recording)
     row["timings"] = {**row["timings"], "train_s": trained - started, "total_s": time.perf_counter() - started,
                       "train_samples_per_s": _samples_per_s(result.history, trainer, trained - started)}
@@ -161,6 +222,7 @@ def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.P
                      title=f"{recipe.name} on {recording.name}, seed {seed}: test R2 "
                            + ", ".join(f"{r['r2']:.3f} ({m})" for m, (r, _) in results.items()),
                      units=recording.meta.get("label_units", ""), footer=describe(row["provenance"]))
+    row["warnings"] = list(warnings)
     identity = dict(recipe=recipe.name, session=recording.name, seed=seed,
                     val_r2=deployed_val_r2(result.model, recipe, recording, split), val_r2_best_epoch=result.val_r2)
     write_metrics(run_dir, row, **identity)
@@ -176,24 +238,34 @@ def _samples_per_s(history: list, trainer, seconds: float) -> float | None:
     return sum(sizes[h["stage"]] for h in history if h["stage"] in sizes) / max(seconds, 1e-9)
 
 
-def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, write: bool = True) -> dict:
-    """Re-evaluate a saved run (on its own data file, or ``data``); rewrites metrics.json when ``write``."""
-    run_dir = Path(run_dir)
+def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, write: bool = True,
+                 progress: bool = False) -> dict:
+    """Re-evaluate a saved run (on its own data file, or ``data``); rewrites metrics.json when ``write``.
+    The row's ``warnings`` are the training's and this evaluation's; ``progress``: each inference
+    mode's evaluation announced on stderr."""
+    with collecting() as warnings:
+        return _evaluate_run(Path(run_dir), data, write, warnings, progress)
+
+
+def _evaluate_run(run_dir: Path, data, write: bool, warnings: list, progress: bool) -> dict:
     recipe, config, model, bits = load_model(run_dir)
+    previous = read_json(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else {}  # read before the work
     if data is None and not config.get("data"):
-        raise ConfigError(f"{run_dir} was imported from a checkpoint and names no data file; pass --data FILE.")
+        raise ConfigError(f"{run_dir} was imported from a checkpoint and names no data file; give the recording to evaluate on (data).",
+                          setting="data")
     source = data or config["data"]
     recording = load_for_recipe(source, recipe, config.get("heldout", "include"))
     check_recording(config, recording, source)
     split = default_split(recording)
-    results = evaluate_model(model, recipe, recording, split, bits)
+    check_data(recipe, recording, split, parts=("test",))
+    results = evaluate_model(model, recipe, recording, split, bits, progress)
     row = _metrics_row(results, recipe, recording)
-    previous = read_json(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else {}
     row["data"] = str(Path(source).resolve())
     row["provenance"] = provenance({recording.name: source}, {recipe.name: changed_fields(recipe)})
     if "history" in previous:  # training facts survive a re-evaluation
         row["history"] = previous["history"]
         row["timings"] = {**previous.get("timings", {}), **row["timings"]}
+    row["warnings"] = list(dict.fromkeys([*previous.get("warnings", []), *warnings]))
     identity = dict(recipe=recipe.name, session=recording.name, seed=config["seed"],
                     val_r2=deployed_val_r2(model, recipe, recording, split), val_r2_best_epoch=best_epoch_r2(previous))
     if write:

@@ -28,6 +28,7 @@ from motordecode.decoders.registry import family_of
 from motordecode.errors import ConfigError, DataFormatError
 from motordecode.fileio import atomic_write_path
 from motordecode.runs import CONFIG_FILE, start_run
+from motordecode.training.state_files import read_checkpoint
 
 PRETRAINED_FILE = "pretrained.pt"
 
@@ -81,11 +82,11 @@ def read_pretrained(path: str | os.PathLike, files: list) -> dict:
         path = path / PRETRAINED_FILE
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; a pre-training writes it when it finishes.")
+    blob = read_checkpoint(path, "pre-trained network", f"remove {path} to pre-train again")
     try:
-        blob = torch.load(path, weights_only=True)
         saved = [str(f) for f in blob["files"]]
-    except Exception as exc:  # a truncated or foreign file
-        raise DataFormatError(f"{path} is not a pre-trained network ({str(exc).splitlines()[0]}).") from None
+    except (KeyError, TypeError) as exc:  # a foreign file
+        raise DataFormatError(f"{path} is not a pre-trained network (no {exc} list of files).") from None
     wanted = [str(Path(f).resolve()) for f in files]
     if files and sorted(saved) != sorted(wanted):
         raise ConfigError(f"{path} was pre-trained on {', '.join(Path(f).name for f in saved)}, not on "

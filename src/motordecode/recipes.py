@@ -21,6 +21,22 @@ def samples_in(length_ms: float, step_ms: float, minimum: int = 1) -> int:
     return max(minimum, round(length_ms / step_ms))
 
 
+LENGTH_TOLERANCE = 0.05  # a length the sample spacing changes by more than this fraction is warned about
+
+
+def changed_lengths(recipe, used: dict) -> list[str]:
+    """One message per length field of ``recipe`` that whole samples change by more than
+    ``LENGTH_TOLERANCE``: ``used`` maps a field name to (the length it runs as in ms, the sample
+    spacing in ms). ``|used - asked| <= 0.05 asked`` passes (50 ms as 12 samples of 4 ms)."""
+    messages = []
+    for field, (used_ms, step_ms) in used.items():
+        asked = getattr(recipe, field)
+        if abs(used_ms - asked) > LENGTH_TOLERANCE * asked:
+            messages.append(f"recipe {recipe.name!r}: {field}={asked:g} ms runs as {used_ms:g} ms on samples "
+                            f"{step_ms:g} ms apart (lengths are whole samples); give {field} as whole samples to run it as asked.")
+    return messages
+
+
 def check(name: str, checks: list[tuple[bool, str]]) -> None:
     """Raise ConfigError with the first failed check's message."""
     for ok, message in checks:
@@ -74,7 +90,11 @@ def recipe_from_dict(data: dict):
     """A recipe saved with ``to_dict()`` (config.json), rebuilt as its family's type."""
     from motordecode.decoders.registry import family_for_model
 
-    kind = family_for_model(data.get("model")).recipe_type
+    family = family_for_model(data.get("model"))
+    if data.get("name") not in family.recipes:
+        raise ConfigError(f"the saved recipe is named {data.get('name')!r}, which is not a recipe of the {family.name} "
+                          f"family ({', '.join(family.recipes)}); it cannot be read back (was config.json edited?).")
+    kind = family.recipe_type
     known = {f.name for f in fields(kind)}
     unknown = set(data) - known
     if unknown:
@@ -91,11 +111,11 @@ def _parse(kind, text: str, key: str):
             return True
         if text.lower() in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(f"--set {key}={text}: expected true or false.")
+        raise ConfigError(f"recipe field {key}={text}: expected true or false.")
     try:
         return {"int": int, "float": float, "str": str}.get(kind, kind)(text)
     except ValueError:
-        raise ConfigError(f"--set {key}={text}: expected a value of type {kind}.") from None
+        raise ConfigError(f"recipe field {key}={text}: expected a value of type {kind}.") from None
 
 
 def override(recipe, assignments: list[str] | dict):
@@ -113,5 +133,5 @@ def override(recipe, assignments: list[str] | dict):
 def split_assignment(assignment: str) -> tuple[str, str]:
     key, sep, value = assignment.partition("=")
     if not sep or not key:
-        raise ConfigError(f"--set expects key=value, got {assignment!r}.")
+        raise ConfigError(f"a recipe setting is key=value, got {assignment!r}.")
     return key.strip(), value.strip()

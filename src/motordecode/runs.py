@@ -7,7 +7,8 @@
     RUN_DIR/predictions.npz test-split predictions and labels of each inference mode
     RUN_DIR/predictions.png predicted against true velocity (the first 20 s of the test split)
 
-Checkpoints are loaded with ``torch.load(..., weights_only=True)``; all files are written atomically.
+Checkpoints are loaded with ``torch.load(..., weights_only=True)`` (:mod:`motordecode.training.state_files`);
+all files are written atomically.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from motordecode.errors import ConfigError, DataFormatError
 from motordecode.fileio import atomic_write_path
 from motordecode.decoders.registry import family_of
 from motordecode.recipes import recipe_from_dict
+from motordecode.training.state_files import read_checkpoint
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.pt"
@@ -49,7 +51,7 @@ def _write_json(path: Path, obj) -> None:
 
 
 def start_run(run_dir: str | os.PathLike, config: dict, resume: bool,
-              occupied_hint: str = "pick another --out, or add --resume to continue that run") -> Path:
+              occupied_hint: str = "choose another run directory, or resume that run to continue it") -> Path:
     """Create RUN_DIR for a new run, or check that a resumed one was started with the same config."""
     run_dir = Path(run_dir)
     existing = run_dir / CONFIG_FILE
@@ -62,9 +64,19 @@ def start_run(run_dir: str | os.PathLike, config: dict, resume: bool,
             raise ConfigError(f"cannot resume {run_dir}: it was started with a different {', '.join(changed)}.")
         return run_dir
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(f"{run_dir} is not empty; {occupied_hint}.")
+        raise ConfigError(f"{run_dir} is not empty; {occupied_hint}.", setting="out")
     _write_json(run_dir / CONFIG_FILE, config)
     return run_dir
+
+
+def discard_unstarted(run_dir: str | os.PathLike, keep_dir: bool = False) -> None:
+    """Remove a run directory that holds only the config.json :func:`start_run` wrote (a run that
+    failed before its first checkpoint), so a retry starts afresh; ``keep_dir``: only the file."""
+    run_dir = Path(run_dir)
+    if [p.name for p in run_dir.iterdir()] == [CONFIG_FILE]:
+        (run_dir / CONFIG_FILE).unlink()
+        if not keep_dir:
+            run_dir.rmdir()
 
 
 CONFIG_KEYS = ("recipe", "seed", "n_channels", "n_outputs", "step_s")
@@ -118,14 +130,15 @@ def load_model(run_dir: str | os.PathLike):
     recipe = recipe_from_dict(config["recipe"])
     path = Path(run_dir) / MODEL_FILE
     if not path.is_file():
-        raise ConfigError(f"{run_dir} holds no trained model ({MODEL_FILE}); finish it with --resume.")
-    try:
-        blob = torch.load(path, weights_only=True)
-    except Exception as exc:  # a truncated or foreign file
-        raise DataFormatError(f"{path} is not a readable checkpoint ({str(exc).splitlines()[0]}).") from None
+        raise ConfigError(f"{run_dir} holds no trained model ({MODEL_FILE}); finish its training by resuming it.",
+                          setting="resume")
+    blob = read_checkpoint(path, "trained model")
+    state = blob.get("state_dict") if isinstance(blob, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
+        raise DataFormatError(f"{path} holds no state dict of tensors (a 'state_dict' entry), so it is not a model "
+                              "this package saved; train the run again, or import a published checkpoint.")
     model = family_of(recipe).build(recipe, config["n_channels"], config["n_outputs"], step_ms(config))
     try:
-        state = blob["state_dict"]
         dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
         if len(dtypes) == 1:  # a float16 (or other single-dtype) model is rebuilt at its dtype
             model = model.to(dtypes.pop())

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
+from motordecode.data.binning import check_bin_width
 from motordecode.data.recording import Recording
 from motordecode.errors import DataFormatError
 
@@ -103,9 +104,7 @@ def load_binned(path: str | os.PathLike, *, spikes_var: str | None = None, veloc
         if time is None:
             raise DataFormatError(f"{path}: give the bin width (no 'time' or 'bin_width_s' variable).")
         bin_width_s = np.median(np.diff(time))
-    bin_width_s = float(bin_width_s)
-    if not (np.isfinite(bin_width_s) and bin_width_s > 0):
-        raise DataFormatError(f"{path}: bin width must be a positive number of seconds, got {bin_width_s}.")
+    bin_width_s = check_bin_width(bin_width_s, f"{path}: ", DataFormatError)
     if time is None:
         time = np.arange(n) * bin_width_s
     if np.issubdtype(spikes.dtype, np.floating) and np.array_equal(spikes, np.round(spikes)):

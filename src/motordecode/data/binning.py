@@ -18,6 +18,22 @@ import numpy as np
 from motordecode.errors import ConfigError, DataFormatError
 
 STEP_S = 0.004
+MIN_BIN_S, MAX_BIN_S = 0.001, 1.0  # the bin widths a recording may have: 1 ms to 1 s
+
+
+def check_bin_width(bin_width_s: float, where: str = "", error: type = ConfigError) -> float:
+    """``bin_width_s`` as a float; ``error`` (a setting: ConfigError; a file's: DataFormatError)
+    unless it is a number from 1 ms to 1 s (a narrower bin would make billions of samples, a wider
+    one leaves nothing to decode)."""
+    try:
+        width = float(bin_width_s)
+    except (TypeError, ValueError):
+        width = float("nan")
+    if not (np.isfinite(width) and MIN_BIN_S <= width <= MAX_BIN_S):
+        shown = f"{width:g} s" if width == width else repr(bin_width_s)
+        raise error(f"{where}bin width {shown} is outside 1 ms to 1 s; give the width of one bin as a positive "
+                    "number of seconds from 0.001 to 1 (e.g. 0.004 or 0.05).")
+    return width
 
 
 def width_in_steps(bin_width_s: float) -> int:
@@ -25,6 +41,7 @@ def width_in_steps(bin_width_s: float) -> int:
     steps = int(np.round(bin_width_s / STEP_S))
     if steps < 1 or abs(steps * STEP_S - bin_width_s) > 1e-9:
         raise ConfigError(f"bin width {bin_width_s * 1e3:g} ms is not a positive multiple of 4 ms.")
+    check_bin_width(bin_width_s)
     return steps
 
 

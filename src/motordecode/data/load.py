@@ -46,7 +46,7 @@ def load_recording(path: str | os.PathLike, bin_width_s: float | None = None, **
     content; ``kwargs`` go to the reader (NWB: ``heldout``)."""
     path = Path(path)
     kind = file_kind(path)
-    if kind == "hdf5" and is_nwb(path):
+    if kind == "hdf5" and (is_nwb(path) or path.suffix.lower() == ".nwb"):  # unreadable .nwb: the NWB reader says why
         from motordecode.data.nwb import load_nwb
 
         return load_nwb(path, STEP_S if bin_width_s is None else bin_width_s, **kwargs)

@@ -27,6 +27,7 @@ import h5py
 import numpy as np
 
 from motordecode.data.binning import STEP_S, bin_spike_times, velocity_labels
+from motordecode.data.read_mat import unreadable_hdf5
 from motordecode.data.recording import Recording
 from motordecode.data.sessions import monkey_of
 from motordecode.errors import ConfigError, DataFormatError
@@ -100,7 +101,7 @@ def _units(path: Path, nwbfile, heldout: str):
     keep = np.ones(len(units), dtype=bool)
     if heldout == "exclude":
         if "heldout" not in units.colnames:
-            raise ConfigError(f"{path}: --heldout exclude, but the units table has no 'heldout' column; "
+            raise ConfigError(f"{path}: held-out units are to be excluded, but the units table has no 'heldout' column; "
                               "every unit is an input here.")
         keep = ~np.asarray(units["heldout"].data[:], dtype=bool)
     if "electrodes" in units.colnames and nwbfile.electrodes is not None and len(nwbfile.electrodes):
@@ -154,6 +155,8 @@ def load_nwb(path: str | os.PathLike, bin_width_s: float = STEP_S, heldout: str 
         except Exception as exc:  # noqa: BLE001 - every unreadable file gets one clear message
             if io is not None:
                 io.close()
+            if isinstance(exc, OSError):  # h5py: truncated or damaged
+                raise unreadable_hdf5(path, exc, "NWB file") from None
             raise DataFormatError(f"{path}: not a readable NWB file ({str(exc).splitlines()[0]}).") from None
     try:
         series = _series(nwbfile)

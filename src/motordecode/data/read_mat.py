@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from motordecode.data.binning import STEP_S
+from motordecode.data.sessions import CATALOG
 from motordecode.errors import DataFormatError
 
 REQUIRED_VARIABLES = ("t", "cursor_pos", "target_pos", "spikes")
@@ -26,15 +27,22 @@ _DAMAGE = (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError, A
 _STEP_TOLERANCE_S = 1e-6
 
 
-def _corrupt(path: Path, exc: Exception) -> DataFormatError:
+def unreadable_hdf5(path: Path, exc: Exception, what: str = "HDF5 file") -> DataFormatError:
+    """The error for an HDF5 file (``what``: a session .mat, an NWB file) that h5py cannot read:
+    truncated or corrupt, with what to do (a catalogued session is fetched again; any other file
+    copied again from where it came from)."""
     text = str(exc)
+    again = (f"fetch it again (`motordecode data fetch {path.stem}`)" if path.stem in CATALOG
+             else "copy or download it again from where it came from")
     if "truncated" in text or "eof" in text.lower():
         size = path.stat().st_size if path.exists() else 0
-        return DataFormatError(
-            f"{path}: the file is truncated ({size} bytes on disk; {text}). The download was "
-            "probably interrupted: fetch it again with `motordecode data fetch`."
-        )
-    return DataFormatError(f"{path}: the HDF5 file is corrupt or unreadable ({text}); fetch it again.")
+        return DataFormatError(f"{path}: the {what} is truncated ({size} bytes on disk; {text}); the copy or "
+                               f"download was probably interrupted: {again}.")
+    return DataFormatError(f"{path}: the {what} is corrupt or unreadable ({text}); {again}.")
+
+
+def _corrupt(path: Path, exc: Exception) -> DataFormatError:
+    return unreadable_hdf5(path, exc, "session file")
 
 
 def file_kind(path: Path) -> str:

@@ -167,8 +167,8 @@ def default_pretraining_files(data: str | os.PathLike) -> list[Path]:
     missing = [f.name for f in files if not f.is_file()]
     if missing:
         raise ConfigError(f"pre-training uses the {session.monkey} benchmark sessions next to {data.name}; "
-                          f"missing: {', '.join(missing)}. Fetch them with 'motordecode data fetch', pass "
-                          "--pretrain FILE ..., or --set pretrain_epochs=0.")
+                          f"missing: {', '.join(missing)}. Fetch them ('motordecode data fetch'), name the recordings to "
+                          "pre-train on, or set pretrain_epochs=0.")
     return files
 
 

@@ -29,6 +29,7 @@ from motordecode.data.generated import generator_attributes
 from motordecode.data.sessions import CATALOG, CHANNELS, stand_in_name
 from motordecode.data.write_mat import write_reaching_mat
 from motordecode.errors import ConfigError
+from motordecode.seeds import check_seed
 
 SPEED_SCALE_MM_S = 200.0
 _PREROLL_STEPS = 50
@@ -70,8 +71,7 @@ class SynthConfig:
             raise ConfigError(f"monkey must be one of {', '.join(CHANNELS)}, got {self.monkey!r}.")
         if not (np.isfinite(self.duration_s) and 1.0 <= self.duration_s <= 86400.0):
             raise ConfigError(f"duration must be between 1 s and 1 day, got {self.duration_s}.")
-        if not 0 <= self.seed < 2**63:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.seed}.")
+        self.seed = check_seed(self.seed)
         lo, hi = self.units_per_channel
         if not 1 <= lo <= hi <= 5:
             raise ConfigError(f"units per channel must satisfy 1 <= min <= max <= 5, got {self.units_per_channel}.")
@@ -214,6 +214,9 @@ def write_synthetic(path: str | os.PathLike, cfg: SynthConfig | None = None, fmt
     and never takes the name of a session of the record (:func:`motordecode.data.sessions.stand_in_name` gives one)."""
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}.")
+    if Path(path).suffix.lower() != f".{fmt}":  # the readers go by content, a user by the name
+        raise ConfigError(f"{path}: the {fmt} format writes a .{fmt} file; name it {Path(path).stem}.{fmt} "
+                          f"(the formats {', '.join(FORMATS)} write files of those suffixes).")
     stem = Path(path).stem
     if stem in CATALOG:
         raise ConfigError(f"{Path(path).name} is the name of the recorded session {stem} of Zenodo record 583331; "

@@ -57,7 +57,7 @@ class FastStream(Stream):
         step = decoder.fast_step()
         if step is None:
             raise ConfigError(f"the {type(decoder).__name__} decoder has no fast step path; use the PyTorch "
-                              "stream (--step torch).")
+                              "stream (the torch step).", setting="step")
         self.fast = step
         super().__init__(decoder)
 

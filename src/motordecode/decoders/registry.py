@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from types import MappingProxyType
 
 from motordecode.errors import ConfigError
+from motordecode.notices import warn
 from motordecode.recipes import RecipeFields
 
 BUILTIN = (
@@ -91,10 +92,11 @@ class Family(ABC):
         trainer.for_pretraining = True
         return trainer
 
-    def pretraining_files(self, recipe, data, pretrain) -> list:
+    def pretraining_files(self, recipe, data, pretrain, pretrained=None) -> list:
         """The recordings a run pre-trains on: ``pretrain`` (the files given), or, with
         ``pretrain_epochs`` > 0, the benchmark sessions of the monkey next to ``data`` (the RSNN
-        repository's schedule). Families without a pre-training stage refuse files."""
+        repository's schedule); a warning when there are none and no ``pretrained`` network is
+        given either. Families without a pre-training stage refuse files."""
         from pathlib import Path
 
         from motordecode.data.sessions import default_pretraining_files
@@ -102,20 +104,32 @@ class Family(ABC):
         if not self.pretrains:
             if pretrain:
                 takers = [name for f in families().values() if f.pretrains for name in f.recipes]
-                raise ConfigError(f"recipe {recipe.name!r} has no pre-training stage; --pretrain is for "
+                raise ConfigError(f"recipe {recipe.name!r} has no pre-training stage; pre-training recordings are for "
                                   f"{', '.join(takers)}.")
             return []
         epochs = getattr(recipe, "pretrain_epochs", 0)
         if pretrain:
             if epochs == 0:
-                raise ConfigError(f"recipe {recipe.name!r} pre-trains for pretrain_epochs epochs, which is 0; add "
-                                  "--set pretrain_epochs=N to pre-train on the files given.")
+                raise ConfigError(f"recipe {recipe.name!r} pre-trains for pretrain_epochs epochs, which is 0; set "
+                                  "pretrain_epochs=N to pre-train on the files given.")
             return [Path(f).resolve() for f in pretrain]
-        return default_pretraining_files(data) if epochs > 0 else []
+        if epochs == 0:
+            return []
+        files = default_pretraining_files(data)
+        if not files and pretrained is None:
+            warn(f"recipe {recipe.name!r} pre-trains for {epochs} epochs (pretrain_epochs), but {Path(data).name} "
+                 "is not a benchmark session, so no pre-training sessions were found; it trains without "
+                 "pre-training. Name the recordings to pre-train on, or set pretrain_epochs=0.")
+        return files
 
     def describe(self, recipe, step_ms: float) -> dict:
         """Facts about the decoder's input on this sample spacing, added to the metrics row."""
         return {}
+
+    def notices(self, recipe, step_ms: float) -> list[str]:
+        """Warnings about running ``recipe`` on samples ``step_ms`` apart: each length the samples
+        change (:func:`motordecode.recipes.changed_lengths`). The pipeline issues them."""
+        return []
 
     def import_checkpoint(self, kind: str, path):
         """The model of a published checkpoint file of ``kind`` (one of ``checkpoint_kinds``, each
@@ -190,6 +204,15 @@ def family_of(recipe) -> Family:
         if family.owns(recipe):
             return family
     raise ConfigError(f"no registered decoder family takes a {type(recipe).__name__}.")
+
+
+def check_registered(recipe) -> None:
+    """ConfigError unless ``recipe`` carries the name of one of its family's recipes (what a run
+    directory is read back by; change a recipe's fields, not its name)."""
+    family = family_of(recipe)
+    if recipe.name not in family.recipes:
+        raise ConfigError(f"unknown recipe {recipe.name!r}: the {family.name} family's recipes are "
+                          f"{', '.join(family.recipes)}; start from one of them and change its fields.")
 
 
 def family_for_model(model_name: str) -> Family:

@@ -160,7 +160,7 @@ def rsnn_source(model) -> str:
     lif, readout = model.lif, model.readout
     if lif.input.weight.dtype != torch.float16:
         raise ConfigError(f"the C export of an RSNN emulates float16 exactly; this model is "
-                          f"{lif.input.weight.dtype}. Train it with half=true, or export it with --format onnx or nir.")
+                          f"{lif.input.weight.dtype}. Train it with half=true, or export it in the onnx or nir format.")
     alpha, beta = lif.decays()
     a, b = readout.decays()
     gamma, g = half_arithmetic.complement(beta), half_arithmetic.complement(b)

@@ -17,13 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from motordecode.errors import ConfigError
+from motordecode.training.progress import working
 
 FORMATS = ("c", "onnx", "nir")
 
 
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"{out} already exists and is not empty; choose another --out or remove it.")
+        raise ConfigError(f"{out} already exists and is not empty; choose another output directory or remove it.",
+                          setting="out")
 
 
 def _make_parents(out: Path) -> list[Path]:
@@ -40,7 +42,8 @@ def _load(run_dir, data):
     run = load_run(run_dir)
     source = data or run.config.get("data")
     if not source:
-        raise ConfigError(f"{run_dir} names no data file (an imported checkpoint); pass --data FILE.")
+        raise ConfigError(f"{run_dir} names no data file (an imported checkpoint); give the recording to check on (data).",
+                          setting="data")
     recording = run.load_recording(source)
     return run, recording, default_split(recording), str(Path(source).resolve())
 
@@ -64,8 +67,9 @@ def _writer(fmt: str):
     return write_nir
 
 
-def export_run(run_dir, fmt: str, out, *, mode: str | None = None, data=None) -> dict:
-    """Export ``run_dir`` in ``fmt`` ("c", "onnx" or "nir") to the new directory ``out``; returns the manifest."""
+def export_run(run_dir, fmt: str, out, *, mode: str | None = None, data=None, progress: bool = False) -> dict:
+    """Export ``run_dir`` in ``fmt`` ("c", "onnx" or "nir") to the new directory ``out``; returns the
+    manifest. ``progress``: announce the export and its check on stderr while they run."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}.")
     out = Path(out)
@@ -75,7 +79,9 @@ def export_run(run_dir, fmt: str, out, *, mode: str | None = None, data=None) ->
     tmp = None
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-        details = _writer(fmt)(run, recording, split, mode, tmp)
+        with working(f"exporting {run.recipe.name} as {fmt}, checked on {len(split.test):,} test samples") \
+                if progress else contextlib.nullcontext():
+            details = _writer(fmt)(run, recording, split, mode, tmp)
         manifest = {"format": fmt, "recipe": run.recipe.name, "source_run": str(Path(run_dir).resolve()),
                     "data": source, "session": recording.name, "seed": run.config.get("seed"),
                     "source_metrics": {k: run.metrics.get(k) for k in ("r2", "mode", "effective_macs", "effective_acs",

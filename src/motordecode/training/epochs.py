@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import os
 import queue
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from motordecode.errors import ConfigError
+from motordecode.errors import ConfigError, DataFormatError
 from motordecode.fileio import atomic_write_path
+from motordecode.training.progress import progress_bar
 from motordecode.training.prune import apply_masks
+from motordecode.training.state_files import read_checkpoint
 
 STATE_FILE = "train_state.pt"
 _LIVE = ("optimizer", "scheduler", "np_rng")  # saved through their own state, not as values
@@ -43,6 +44,26 @@ class TrainResult:
 def default_threads() -> int:
     """All cores but one: the spare one cuts the batches (see :func:`prefetched`)."""
     return max(1, (os.cpu_count() or 2) - 1)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an epoch: ``stage``, ``epoch`` (the epochs of that stage finished and saved in
+    RUN_DIR/train_state.pt) of ``epochs``, and ``run_dir`` (None: nothing was saved)."""
+
+    def __init__(self, stage: str, epoch: int, epochs: int, run_dir):
+        super().__init__(f"interrupted in {stage} epoch {epoch + 1} of {epochs}")
+        self.stage, self.epoch, self.epochs, self.run_dir = stage, epoch, epochs, run_dir
+
+    def reached(self) -> str:
+        """Where training stopped and what its checkpoint keeps, in words."""
+        text = f"stopped in {self.stage} epoch {self.epoch + 1} of {self.epochs}"
+        path = None if self.run_dir is None else Path(self.run_dir) / STATE_FILE
+        if path is None or not path.is_file():
+            return text + "; nothing was saved yet"
+        if self.epoch == 0:
+            return text + f"; the stages before it are saved in {path}"
+        done = "epoch 1 is" if self.epoch == 1 else f"epochs 1-{self.epoch} are"
+        return text + f"; {self.stage} {done} saved in {path}"
 
 
 class EpochTrainer:
@@ -91,7 +112,11 @@ class EpochTrainer:
                 continue
             if stop_after_epochs is not None and done_now >= stop_after_epochs:
                 return None
-            self._epoch(state)
+            try:
+                self._epoch(state)
+            except KeyboardInterrupt:
+                raise TrainingInterrupted(state["stage"], state["epoch"], self._epochs(state["stage"]),
+                                          self.run_dir) from None
             done_now += 1
             self._save(state)
         return self._finish(state)
@@ -118,18 +143,24 @@ class EpochTrainer:
             torch.save(blob, tmp)
 
     def _load(self) -> dict:
-        blob = torch.load(self.run_dir / STATE_FILE, weights_only=True)
+        path = self.run_dir / STATE_FILE
+        restart = f"delete {path} to train this run from the start"
+        blob = read_checkpoint(path, "training checkpoint", restart)
         state = self._fresh_state()
-        for key in self.modules:
-            if state[key] is not None:
-                state[key].load_state_dict(blob[key])
-        state.update({k: v for k, v in blob.items() if k not in self.modules + _LIVE + ("torch_rng",)})
-        state["optimizer"], state["scheduler"] = self._optimizer(state)
-        state["optimizer"].load_state_dict(blob["optimizer"])
-        if state["scheduler"] is not None:
-            state["scheduler"].load_state_dict(blob["scheduler"])
-        state["np_rng"].bit_generator.state = blob["np_rng"]
-        torch.set_rng_state(blob["torch_rng"])
+        try:
+            for key in self.modules:
+                if state[key] is not None:
+                    state[key].load_state_dict(blob[key])
+            state.update({k: v for k, v in blob.items() if k not in self.modules + _LIVE + ("torch_rng",)})
+            state["optimizer"], state["scheduler"] = self._optimizer(state)
+            state["optimizer"].load_state_dict(blob["optimizer"])
+            if state["scheduler"] is not None:
+                state["scheduler"].load_state_dict(blob["scheduler"])
+            state["np_rng"].bit_generator.state = blob["np_rng"]
+            torch.set_rng_state(blob["torch_rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataFormatError(f"{path} is not a training checkpoint of this run ({detail}); {restart}.") from None
         return state
 
     def _end_epoch(self, state: dict, loss_sum: float, seen: int, val: float, bar, keep_best: bool, snapshot,
@@ -147,10 +178,8 @@ class EpochTrainer:
             bar.close()
 
     def _progress_bar(self, total: int, desc: str):
-        if not self.progress:
-            return None
-        from tqdm import tqdm
-        return tqdm(total=total, desc=desc, unit="batch", leave=True, file=sys.stderr, dynamic_ncols=True)
+        """A bar on a terminal, lines without one (:mod:`motordecode.training.progress`); None when quiet."""
+        return progress_bar(total, desc) if self.progress else None
 
 
 def optimise_epoch(batches, loss_of, optimizer, model, masks, bar) -> tuple[float, int]:

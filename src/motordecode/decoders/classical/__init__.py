@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from motordecode.decoders.registry import Family
+from motordecode.recipes import changed_lengths
 from motordecode.decoders.classical.recipe import RECIPES, ClassicalRecipe
 
 
@@ -34,6 +35,9 @@ class ClassicalFamily(Family):
         count = recipe.count_samples(step_ms)
         return {"features": {"count_samples": count, "count_ms": count * step_ms,
                              "history": recipe.history if recipe.model == "wiener" else 1}}
+
+    def notices(self, recipe, step_ms):
+        return changed_lengths(recipe, {"count_ms": (recipe.count_samples(step_ms) * step_ms, step_ms)})
 
 
 FAMILY = ClassicalFamily()

@@ -11,6 +11,7 @@ import time
 
 from motordecode.decoders.classical.kalman import KalmanFilter
 from motordecode.decoders.classical.wiener import WienerFilter
+from motordecode.errors import ConfigError
 from motordecode.training.epochs import TrainResult
 from motordecode.training.stream_validation import stream_r2
 
@@ -32,6 +33,10 @@ class ClassicalTrainer:
         """Fit on the training split; returns the streaming module with the validation R2."""
         started = time.perf_counter()
         rec, split = self.recording, self.split
+        if len(split.val) == 0:
+            raise ConfigError(f"{rec.name}: the validation split is empty; the {self.recipe.model} fit is scored "
+                              "(and the Wiener filter's ridge strength chosen) on it. Use a longer recording, with "
+                              "enough reaches (or samples) for a validation part.")
         estimator = make_estimator(self.recipe, rec.step_ms)
         X, y = rec.spikes, rec.velocity
         if self.recipe.model == "wiener":

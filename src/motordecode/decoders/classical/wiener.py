@@ -58,6 +58,9 @@ class WienerFilter:
             raise ConfigError(f"X has {len(X)} samples but y has {len(y)}.")
         if len(self.alphas) > 1 and val_index is None:
             raise ConfigError("choosing the ridge strength needs val_index (or a single alpha).")
+        if val_index is not None and len(val_index) == 0:
+            raise ConfigError("the validation rows (val_index) are empty; the ridge strength is chosen on them. "
+                              "Give validation rows, or leave val_index out with a single alpha.")
         F = self.features(X)
         train = _rows(index, len(X))
         mean, std = F[train].mean(0), F[train].std(0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from motordecode.decoders.delta.recipe import RECIPES, DeltaRecipe
 from motordecode.decoders.registry import Family
+from motordecode.recipes import changed_lengths, samples_in
 
 
 class DeltaFamily(Family):
@@ -35,6 +36,10 @@ class DeltaFamily(Family):
         return {"window": {"n_sub": 1, "sub_width_samples": recipe.sub_width(step_ms), "step_ms": step_ms,
                            "window_ms": recipe.sub_width(step_ms) * step_ms},
                 "delta": {"theta_x": recipe.theta_x, "theta_u": recipe.theta_u, "theta_h": recipe.theta_h}}
+
+    def notices(self, recipe, step_ms):
+        return changed_lengths(recipe, {"window_ms": (recipe.sub_width(step_ms) * step_ms, step_ms),
+                                        "tbptt_ms": (samples_in(recipe.tbptt_ms, step_ms) * step_ms, step_ms)})
 
 
 FAMILY = DeltaFamily()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from motordecode.decoders.gru.recipe import RECIPES, GRURecipe
 from motordecode.decoders.registry import Family
+from motordecode.recipes import changed_lengths
 
 
 class GRUFamily(Family):
@@ -38,6 +39,9 @@ class GRUFamily(Family):
         sub_width = recipe.sub_width(step_ms)
         return {"window": {"n_sub": recipe.n_sub, "sub_width_samples": sub_width, "step_ms": step_ms,
                            "window_ms": recipe.n_sub * sub_width * step_ms}}
+
+    def notices(self, recipe, step_ms):
+        return changed_lengths(recipe, {"window_ms": (recipe.n_sub * recipe.sub_width(step_ms) * step_ms, step_ms)})
 
 
 FAMILY = GRUFamily()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from motordecode.decoders.neurobench.recipe import RECIPES, NeuroBenchRecipe
 from motordecode.decoders.registry import Family
+from motordecode.recipes import changed_lengths
 
 
 class NeuroBenchFamily(Family):
@@ -34,6 +35,10 @@ class NeuroBenchFamily(Family):
 
     def describe(self, recipe, step_ms):
         return {"features": {"window_samples": recipe.window_samples(step_ms), "bins": recipe.bins}}
+
+    def notices(self, recipe, step_ms):
+        return changed_lengths(recipe, {"window_ms": (recipe.window_samples(step_ms) * step_ms, step_ms),
+                                        "sequence_ms": (recipe.sequence_samples(step_ms) * step_ms, step_ms)})
 
     def import_checkpoint(self, kind, path):
         from motordecode.decoders.neurobench.checkpoint import load_neurobench_checkpoint

@@ -205,7 +205,7 @@ def _check_float32(model) -> None:
     if dtypes != {torch.float32}:
         raise ConfigError(f"the NeuroBench fast step computes in float32; this {type(model).__name__} model's "
                           f"weights are {', '.join(sorted(str(d) for d in dtypes))}. Use the PyTorch stream "
-                          "(--step torch) or convert the model to float32.")
+                          "(the torch step) or convert the model to float32.", setting="step")
 
 
 def _batchnorm(bn) -> tuple[np.ndarray, np.ndarray]:

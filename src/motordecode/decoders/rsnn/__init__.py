@@ -4,6 +4,7 @@ readout, trained with pre-training, fine-tuning, iterative pruning and float16 c
 from __future__ import annotations
 
 from motordecode.decoders.registry import Family
+from motordecode.recipes import changed_lengths, samples_in
 from motordecode.decoders.rsnn.recipe import HEADS, RECIPES, RSNNRecipe
 
 
@@ -50,6 +51,11 @@ class RSNNFamily(Family):
     def describe(self, recipe, step_ms):
         substeps = recipe.substeps(step_ms)
         return {"network": {"step_ms": step_ms / substeps, "substeps": substeps, "half": recipe.half}}
+
+    def notices(self, recipe, step_ms):
+        return changed_lengths(recipe, {
+            "network_dt_ms": (step_ms / recipe.substeps(step_ms), step_ms),
+            **{name: (samples_in(getattr(recipe, name), step_ms) * step_ms, step_ms) for name in ("window_ms", "stride_ms")}})
 
     def import_checkpoint(self, kind, path):
         from motordecode.decoders.rsnn.checkpoint import load_stork_checkpoint

@@ -30,6 +30,7 @@ import torch
 from motordecode.decoders.rsnn.lif import fluctuation_driven_init
 from motordecode.errors import ConfigError
 from motordecode.metrics.r2 import r2_score
+from motordecode.notices import warn
 from motordecode.recipes import samples_in
 from motordecode.training.epochs import EpochTrainer, TrainResult, optimise_epoch
 from motordecode.training.labels import LabelScale
@@ -234,6 +235,11 @@ class SpikingTrainer(SpikingEpochs):
 
     def _finish(self, state) -> TrainResult:
         model = state["model"].eval()
+        reference = state["prune"].get("reference")
+        if reference is not None and reference <= 0:
+            warn(f"{self.recording.name}: the unpruned model's train R2 is {reference:.3f} (<= 0), so the pruning "
+                 f"rule (accept a rate whose R2 >= {1 - self.recipe.prune_tolerance:g} x the unpruned one) accepts "
+                 f"almost any rate (it pruned to {state['prune']['accepted_rate']:g}); train longer before pruning.")
         if self.recipe.standardize_labels:
             model.set_output_scale(self.target.labels.scale)
         if self.recipe.half:
