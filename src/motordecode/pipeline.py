@@ -22,8 +22,8 @@ from motordecode.fileio import atomic_write_path
 from motordecode.metrics.harness import evaluate_decoder
 from motordecode.metrics.results import metrics_record, write_metrics
 from motordecode.report.plots import plot_predictions
-from motordecode.runs import (METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, check_recording, load_model, read_json,
-                              run_config, save_model, start_run)
+from motordecode.runs import (METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, check_recording, holding_run_lock,
+                              load_model, read_json, run_config, save_model, start_run)
 
 MODE_KEYS = ("r2", "r2_x", "r2_y", "activation_sparsity", "dense_ops", "effective_macs", "effective_acs")
 
@@ -77,6 +77,7 @@ def _save_predictions(run_dir: Path, results: dict, labels: np.ndarray, test_ind
                      **{mode: np.asarray(pred, dtype=np.float32) for mode, (_, pred) in results.items()})
 
 
+@holding_run_lock  # a second process training into ``out`` is refused
 def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.PathLike,
               resume: bool = False, progress: bool = True, threads: int | None = None,
               pretrain: list | tuple = (), pretrained: str | os.PathLike | None = None,
