@@ -346,12 +346,16 @@ def end_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _start_pool_worker(parent: int) -> None:
-    """A local pool worker: SIGINT is the command's to handle (a terminal's Ctrl-C reaches every
-    process of the group), SIGTERM stops its training at the next checkpoint, and it ends with
-    the command."""
+def worker_signals() -> None:
+    """In a worker's main thread: SIGINT is the command's to handle (a terminal's Ctrl-C reaches
+    every process of the group), and SIGTERM stops the worker's training at its next checkpoint."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: _terminated.set())
+
+
+def _start_pool_worker(parent: int) -> None:
+    """A local pool worker: :func:`worker_signals`, and it ends with the command."""
+    worker_signals()
     end_with_parent(parent)
 
 
@@ -462,6 +466,8 @@ def _dask(pretrainings: dict, cells: list[dict], workers: int, scheduler: str | 
     except OSError as exc:
         raise ConfigError(f"cannot reach the Dask scheduler at {scheduler} ({exc}).") from None
     try:
+        if cluster is not None:
+            client.register_plugin(_worker_signals_plugin())
         jobs, futures = {}, []
         for key, job in pretrainings.items():
             jobs[key] = job
@@ -480,6 +486,21 @@ def _dask(pretrainings: dict, cells: list[dict], workers: int, scheduler: str | 
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _worker_signals_plugin():
+    """A Dask worker plugin for the loopback cluster: :func:`worker_signals` in each worker's main
+    thread, restarted workers included."""
+    from distributed import WorkerPlugin
+
+    class WorkerSignals(WorkerPlugin):
+        name = "motordecode-worker-signals"
+
+        def setup(self, worker):
+            if threading.current_thread() is threading.main_thread():
+                worker_signals()
+
+    return WorkerSignals()
 
 
 def plan(out: Path, recipes: dict, sessions: dict[str, Path], seeds: list[int]) -> tuple[dict, list[dict]]:

@@ -98,10 +98,11 @@ def write_report(directory: str | os.PathLike) -> Path:
     rows = json.loads((directory / RESULTS_FILE).read_text())["cells"]
     summary = summarize(rows)
     plan = json.loads((directory / "grid.json").read_text()) if (directory / "grid.json").is_file() else {}
-    expected = {r: len(plan.get("seeds") or f["seeds"]) for r, f in summary.items()}
     done = {(r["recipe"], r["session"], r["seed"]) for r in rows}
-    missing = [f"{r} {s} seed {k}" for r in plan.get("recipes", []) for s in plan.get("sessions", [])
-               for k in plan.get("seeds", []) if (r, s, k) not in done]
+    asked = plan.get("cells") or [(r, s, k) for r in plan.get("recipes", []) for s in plan.get("sessions", [])
+                                  for k in plan.get("seeds", [])]  # every cell asked for, over all runs
+    expected = {r: len({k for a, _, k in asked if a == r} or f["seeds"]) for r, f in summary.items()}
+    missing = [f"{r} {s} seed {k}" for r, s, k in asked if (r, s, k) not in done]
     measured = [{"label": f"{recipe} (mean of {sum(s[2] for s in f['sessions'].values())} cells)", **f["summary"]}
                 for recipe, f in summary.items()]
     published = tuple(dict.fromkeys(PUBLISHED[r][1] for r in summary if PUBLISHED.get(r, (None, None))[1]))
