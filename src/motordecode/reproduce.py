@@ -286,7 +286,7 @@ def _failure(exc: BaseException) -> str:
 
 # -- stopping ------------------------------------------------------------------------------------
 FINISHED = ("trained", "done before")
-_terminated = threading.Event()  # this local pool worker received SIGTERM
+_terminated = threading.Event()  # this worker process (local pool or loopback Dask) received SIGTERM
 
 
 def stop_asked(grid: str | os.PathLike) -> bool:
