@@ -293,6 +293,22 @@ def test_a_subset_adds_cells_to_grid_json_and_removes_none(grid, tmp_path):
 
 
 # -- stopping and ending with the command -----------------------------------------------------------
+def test_a_training_asked_to_stop_ends_at_its_next_checkpoint_and_resumes_from_it(indy_file, tmp_path):
+    from motordecode.pipeline import train_run
+    from motordecode.recipes import get_recipe, override
+    from motordecode.training.epochs import TrainingStopped, stopping_when
+
+    recipe, run = override(get_recipe("ann2d"), {"epochs": 4}), tmp_path / "run"
+    checks = []
+    with stopping_when(lambda: checks.append(1) or len(checks) >= 2), \
+            pytest.raises(TrainingStopped, match="stopped after train epoch 2;"):
+        train_run(recipe, indy_file, out=run, progress=False, threads=1)
+    assert len(checks) == 2 and torch.load(run / "train_state.pt", weights_only=True)["epoch"] == 2
+    assert not (run / "metrics.json").exists()
+    row = train_run(recipe, indy_file, out=run, resume=True, progress=False, threads=1)  # the lock was released
+    assert [h["epoch"] for h in row["history"]] == [1, 2, 3, 4]
+
+
 def _grid_command(out, *options) -> list[str]:
     import sys
 
