@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from motordecode.data.sessions import CATALOG
+from motordecode.data.sessions import CATALOG, stand_in_name
 from motordecode.data.synthetic import SynthConfig, write_synthetic
 from motordecode.pipeline import train_run
 from motordecode.recipes import get_recipe, override
@@ -33,13 +33,14 @@ GOAL_S = 60 * 60
 
 
 def sessions(duration: float) -> list[Path]:
-    """The monkey's benchmark sessions, generated (seed = position) under their catalogue names."""
+    """Stand-ins for the monkey's benchmark sessions, generated (seed = position), named after them
+    (``indy_20160622_01_synthetic``), so the default pre-training finds them."""
     folder = CACHE / f"rsnn_indy_{int(duration)}s"
     folder.mkdir(parents=True, exist_ok=True)
     names = sorted(s.name for s in CATALOG.values() if s.benchmark and s.monkey == "indy")
     paths = []
     for seed, name in enumerate(names):
-        path = folder / f"{name}.mat"
+        path = folder / f"{stand_in_name(name)}.mat"
         if not path.exists():
             write_synthetic(path, SynthConfig(monkey="indy", duration_s=duration, seed=seed, units_per_channel=(5, 5),
                                               silent_fraction=0.0, rate_hz=(10.0, 30.0)))

@@ -27,6 +27,7 @@ import numpy as np
 import motordecode as md
 from motordecode.data.synthetic import SynthConfig, write_synthetic
 from motordecode.serve.lsl_io import loopback_config
+from motordecode.serve.redis_io import sample_fields
 
 STEP_S = 0.004
 
@@ -61,8 +62,7 @@ def over_redis(run_dir: Path, samples: np.ndarray, seconds: float, mode: str, st
         process = serve_command(run_dir, f"redis:unix://{sock}/spikes", f"redis:unix://{sock}/velocity", mode, step)
         time.sleep(3.0)  # the command starts (imports, loads the run) before the stream begins
         for i, counts in paced(samples, seconds):
-            client.xadd("spikes", {"samples": counts.astype("<i2").tobytes(), "sync": json.dumps({"sample": i}),
-                                   "ts": np.uint64(time.monotonic_ns()).tobytes()}, maxlen=100_000, approximate=True)
+            client.xadd("spikes", sample_fields(i, counts, time.monotonic_ns()), maxlen=100_000, approximate=True)
         out, err = process.communicate(timeout=120)
         if process.returncode:
             raise RuntimeError(err)

@@ -24,7 +24,7 @@ SETTINGS = {  # short runs: long enough to move every weight, short enough for ~
     "tinyrsnn": {"epochs": 10, "prune_epochs": 2}, "bigrsnn": {"epochs": 2},
     "deltagru": {"epochs": 10, "finetune_epochs": 2},
 }
-IGNORED = ("timings", "history", "data", "versions")
+IGNORED = ("timings", "history", "data", "versions", "provenance")
 
 
 def train(out: Path, data: Path, names: list[str]) -> None:

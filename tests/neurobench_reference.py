@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from neurobench.benchmarks import Benchmark
-from neurobench.metrics.static import ConnectionSparsity, Footprint
+from neurobench.metrics.static import ConnectionSparsity, Footprint, ParameterCount
 from neurobench.metrics.workload import R2, ActivationSparsity, SynapticOperations
 import snntorch
 from neurobench.models import TorchModel
@@ -22,7 +22,7 @@ def run_neurobench(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> di
     model = TorchModel(net)
     model.add_activation_module(snntorch.SpikingNeuron)
     bench = Benchmark(model, loader, [], [],
-                      [[Footprint, ConnectionSparsity], [R2, ActivationSparsity, SynapticOperations]])
+                      [[Footprint, ConnectionSparsity, ParameterCount], [R2, ActivationSparsity, SynapticOperations]])
     return bench.run(quiet=True)
 
 

@@ -109,7 +109,7 @@ def test_bad_runs_and_inputs_give_one_line_errors(indy_file, tmp_path, capsys):
     # a diverged epoch's NaN R2 is written as null: metrics.json stays valid JSON
     row = {k: 0.5 for k in ("r2", "r2_x", "r2_y", "footprint_bytes", "deployed_footprint_bytes",
                             "connection_sparsity", "activation_sparsity", "dense_ops", "effective_macs",
-                            "effective_acs")}
+                            "effective_acs", "parameter_count", "synaptic_operations", "ops_step_ms")}
     record = metrics_record({**row, "history": [{"val_r2": float("nan")}]}, recipe="x", session="s", seed=0,
                             val_r2=float("-inf"))
     assert record["val_r2"] is None and record["history"][0]["val_r2"] is None

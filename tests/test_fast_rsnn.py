@@ -1,5 +1,6 @@
-"""The RSNN fast step (decoders/rsnn/fast_step.py): float16 rounding, PyTorch's float16 arithmetic,
-and whole spiking streams (spikes and outputs) against the PyTorch model."""
+"""The RSNN fast step (decoders/rsnn/fast_step.py): float16 rounding, the float16 arithmetic of
+decoders/rsnn/half_arithmetic.py in every implementation (PyTorch, fast step, ONNX, C) against an
+independent NumPy reading of it, and whole spiking streams (spikes and outputs) against the model."""
 
 from __future__ import annotations
 
@@ -11,20 +12,18 @@ from numba import njit
 from motordecode.decoders.base import Stream
 from motordecode.decoders.fast import FastStream
 from motordecode.decoders.registry import family_of
-from motordecode.decoders.rsnn.fast_step import _lerp_fused, _sum_as_dot, _sum_in_order, round_half
+from motordecode.decoders.rsnn.fast_step import round_half
+from motordecode.decoders.rsnn.model import RSNN, RSNNConfig
 from motordecode.decoders.untrained import deployed_network
+from motordecode.errors import ConfigError
+from motordecode.recipes import get_recipe
+from half_reference import reference_stream
 
 
 @njit(cache=True)
 def _round_all(values, out):
     for i in range(values.shape[0]):
         out[i] = round_half(values[i])
-
-
-@njit(cache=True)
-def _lerp_all(start, end, weight, out):
-    for i in range(start.shape[0]):
-        out[i] = round_half(_lerp_fused(start[i], end[i], weight[i]))
 
 
 def as_half(values) -> np.ndarray:
@@ -58,37 +57,90 @@ def test_round_half_equals_numpy_float16():
     assert np.isnan(got[0])
 
 
-def test_float16_operations_equal_torchs():
-    """lerp (vectorised and not), and the products in the order of PyTorch's float16 kernels, on
-    weights spread over many binades (where the order of the float32 sums shows)."""
-    rng = np.random.default_rng(1)
-    for n in (64, 2):  # PyTorch's vectorised loop and its scalar tail
-        start, end = (as_half(rng.normal(0, 1, 64_000) * np.exp(rng.uniform(-9, 2, 64_000))) for _ in range(2))
-        weight = np.tile(as_half(rng.uniform(0.1, 1.0, n)), 64_000 // n)
-        got = np.empty_like(start)
-        _lerp_all(start, end, weight, got)
-        t = lambda a: torch.from_numpy(a).half().view(-1, n)  # noqa: E731
-        expected = torch.lerp(t(start), t(end), t(weight)[0]).float().numpy().ravel()
-        np.testing.assert_array_equal(got, expected)
+def hard_half_network(substeps: int, heads, seed: int = 5) -> RSNN:
+    """A float16 RSNN whose sums are not exact in float32: 5% of the weights are float16 subnormals
+    (multiples of 2^-24) beside weights near 1, so an order-dependent float32 sum would show."""
+    torch.manual_seed(seed)
+    model = RSNN(RSNNConfig(n_channels=40, hidden=32, substeps=substeps, readout_heads=heads))
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        for weight, scale in ((model.lif.input.weight, 0.35), (model.lif.recurrent.weight, 0.3),
+                              (model.readout.fc.weight, 0.4)):
+            values = rng.normal(0.0, scale, weight.shape)
+            tiny = rng.random(weight.shape) < 0.05
+            values[tiny] = rng.integers(-1023, 1024, int(tiny.sum())) * 2.0 ** -24
+            weight.copy_(torch.from_numpy(values))
+    return model.half().eval()
 
-    for inputs, outputs in ((64, 64), (96, 64), (200, 16), (40, 8), (1024, 10)):
-        weight = as_half(rng.normal(0, 0.3, (outputs, inputs)) * np.exp(rng.uniform(-10, 1, (outputs, inputs))))
-        w_half, rows_t = torch.from_numpy(weight).half(), np.ascontiguousarray(weight.T)
-        slots, out = np.zeros((72, outputs), np.float32), np.zeros(outputs, np.float32)
-        for _ in range(40):  # one row of spikes times V^T: a dot product per output
-            spikes = (rng.random(inputs) < 0.4).astype(np.float32)
-            idx = np.flatnonzero(spikes).astype(np.int32)
-            _sum_as_dot(rows_t, idx, len(idx), slots, out)
-            expected = (torch.from_numpy(spikes).half()[None] @ w_half.t())[0].float().numpy()
-            np.testing.assert_array_equal(as_half(out), expected)
-        if inputs > 512:  # PyTorch splits longer sums of several rows into blocks
-            continue
-        x = as_half((rng.random((60, inputs)) < 0.5) * rng.integers(1, 4, (60, inputs)) / np.float32(12))
-        expected = torch.nn.functional.linear(torch.from_numpy(x).half()[None], w_half)[0].float().numpy()
-        for t in range(len(x)):  # several rows: sums in index order
-            idx = np.flatnonzero(x[t]).astype(np.int32)
-            _sum_in_order(rows_t, idx, x[t][idx], len(idx), out)
-            np.testing.assert_array_equal(as_half(out), expected[t])
+
+def poisson_counts(samples: int, channels: int, mean: float, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).poisson(mean, (samples, channels)).astype(np.float32)
+
+
+@pytest.mark.parametrize("substeps,heads", [(1, ((10.0, 50.0),)), (5, ((10.0, 50.0), (5.0, 20.0), (30.0, 100.0)))])
+def test_float16_arithmetic_is_one_definition(substeps, heads, tmp_path):
+    """The model's PyTorch evaluation, the fast step, the ONNX step and the C export all equal an
+    independent NumPy reading of the definition, spikes and outputs bit for bit, on fractional
+    sub-step drives (count / 5) and sums that float32 does not hold exactly."""
+    from motordecode.export.c_build import run_binary, run_binary_lines
+    from motordecode.export.c_export import _spike_lines, compiled
+    from motordecode.export.c_main import MAIN_C
+    from motordecode.export.c_rsnn import rsnn_header, rsnn_source
+    from motordecode.export.onnx_export import OnnxStream, to_onnx
+    from motordecode.export.onnx_steps import RSNNStep
+    model = hard_half_network(substeps, heads)
+    counts = poisson_counts(160, 40, 0.25 * substeps, seed=substeps)
+    want_y, want_spikes = reference_stream(model, counts)
+    w_in = model.lif.input.weight.detach().double().numpy()
+    in_order = np.stack([np.cumsum((w_in * c).astype(np.float32), axis=1, dtype=np.float32)[:, -1] for c in counts])
+    exact = np.stack([w_in @ c for c in counts.astype(np.float64)])
+    assert np.mean(in_order != exact) > 0.01, "the test network's sums are exact in float32: it would not catch an order"
+    assert want_spikes.mean() > 0.02 and np.ptp(want_y, axis=0).min() > 0
+
+    with torch.no_grad():
+        y, _, spikes = model.sequence(torch.from_numpy(counts)[None])
+    np.testing.assert_array_equal(spikes[0].float().numpy(), want_spikes)
+    np.testing.assert_array_equal(y[0].float().numpy(), want_y)
+
+    recipe = get_recipe("tinyrsnn")
+    decoder = family_of(recipe).decoder(model, recipe, 4.0 * substeps, None)
+    np.testing.assert_array_equal(Stream(decoder)(counts), want_y)
+    got, got_spikes = fast_run(decoder, counts, pushed=60)
+    np.testing.assert_array_equal(got, want_y)
+    np.testing.assert_array_equal(got_spikes, want_spikes)
+
+    hidden, units = model.config.hidden, model.readout.fc.weight.shape[0]
+    state = {"x_prev": torch.zeros(40), "s": torch.zeros(hidden), "syn": torch.zeros(hidden),
+             "mem": torch.zeros(hidden), "out_syn": torch.zeros(units), "out_mem": torch.zeros(units)}
+    onnx = OnnxStream(to_onnx(RSNNStep(model), state, 40), state)
+    np.testing.assert_array_equal(np.stack([onnx.push(c) for c in counts]), want_y)
+
+    (tmp_path / "decoder.c").write_text(rsnn_source(model))
+    (tmp_path / "decoder.h").write_text(rsnn_header(model))
+    (tmp_path / "main.c").write_text(MAIN_C)
+    with compiled(tmp_path) as (binary, _):
+        c_spikes = _spike_lines(run_binary_lines(binary, counts, ["-s"]), hidden, substeps)
+        c_y = run_binary(binary, counts).astype(np.float32)
+    np.testing.assert_array_equal(c_spikes, want_spikes)
+    np.testing.assert_array_equal(c_y, want_y)
+
+
+def test_float16_network_refuses_counts_it_cannot_compute_exactly():
+    """Non-integer inputs and counts past the exact range are refused by the model and the fast step."""
+    model = hard_half_network(5, ((10.0, 50.0),))
+    recipe = get_recipe("tinyrsnn")
+    decoder = family_of(recipe).decoder(model, recipe, 20.0, None)
+    fractional = poisson_counts(4, 40, 1.0, seed=0)
+    fractional[2, 3] = 0.5
+    huge = poisson_counts(4, 40, 1.0, seed=0)
+    huge[1, :] = 2.0 ** 26
+    for bad in (fractional, huge):
+        with pytest.raises(ConfigError):
+            Stream(decoder)(bad)
+        fast = FastStream(decoder)
+        with pytest.raises(ConfigError):
+            for c in bad:
+                fast.push(c)
 
 
 def spiking_network(name: str, channels: int, step_ms: float, seed: int = 3, input_rate_hz: float = 30.0):

@@ -11,7 +11,7 @@ import torch
 
 from motordecode.cli import build_parser, main
 from motordecode.errors import ConfigError
-from motordecode.report.grid import collect, summarize, write_report
+from motordecode.report.grid import _seconds, collect, summarize, write_report
 from motordecode.reproduce import parse_seeds, reproduce, synthetic_configs, synthetic_sessions
 
 
@@ -44,10 +44,12 @@ def test_settings_apply_to_every_recipe_with_the_field_or_to_one():
             _recipes(["ann2d", "tinyrsnn"], bad)
 
 
-def test_six_sessions_named_like_the_benchmark_ones(grid):
+def test_six_sessions_stand_in_for_the_benchmark_ones_under_their_own_names(grid):
     _, sessions, _ = grid
-    assert list(sessions)[:3] == ["indy_20160622_01", "indy_20160630_01", "indy_20170131_02"]
+    assert list(sessions)[:3] == ["indy_20160622_01_synthetic", "indy_20160630_01_synthetic",
+                                  "indy_20170131_02_synthetic"]
     assert all(name.startswith("loco") for name in list(sessions)[3:])
+    assert all(path.stem == name for name, path in sessions.items())
 
 
 def test_report_means_and_stds_are_those_of_the_cells(grid, capsys):
@@ -74,13 +76,13 @@ def test_report_means_and_stds_are_those_of_the_cells(grid, capsys):
 
 def test_a_failed_cell_is_reported_and_the_others_finish(tmp_path, capsys):
     sessions = synthetic_sessions(tmp_path, duration_s=30)
-    broken = sessions["loco_20170301_05"]
+    broken = sessions["loco_20170301_05_synthetic"]
     broken.write_bytes(broken.read_bytes()[:4096])  # a truncated download
     code = main(["reproduce", "--out", str(tmp_path), "--synthetic", "--duration", "30", "--recipes", "wiener",
                  "--seeds", "0", "--workers", "2"])
     captured = capsys.readouterr()
     assert code == 1 and "5 of 6 cells finished" in captured.out
-    assert "failed cells: wiener loco_20170301_05 seed 0 (DataFormatError" in captured.err
+    assert "failed cells: wiener loco_20170301_05_synthetic seed 0 (DataFormatError" in captured.err
     assert main(["report", str(tmp_path)]) == 0
     assert "missing" in (tmp_path / "report.md").read_text()
 
@@ -108,7 +110,7 @@ def test_a_dask_worker_killed_mid_cell_loses_nothing(tmp_path):
             tmp_path, recipes=["ann2d"], seeds=[0], sessions=sessions, settings=["epochs=30"],
             executor="dask", scheduler=cluster.scheduler_address, log=lambda *_: None)))
         runner.start()
-        checkpoint = tmp_path / "cells" / "ann2d" / "indy_20160622_01" / "seed0" / "train_state.pt"
+        checkpoint = tmp_path / "cells" / "ann2d" / "indy_20160622_01_synthetic" / "seed0" / "train_state.pt"
         deadline = time.time() + 120
         while not checkpoint.exists() and time.time() < deadline:
             time.sleep(0.2)
@@ -129,7 +131,7 @@ SPIKING = ["epochs=2", "tinyrsnn.hidden=16", "tinyrsnn.pretrain_epochs=2", "prun
 
 def _comparable(row: dict) -> dict:
     """A cell's metrics row without what differs between two equal runs: wall-clock times and paths."""
-    row = {k: v for k, v in row.items() if k not in ("timings", "data", "pretraining")}
+    row = {k: v for k, v in row.items() if k not in ("timings", "data", "pretraining", "provenance")}
     row["history"] = [{k: v for k, v in h.items() if k != "seconds"} for h in row.get("history", [])]
     return row
 
@@ -163,8 +165,8 @@ def test_pretraining_runs_once_per_recipe_monkey_and_seed(spiking_grid):
         assert [h["stage"] for h in torch.load(path, weights_only=True)["history"]] == ["pretrain", "pretrain"]
     report = write_report(out).read_text()
     row = next(o["row"] for o in outcomes if o["recipe_name"] == "tinyrsnn")
-    assert f"| tinyrsnn {row['session']} seed {row['seed']} | {row['timings']['train_s'] / 60:.1f} | " \
-           f"{row['pretraining']['train_s'] / 60:.1f} |" in report
+    assert f"| tinyrsnn {row['session']} seed {row['seed']} | {_seconds(row['timings']['train_s'])} | " \
+           f"{_seconds(row['pretraining']['train_s'])} |" in report
 
 
 def test_killing_the_command_mid_grid_then_rerunning_gives_the_same_results(spiking_grid, tmp_path):
@@ -228,18 +230,18 @@ def test_a_rerun_with_other_settings_is_refused_naming_them(grid, tmp_path, caps
                   log=lambda *_: None)
     code = main(["reproduce", "--out", str(out), "--synthetic", "--duration", "30", "--recipes", "ann2d",
                  "--seeds", "0", "--set", "epochs=1"])
-    assert code == 2 and "indy_20160622_01 duration_s 60.0 there, 30.0 asked" in capsys.readouterr().err
+    assert code == 2 and "indy_20160622_01_synthetic duration_s 60.0 there, 30.0 asked" in capsys.readouterr().err
     assert _files(out) == before
     # the same settings are "done before"
     assert main(["reproduce", "--out", str(out), "--synthetic", "--duration", "60", "--recipes", "ann2d",
-                 "--seeds", "0", "--sessions", "indy_20160622_01", "--set", "epochs=1"]) == 0
+                 "--seeds", "0", "--sessions", "indy_20160622_01_synthetic", "--set", "epochs=1"]) == 0
     assert "(done before)" in capsys.readouterr().out
     # a started cell is checked by its own config.json too, where grid.json is missing
-    cell = Path("cells", "ann2d", "indy_20160622_01", "seed0")
+    cell = Path("cells", "ann2d", "indy_20160622_01_synthetic", "seed0")
     (tmp_path / cell).mkdir(parents=True)
     (tmp_path / cell / "config.json").write_bytes((out / cell / "config.json").read_bytes())
-    with pytest.raises(ConfigError, match="ann2d indy_20160622_01 seed 0: epochs 1 there, 2 asked"):
-        reproduce(tmp_path, recipes=["ann2d"], seeds=[0], sessions={"indy_20160622_01": sessions["indy_20160622_01"]},
+    with pytest.raises(ConfigError, match="ann2d indy_20160622_01_synthetic seed 0: epochs 1 there, 2 asked"):
+        reproduce(tmp_path, recipes=["ann2d"], seeds=[0], sessions={"indy_20160622_01_synthetic": sessions["indy_20160622_01_synthetic"]},
                   settings=["epochs=2"], log=lambda *_: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cells"]
 
@@ -256,13 +258,13 @@ def test_bad_numbers_are_refused_before_anything_is_written(tmp_path, capsys, ba
     """Seen: --duration 0 became 300 s, --workers 0 and -3 ran, --seeds 4-0 generated six sessions first."""
     out = tmp_path / "grid"
     code = main(["reproduce", "--out", str(out), "--synthetic", "--recipes", "wiener", "--sessions",
-                 "indy_20160622_01", *bad])
+                 "indy_20160622_01_synthetic", *bad])
     assert code == 2 and message in capsys.readouterr().err
     assert not out.exists()
 
 
 def test_the_api_refuses_bad_workers_and_seeds_before_writing(tmp_path):
-    sessions = {"indy_20160622_01": synthetic_configs(30)["indy_20160622_01"]}
+    sessions = {"indy_20160622_01_synthetic": synthetic_configs(30)["indy_20160622_01_synthetic"]}
     for workers, seeds, message in ((0, [0], "workers"), (2, [], "1 to"), (1, [-1], "from 0 to"), (1.5, [0], "workers")):
         with pytest.raises(ConfigError, match=message):
             reproduce(tmp_path / "grid", recipes=["wiener"], seeds=seeds, sessions=sessions, workers=workers)
@@ -278,15 +280,17 @@ def test_a_subset_adds_cells_to_grid_json_and_removes_none(grid, tmp_path):
     shutil.copytree(source, out)
     everything = json.loads((source / "grid.json").read_text())
     assert len(everything["cells"]) == 24
-    one = {"indy_20160622_01": out / "data" / "indy_20160622_01.mat"}
+    one = {"indy_20160622_01_synthetic": out / "data" / "indy_20160622_01_synthetic.mat"}
     again = reproduce(out, recipes=["wiener"], seeds=[0], sessions=one, log=lambda *_: None)
     assert [o["status"] for o in again] == ["done before"]
-    assert json.loads((out / "grid.json").read_text()) == everything
+    plain = lambda grid: {k: v for k, v in grid.items() if k != "provenance"}  # noqa: E731 - its paths are the copy's
+    assert plain(json.loads((out / "grid.json").read_text())) == plain(everything)
     added = reproduce(out, recipes=["ann2d"], seeds=[2], sessions=one, settings=["epochs=1"], log=lambda *_: None)
     assert [o["status"] for o in added] == ["trained"]
     grown = json.loads((out / "grid.json").read_text())
-    assert grown["cells"] == everything["cells"] + [["ann2d", "indy_20160622_01", 2]] and grown["seeds"] == [0, 1, 2]
+    assert grown["cells"] == everything["cells"] + [["ann2d", "indy_20160622_01_synthetic", 2]] and grown["seeds"] == [0, 1, 2]
     assert grown["identity"] == everything["identity"]
+    assert set(grown["provenance"]["sessions"]) == set(everything["provenance"]["sessions"]) == set(sessions)
     report = write_report(out).read_text()
     assert len(json.loads((out / "results.json").read_text())["cells"]) == 25
     assert "Missing cells (0): none" in report
@@ -313,7 +317,7 @@ def _grid_command(out, *options) -> list[str]:
     import sys
 
     return [sys.executable, "-m", "motordecode", "reproduce", "--out", str(out), "--synthetic", "--duration", "20",
-            "--recipes", "ann2d", "--sessions", "indy_20160622_01", *options]
+            "--recipes", "ann2d", "--sessions", "indy_20160622_01_synthetic", *options]
 
 
 def _wait_for(condition, seconds: float, what: str) -> None:
@@ -351,7 +355,7 @@ def test_a_signal_stops_the_grid_at_the_next_checkpoint_and_says_how_to_resume(t
                             "--executor", executor)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
-    cells = tmp_path / "cells" / "ann2d" / "indy_20160622_01"
+    cells = tmp_path / "cells" / "ann2d" / "indy_20160622_01_synthetic"
     try:
         _wait_for(lambda: (cells / "seed0" / "train_state.pt").exists() or process.poll() is not None, 180,
                   "the first cell's first checkpoint")

@@ -49,7 +49,7 @@ def test_metrics_json_has_every_key(tmp_path):
 def test_table_puts_rows_next_to_published_numbers():
     row = {"recipe": "aegru", "session": "indy_20170131_02", "r2": 0.7012, "footprint_bytes": 39184,
            "connection_sparsity": 0.5, "activation_sparsity": None, "dense_ops": 54000.0,
-           "effective_macs": 25000.0, "effective_acs": 0.0}
+           "effective_macs": 25000.0, "effective_acs": 0.0, "ops_step_ms": 4.0}
     table = metrics_table([row], published=("AEGRU pruned 50%", "tinyRSNN"))
     lines = table.splitlines()
     assert len(lines) == 5 and all(line.count("|") == lines[0].count("|") for line in lines)

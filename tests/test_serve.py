@@ -91,7 +91,7 @@ def test_gaps_are_filled_or_reset_and_late_samples_dropped(runs, tmp_path):
     run = runs["aegru-pruned"]
     rng = np.random.default_rng(0)
     counts = (rng.random((200, 96)) < 0.1).astype(np.float32)
-    indices = list(range(0, 50)) + list(range(60, 100)) + [99, 42] + list(range(200, 260))  # gap 10, late 2, gap 100
+    indices = list(range(0, 50)) + list(range(60, 100)) + [99, 80] + list(range(200, 260))  # gap 10, late 2, gap 100
     source = ListSource([(i, counts[i % 200]) for i in indices])
     summary = serve(run, source, FileSink(str(tmp_path / "v.csv"), 2), max_gap=25)
     assert (summary["gaps"], summary["filled"], summary["resets"], summary["late"]) == (2, 10, 1, 2)
@@ -137,19 +137,23 @@ def test_the_step_path_is_the_fast_one_where_the_decoder_has_it(runs, tmp_path, 
     assert summary["step"] == "torch" and used[-1] == "Stream" and "no fast step path" in notices.getvalue()
     with pytest.raises(ConfigError, match="no fast step path"):
         serve(run, ListSource(list(enumerate(counts))), FileSink(str(tmp_path / "f.csv"), 2), step="fast")
-    assert (tmp_path / "f.csv").exists()  # the sink was closed (its header flushed) although the stream never started
+    assert not (tmp_path / "f.csv").exists()  # the stream never started: no file was created
 
 
-def test_a_sample_with_the_wrong_channel_count_is_an_error_naming_both(runs, tmp_path, loco_file):
-    source = ListSource([(0, np.zeros(96)), (1, np.zeros(95))])
-    with pytest.raises(ConfigError, match="sample 1 has 95 channels; this decoder reads 96"):
-        serve(runs["aegru-pruned"], source, FileSink(str(tmp_path / "v.csv"), 2))
+def test_a_sample_with_the_wrong_channel_count_is_dropped_and_a_recording_refused(runs, tmp_path, loco_file):
+    counts = (np.random.default_rng(2).random((3, 96)) < 0.1).astype(np.float32)
+    source = ListSource([(0, counts[0]), (1, np.zeros(95)), (2, counts[2])])
+    notices = io.StringIO()
+    summary = serve(runs["aegru-pruned"], source, FileSink(str(tmp_path / "v.csv"), 2), status_stream=notices)
+    assert (summary["samples"], summary["bad"], summary["gaps"], summary["filled"]) == (2, 1, 1, 1)
+    assert "bad sample (sample 1): 95 channels; this decoder reads 96; dropped" in notices.getvalue()
     _, table = read_csv(tmp_path / "v.csv")
-    assert len(table) == 1  # the sample before it was written and flushed
+    np.testing.assert_array_equal(table[:, 1], [0, 2])
     result = cli("serve", runs["aegru-pruned"].path, "--source", f"replay:{loco_file}", "--sink",
                  f"file:{tmp_path / 'w.csv'}", "--fast")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "192" in result.stderr and "96" in result.stderr
+    assert not (tmp_path / "w.csv").exists()
 
 
 def test_sigint_mid_stream_keeps_every_decoded_sample(runs, indy_file, tmp_path):
@@ -356,3 +360,314 @@ def test_sigint_while_waiting_for_a_quiet_source_stops_at_once(runs, redis_serve
     assert process.returncode == 0, stderr
     assert time.time() - sent < 5  # not the 60 s timeout
     assert json.loads(stdout)["outcome"] == "stopped by SIGINT"
+
+
+# -- issue 23: every sample checked, nothing lost -------------------------------------------------
+
+def add_entries(sock, entries, stream="spikes"):
+    """Raw entries (dicts of fields) added to ``stream`` at once, in order."""
+    import redis
+
+    client = redis.Redis(unix_socket_path=str(sock))
+    for fields in entries:
+        client.xadd(stream, fields)
+    client.close()
+
+
+def good_entry(i, counts):
+    return {"samples": counts.astype("<i2").tobytes(), "sync": json.dumps({"sample": i}),
+            "ts": np.uint64(time.monotonic_ns()).tobytes()}
+
+
+def decode_by_hand(run, samples, mode=None, zeros=()):
+    """The run's stream over ``samples``, with zero samples at the positions ``zeros`` (dropped ones)."""
+    stream, out = run.stream(mode), []
+    for i, counts in enumerate(samples):
+        velocity = stream.push(np.zeros_like(counts) if i in zeros else counts)
+        if i not in zeros:
+            out.append(velocity)
+    return np.array(out)
+
+
+def test_negative_counts_are_dropped_and_never_poison_a_stateful_decoder(runs, indy_file, redis_server, tmp_path):
+    _, sock = redis_server
+    run = runs["aegru-pruned"]
+    samples = run.load_recording(indy_file).spikes[:300].astype(np.int16)
+    poisoned = samples.copy()
+    poisoned[100] = -32768  # e.g. counts above 32767 sent as int16
+    add_entries(sock, [good_entry(i, counts) for i, counts in enumerate(poisoned)])
+    out = tmp_path / "v.csv"
+    result = cli("serve", run.path, "--mode", "stateful", "--source", f"redis:unix://{sock}/spikes", "--sink",
+                 f"file:{out}", "--timeout", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    _, table = read_csv(out)
+    assert np.isfinite(table[:, 2:4]).all()  # before: NaN from sample 100 on
+    summary = json.loads(result.stdout)
+    assert (summary["samples"], summary["bad"], summary["gaps"], summary["filled"]) == (299, 1, 1, 1)
+    entry_id = __import__("redis").Redis(unix_socket_path=str(sock)).xrange("spikes")[100][0].decode()
+    assert f"bad sample ({entry_id}): count -32768 at channel 0 is negative; dropped" in result.stderr
+    np.testing.assert_array_equal(table[:, 1], [i for i in range(300) if i != 100])
+    assert_same_velocities(table[:, 2:4], decode_by_hand(run, samples.astype(np.float32), "stateful", zeros={100}))
+
+    out.unlink()  # --on-bad exit: stops at the bad sample with exit 2; every sample before it is kept
+    result = cli("serve", run.path, "--mode", "stateful", "--source", f"redis:unix://{sock}/spikes", "--sink",
+                 f"file:{out}", "--timeout", "1", "--on-bad", "exit", "--json")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["samples"] == 100 and summary["bad"] == 1 and summary["outcome"].startswith("bad sample (")
+    assert "error: bad sample" in result.stderr and "negative" in result.stderr
+    _, table = read_csv(out)
+    assert len(table) == 100
+
+
+def test_malformed_redis_entries_are_bad_samples_not_internal_errors(runs, indy_file, redis_server, tmp_path):
+    _, sock = redis_server
+    run = runs["wiener"]
+    samples = run.load_recording(indy_file).spikes[:40].astype(np.int16)
+    counts = samples[0].astype("<i2").tobytes()
+    ts = np.uint64(1).tobytes()
+    malformed = [({"samples": counts[:-1], "sync": '{"sample": 0}', "ts": ts}, "not a whole number of int16"),
+                 ({"samples": counts, "sync": '{"sample": 0}', "ts": b""}, "ts holds 0 bytes"),
+                 ({"samples": counts, "sync": '{"sample": 0}', "ts": b"1234"}, "ts holds 4 bytes"),
+                 ({"samples": counts, "sync": "NaN", "ts": ts}, "sync must be a JSON dict"),
+                 ({"samples": counts, "sync": "{bad", "ts": ts}, "sync is not JSON"),
+                 ({"samples": counts, "sync": "[1, 2]", "ts": ts}, "sync must be a JSON dict"),
+                 ({"samples": counts, "sync": '{"sample": NaN}', "ts": ts}, "not a sample index"),
+                 ({"samples": counts, "sync": '{"sample": 1.5}', "ts": ts}, "not a sample index"),
+                 ({"samples": counts, "sync": '{"sample": "7"}', "ts": ts}, "not a sample index"),
+                 ({"samples": counts, "sync": '{"sample": -3}', "ts": ts}, "not a sample index"),
+                 ({"counts": counts, "sync": '{"sample": 0}', "ts": ts}, "no 'samples' or 'crossings' field"),
+                 ({"samples": counts[:-2], "sync": '{"sample": 0}', "ts": ts}, "95 channels; this decoder reads 96"),
+                 ({"samples": np.full(96, 30000, "<i2").tobytes(), "sync": '{"sample": 0}', "ts": ts},
+                  "above the plausible 20 per bin")]
+    entries = [good_entry(i, c) for i, c in enumerate(samples[:20])]
+    entries += [fields for fields, _ in malformed]  # between sample 19 and 20
+    entries += [good_entry(i, c) for i, c in enumerate(samples[20:], start=20)]
+    add_entries(sock, entries)
+    out = tmp_path / "v.csv"
+    result = cli("serve", run.path, "--source", f"redis:unix://{sock}/spikes", "--sink", f"file:{out}",
+                 "--timeout", "1", "--json")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["samples"], summary["bad"], summary["gaps"], summary["late"]) == (40, len(malformed), 0, 0)
+    logged = [line for line in result.stderr.splitlines() if "bad sample" in line]
+    assert len(logged) == len(malformed)
+    for line, (_, fragment) in zip(logged, malformed):
+        assert fragment in line and line.endswith("; dropped")
+    ids = [entry_id.decode() for entry_id, _ in __import__("redis").Redis(unix_socket_path=str(sock)).xrange("spikes")]
+    for line, entry_id in zip(logged, ids[20:]):  # each logged with its entry id
+        assert f"bad sample ({entry_id}):" in line
+    _, table = read_csv(out)
+    np.testing.assert_array_equal(table[:, 1], np.arange(40))
+    assert_same_velocities(table[:, 2:4], decode_by_hand(run, samples.astype(np.float32)))
+
+
+def test_a_label_jump_resets_and_goes_on_from_the_new_index(runs, tmp_path):
+    run = runs["aegru-pruned"]
+    counts = (np.random.default_rng(3).random((100, 96)) < 0.1).astype(np.float32)
+    source = ListSource([(i, counts[i]) for i in range(50)] + [(10**12, counts[50])]
+                        + [(i, counts[i]) for i in range(51, 100)])
+    notices = io.StringIO()
+    summary = serve(run, source, FileSink(str(tmp_path / "v.csv"), 2), max_gap=25, status_stream=notices)
+    assert (summary["samples"], summary["late"], summary["resets"], summary["gaps"]) == (100, 0, 2, 1)
+    assert "behind sample 1000000000000: decoder state reset" in notices.getvalue()
+    _, table = read_csv(tmp_path / "v.csv")
+    stream = run.stream()
+    expected = [stream.push(counts[i]) for i in range(50)]
+    stream.reset()
+    expected.append(stream.push(counts[50]))
+    stream.reset()
+    expected += [stream.push(counts[i]) for i in range(51, 100)]
+    assert_same_velocities(table[:, 2:4], np.array(expected))
+
+
+def test_an_existing_file_is_never_destroyed(runs, indy_file, tmp_path):
+    out = tmp_path / "v.csv"
+    out.write_text("my earlier results\n")
+    base = ["serve", runs["wiener"].path, "--source", f"replay:{indy_file}", "--sink", f"file:{out}", "--fast"]
+    result = cli(*base, "--mode", "bogus")  # before: the file truncated, then the bad mode refused
+    assert out.read_text() == "my earlier results\n"
+    assert result.returncode == 2 and "the file exists" in result.stderr and "--overwrite" in result.stderr
+    result = cli(*base, "--overwrite", "--mode", "bogus")  # refused before the file is touched
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "mode" in result.stderr
+    assert out.read_text() == "my earlier results\n"
+    result = cli(*base, "--overwrite", "--json")
+    assert result.returncode == 0, result.stderr
+    header, table = read_csv(out)
+    assert header[0] == "timestamp" and len(table) == json.loads(result.stdout)["samples"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.csv"]  # no temporary file left
+    npz = tmp_path / "v.npz"
+    npz.write_bytes(b"kept")
+    with pytest.raises(ConfigError, match="the file exists"):
+        FileSink(str(npz), 2)
+    assert npz.read_bytes() == b"kept"
+
+
+def test_a_sink_equal_to_the_source_is_refused(runs, indy_file, tmp_path):
+    recording = runs["wiener"].load_recording(indy_file)
+    binned = tmp_path / "rec.npz"
+    np.savez(binned, spikes=recording.spikes, velocity=recording.velocity, bin_width_s=recording.step_s)
+    (tmp_path / "link.npz").symlink_to(binned)
+    before = binned.read_bytes()
+    result = cli("serve", runs["wiener"].path, "--source", f"replay:{binned}", "--sink", f"file:{binned}", "--fast")
+    assert binned.read_bytes() == before  # before: the recording overwritten by the velocities
+    assert result.returncode == 2 and "is the source" in result.stderr, result.stderr
+    for sink in (f"file:{binned}", f"file:{tmp_path / 'link.npz'}", f"file:{tmp_path / '.' / 'rec.npz'}"):
+        result = cli("serve", runs["wiener"].path, "--source", f"replay:{binned}", "--sink", sink, "--fast",
+                     "--overwrite")
+        assert result.returncode == 2 and "is the source" in result.stderr, result.stderr
+    assert binned.read_bytes() == before
+    from motordecode.serve.sinks import refuse_sink_equal_to_source
+    for same in ("redis:unix:///tmp/r.sock/spikes", "lsl:spikes"):
+        with pytest.raises(ConfigError, match="read its own output"):
+            refuse_sink_equal_to_source(same, same)
+
+
+def test_a_failed_write_keeps_whole_rows_and_names_the_file(runs, indy_file, tmp_path):
+    """A real write failure: the kernel's file size limit (RLIMIT_FSIZE) cuts a write short, then refuses."""
+    import resource
+
+    out = tmp_path / "v.csv"
+    limit = 4000
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run([sys.executable, "-m", "motordecode", "serve", str(runs["wiener"].path), "--source",
+                             f"replay:{indy_file}", "--sink", f"file:{out}", "--fast"], capture_output=True,
+                            text=True, preexec_fn=limited)
+    text = out.read_text()
+    assert text.endswith("\n") and len(text) < limit  # before: the last row cut mid-number
+    header, table = read_csv(out)
+    assert header[0] == "timestamp" and table.shape[1] == 5 and len(table) > 10
+    np.testing.assert_array_equal(table[:, 1], np.arange(len(table)))
+    assert result.returncode == 2 and "internal error" not in result.stderr
+    assert "File too large" in result.stderr and str(out) in result.stderr  # before: no path
+    assert f"the file holds the {len(table)} whole rows" in result.stderr
+
+
+def test_a_full_disk_keeps_whole_rows_and_names_the_file(runs, indy_file, tmp_path, monkeypatch, capsys):
+    import errno
+    import os
+
+    from motordecode.cli import main
+
+    out = tmp_path / "v.csv"
+    real_write, calls = os.write, {"n": 0}
+
+    def full_after_30_rows(fd, data):
+        if os.path.realpath(f"/proc/self/fd/{fd}") != os.path.realpath(out):
+            return real_write(fd, data)
+        calls["n"] += 1
+        if calls["n"] == 32:  # the header, 30 rows, then half a row and a full disk
+            return real_write(fd, data[:len(data) // 2])
+        if calls["n"] > 32:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_after_30_rows)
+    code = main(["serve", str(runs["wiener"].path), "--source", f"replay:{indy_file}", "--sink", f"file:{out}",
+                 "--fast"])
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert code == 2 and "internal error" not in err
+    assert "No space left on device" in err and str(out) in err and "the file holds the 30 whole rows" in err
+    text = out.read_text()
+    assert text.endswith("\n")
+    header, table = read_csv(out)
+    assert table.shape == (30, 5)
+    np.testing.assert_array_equal(table[:, 1], np.arange(30))
+
+
+def test_negative_or_not_finite_options_are_refused(runs, indy_file, tmp_path, capsys):
+    from motordecode.cli import main
+    from motordecode.serve.sources import open_source
+
+    base = ["serve", str(runs["wiener"].path), "--source", f"replay:{indy_file}", "--sink",
+            f"file:{tmp_path / 'v.csv'}", "--fast"]
+    for option, value in (("--timeout", "-1"), ("--timeout", "nan"), ("--max-gap", "-1"), ("--duration", "-1"),
+                          ("--duration", "0"), ("--duration", "nan"), ("--max-count", "0")):
+        assert main([*base, option, value]) == 2
+        err = capsys.readouterr().err
+        assert f"error: {option} must be" in err, err
+    assert not (tmp_path / "v.csv").exists()
+    run = runs["wiener"]
+    with pytest.raises(ConfigError, match="timeout must be a finite number"):
+        open_source(f"replay:{indy_file}", run, timeout_s=-1)
+    for bad in ({"duration": -1.0}, {"max_gap": -1}, {"max_gap": 2.5}, {"on_bad": "ignore"}, {"max_count": 0}):
+        with pytest.raises(ConfigError):
+            serve(run, ListSource([]), FileSink(str(tmp_path / "v.csv"), 2), **bad)
+
+
+def test_serve_decodes_what_replay_published_over_redis(runs, indy_file, redis_server, tmp_path):
+    import redis
+
+    _, sock = redis_server
+    run = runs["aegru-pruned"]
+    url = f"unix://{sock}"
+    result = cli("replay", indy_file, "--sink", f"redis:{url}/spikes", "--rate", "inf", "--samples", "1500")
+    assert result.returncode == 0, result.stderr
+    assert "1500 samples of 96 channels (4 ms) published" in result.stdout
+    entries = redis.Redis(unix_socket_path=str(sock)).xrange("spikes")
+    _, first = entries[0]
+    assert set(first) == {b"samples", b"sync", b"ts"} and len(first[b"samples"]) == 2 * 96
+    assert len(first[b"ts"]) == 8 and json.loads(first[b"sync"]) == {"sample": 0}
+    out = tmp_path / "v.csv"
+    result = cli("serve", run.path, "--source", f"redis:{url}/spikes", "--sink", f"file:{out}", "--timeout", "1",
+                 "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["samples"] == 1500 and summary["gaps"] == summary["late"] == summary["bad"] == 0
+    _, table = read_csv(out)
+    np.testing.assert_array_equal(table[:, 1], np.arange(1500))
+    samples = run.load_recording(indy_file).spikes[:1500]
+    assert_same_velocities(table[:, 2:4], decode_by_hand(run, samples))
+
+
+def test_replay_refuses_bad_options_and_unknown_sinks(indy_file, tmp_path):
+    for args, fragment in ((["--sink", "file:x.csv"], "unknown replay sink"), (["--sink", "lsl:x", "--rate", "0"],
+                                                                                "--rate must be > 0"),
+                           (["--sink", "lsl:x", "--rate", "nan"], "--rate must be > 0"),
+                           (["--sink", "lsl:x", "--samples", "0"], "--samples must be >= 1"),
+                           (["--sink", f"redis:unix://{tmp_path}/none.sock/spikes"], "cannot reach Redis")):
+        result = cli("replay", indy_file, *args)
+        assert result.returncode == 2 and fragment in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_serve_decodes_what_replay_published_over_lsl(runs, indy_file, lsl, tmp_path):
+    run = runs["wiener"]
+    name = f"md-replay-{time.time_ns()}"
+    producer = subprocess.Popen([sys.executable, "-m", "motordecode", "replay", str(indy_file), "--sink", f"lsl:{name}",
+                                 "--rate", "4", "--samples", "500", "--timeout", "60"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert lsl.resolve_byprop("name", name, minimum=1, timeout=30), "replay's outlet did not appear"
+    out = tmp_path / "v.csv"
+    result = cli("serve", run.path, "--source", f"lsl:{name}", "--sink", f"file:{out}", "--timeout", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    stdout, stderr = producer.communicate(timeout=60)
+    assert producer.returncode == 0 and "recording ended: 500 samples" in stdout, stderr
+    summary = json.loads(result.stdout)
+    assert summary["samples"] == 500 and summary["gaps"] == summary["late"] == summary["bad"] == 0
+    _, table = read_csv(out)
+    samples = run.load_recording(indy_file).spikes[:500]
+    assert_same_velocities(table[:, 2:4], decode_by_hand(run, samples))
+
+
+@pytest.mark.parametrize("counts,fragment", [
+    (np.array([0, 3, -1], np.int16), "count -1 at channel 2 is negative"),
+    (np.array([0, 21, 1], np.uint8), "count 21 at channel 1 is above the plausible 20 per bin"),
+    (np.array([0, 1, np.nan], np.float32), "count nan at channel 2 is not finite"),
+    (np.array([0, np.inf, 1]), "count inf at channel 1 is not finite"),
+    (np.array([0.5, 1, 1], np.float32), "count 0.5 at channel 0 is not an integer"),
+    (np.array([-0.0, -2.0, 1]), "count -2 at channel 1 is negative"),
+    (np.array([1, 2], np.int16), "2 channels; this decoder reads 3"),
+    (np.array(["a", "b", "c"]), "not numbers"),
+    (np.array([1, 2, 3], ">i2"), None), (np.array([1, -2, 3], ">i2"), "count -2 at channel 1 is negative"),
+    ([1, 2, 20], None), (np.array([0, 20, 0], np.int64), None), (np.array([0, 2, 1], np.float32), None)])
+def test_every_check_of_a_live_sample(counts, fragment):
+    from motordecode.decoders.samples import max_plausible_count, sample_problem
+
+    assert max_plausible_count(0.004) == 20 and max_plausible_count(0.05) == 250 and max_plausible_count(1e-3) == 10
+    problem = sample_problem(counts, 3, 20)
+    assert problem == fragment if fragment is None else fragment in problem

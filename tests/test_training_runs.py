@@ -140,6 +140,10 @@ def test_sweep_runs_points_in_parallel_and_continues(indy_file, tmp_path, capsys
     assert rows[0]["connection_sparsity"] < 0.1 < 0.45 < rows[1]["connection_sparsity"]
     assert rows[1]["effective_macs"] < rows[0]["effective_macs"]
     assert (out / "sweep.png").stat().st_size > 1000 and (out / "sweep.md").is_file()
+    record = json.loads((out / "sweep.json").read_text())["provenance"]  # the runs' provenance, as in the footer
+    assert record["sessions"]["indy_synth"]["generator"]["seed"] == 1 and record["versions"][0]["cells"] == 2
+    variants = record["overrides"]["aegru"]  # each point's settings that differ from the recipe
+    assert all(v["epochs"] == 2 for v in variants) and sorted(v.get("prune_rate", 0.0) for v in variants) == [0.0, 0.5]
     stamp = (out / "prune0-seed0" / "metrics.json").stat().st_mtime_ns
     assert main(argv) == 0  # finished points are read back, not retrained
     assert (out / "prune0-seed0" / "metrics.json").stat().st_mtime_ns == stamp

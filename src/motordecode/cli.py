@@ -1,5 +1,5 @@
 """Command-line interface: ``motordecode data list|fetch|info|synth``, ``train``, ``evaluate``,
-``import-checkpoint``, ``export``, ``serve``, ``sweep``, ``reproduce``, ``report`` and ``demo``, thin over the public API and the decoder registry.
+``import-checkpoint``, ``export``, ``serve``, ``replay``, ``sweep``, ``reproduce``, ``report`` and ``demo``, thin over the public API and the decoder registry.
 
 Errors a user can cause print one line on stderr and exit with status 2, without a traceback.
 """
@@ -31,7 +31,7 @@ def _json(obj) -> str:
 
 # -- commands ------------------------------------------------------------------------------------
 def cmd_data_list(args) -> int:
-    from motordecode.data.sessions import CATALOG, session_status
+    from motordecode.data.sessions import CATALOG, describe_generated, generated_files, session_status
 
     rows = [session_status(s, args.dir, verify=not args.no_verify) for s in CATALOG.values()]
     if args.json:
@@ -42,6 +42,11 @@ def cmd_data_list(args) -> int:
         print("benchmark sessions:" if bench else "other sessions (pre-training):")
         for r in (r for r in rows if r["benchmark"] == bench):
             print(f"  {r['name']:<18} {r['monkey']:<5} {r['channels']:>3} ch  {r['status']}")
+    generated = generated_files(args.dir)
+    if generated:
+        print("generated sessions (motordecode data synth or reproduce --synthetic; not recordings):")
+        for name, settings in generated.items():
+            print(f"  {name}  {describe_generated(settings)}")
     return 0
 
 
@@ -162,22 +167,32 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _check_seconds(value, flag: str, allow_zero: bool) -> None:
+    """ConfigError unless ``value`` (an option's seconds) is None or finite and > 0 (>= 0)."""
+    bound = ">= 0" if allow_zero else "> 0"
+    if value is not None and not (abs(value) < float("inf") and (value >= 0 if allow_zero else value > 0)):
+        raise ConfigError(f"{flag} must be a finite number of seconds {bound}, got {value}.")
+
+
 def cmd_serve(args) -> int:
     from motordecode.api import load_run
     from motordecode.serve.server import serve
-    from motordecode.serve.sinks import open_sink
+    from motordecode.serve.sinks import open_sink, refuse_sink_equal_to_source
     from motordecode.serve.sources import open_source
 
-    if args.duration is not None and args.duration <= 0:
-        raise ConfigError(f"--duration must be > 0 seconds, got {args.duration}.")
+    _check_seconds(args.duration, "--duration", allow_zero=False)
+    _check_seconds(args.timeout, "--timeout", allow_zero=True)
     if args.max_gap < 0:
         raise ConfigError(f"--max-gap must be >= 0 samples, got {args.max_gap}.")
+    if args.max_count is not None and args.max_count < 1:
+        raise ConfigError(f"--max-count must be >= 1, got {args.max_count}.")
+    refuse_sink_equal_to_source(args.source, args.sink)
     run = load_run(args.run_dir)
     source = open_source(args.source, run, fast=args.fast, part=args.part, timeout_s=args.timeout)
-    sink = open_sink(args.sink, run.config["n_outputs"])
+    sink = open_sink(args.sink, run.config["n_outputs"], overwrite=args.overwrite)
     status = 1.0 if (args.status or sys.stderr.isatty()) and not args.json else 0.0
     summary = serve(run, source, sink, mode=args.mode, step=args.step, duration=args.duration,
-                    max_gap=args.max_gap, status_every_s=status)
+                    max_gap=args.max_gap, on_bad=args.on_bad, max_count=args.max_count, status_every_s=status)
     if args.json:
         print(_json(summary))
     else:
@@ -185,7 +200,28 @@ def cmd_serve(args) -> int:
         print(f"{summary['outcome']}: {summary['samples']} samples, latency p50 {p(summary['p50_us'])} us, "
               f"p99 {p(summary['p99_us'])} us, max {p(summary['max_us'])} us; deadline misses {summary['misses']} "
               f"(> {summary['deadline_us']:.0f} us); gaps {summary['gaps']} ({summary['filled']} samples filled, "
-              f"{summary['resets']} resets); late {summary['late']}")
+              f"{summary['resets']} resets); late {summary['late']}; bad {summary['bad']}")
+    if args.on_bad == "exit" and summary["bad"]:
+        print(f"motordecode: error: {summary['outcome']}; stopped there (--on-bad exit). Every sample before it "
+              "is in the sink.", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from motordecode.data.load import load_recording
+    from motordecode.serve.replay import replay
+
+    _check_seconds(args.timeout, "--timeout", allow_zero=True)
+    if args.samples is not None and args.samples < 1:
+        raise ConfigError(f"--samples must be >= 1, got {args.samples}.")
+    if not args.rate > 0:
+        raise ConfigError(f"--rate must be > 0 (times real time; inf: as fast as possible), got {args.rate}.")
+    recording = load_recording(args.file)
+    summary = replay(recording, args.sink, rate=args.rate, samples=args.samples, timeout_s=args.timeout,
+                     what=str(args.file))
+    print(f"{summary['outcome']}: {summary['samples']} samples of {recording.n_channels} channels "
+          f"({recording.step_s * 1e3:g} ms) published to {args.sink}")
     return 0
 
 
@@ -420,10 +456,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replay the whole recording or its test split (the decoder window filled from before it)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--max-gap", type=int, default=25,
-                   help="missing samples filled with zeros up to this many; a longer gap resets the decoder")
+                   help="missing samples filled with zeros up to this many; a longer jump of the sample index "
+                        "(forward, or back) resets the decoder")
+    p.add_argument("--on-bad", choices=("drop", "exit"), default="drop",
+                   help="a sample that fails its checks: drop it, count and log it (default), or stop (exit 2)")
+    p.add_argument("--max-count", type=int, default=None,
+                   help="the largest plausible spike count of a channel in one bin (default: 5 kHz x the bin "
+                        "width, at least 10); above it a sample is bad")
+    p.add_argument("--overwrite", action="store_true",
+                   help="a file sink may replace an existing file (when the stream ends); without it, refused")
     p.add_argument("--status", action="store_true", help="print the status line even when stderr is not a terminal")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_serve)
+
+    p = commands.add_parser("replay", help="publish a recording sample by sample to Redis (BRAND's layout) or LSL, "
+                                           "for 'serve' to read")
+    p.add_argument("file", help="a session (.mat v7.3, NWB; 4 ms bins) or a binned recording (its own bins)")
+    p.add_argument("--sink", required=True, help="redis:URL/STREAM or lsl:NAME")
+    p.add_argument("--rate", type=float, default=1.0,
+                   help="speed, times real time (default 1: one sample per bin width; inf: as fast as possible)")
+    p.add_argument("--samples", type=int, default=None, help="publish the first this many samples only")
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="lsl: seconds to wait for a consumer (serve) to connect (default 30)")
+    p.set_defaults(func=cmd_replay)
 
     p = commands.add_parser("sweep", help="the AEGRU paper's (N, k) grid or pruning-rate sweep, or the delta "
                                           "GRU's thresholds, in parallel")
@@ -444,7 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipes", default="aegru-pruned,ann2d,snn2,wiener",
                    help="comma-separated recipes, or all (default: %(default)s)")
     p.add_argument("--seeds", default="0-4", help="seeds, e.g. 0-4 or 0,2 (default: %(default)s)")
-    p.add_argument("--synthetic", action="store_true", help="six generated sessions named like the benchmark ones")
+    p.add_argument("--synthetic", action="store_true",
+                   help="six generated stand-ins for the benchmark sessions (indy_20160622_01_synthetic, ...)")
     p.add_argument("--duration", type=float, default=None, help="--synthetic: seconds per session (default 300)")
     p.add_argument("--data-dir", default=None, help="the real benchmark sessions (checked by MD5)")
     p.add_argument("--sessions", default=None, help="comma-separated session names (default: all six)")

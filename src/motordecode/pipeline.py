@@ -19,13 +19,17 @@ from motordecode.data.splits import contiguous_runs, default_split
 from motordecode.decoders.registry import family_of
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
-from motordecode.metrics.harness import evaluate_decoder
-from motordecode.metrics.results import metrics_record, write_metrics
+from motordecode.metrics.harness import decode_streams, evaluate_decoder
+from motordecode.metrics.r2 import r2_score
+from motordecode.metrics.results import best_epoch_r2, metrics_record, write_metrics
+from motordecode.provenance import describe, provenance
+from motordecode.recipes import changed_fields
 from motordecode.report.plots import plot_predictions
 from motordecode.runs import (METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, check_recording, holding_run_lock,
                               load_model, read_json, run_config, save_model, start_run)
 
-MODE_KEYS = ("r2", "r2_x", "r2_y", "activation_sparsity", "dense_ops", "effective_macs", "effective_acs")
+MODE_KEYS = ("r2", "r2_x", "r2_y", "activation_sparsity", "dense_ops", "effective_macs", "effective_acs",
+             "synaptic_operations")
 
 
 def load_for_recipe(path: str | os.PathLike, recipe, heldout: str = "include"):
@@ -51,10 +55,26 @@ def evaluate_model(model, recipe, recording, split, deployed_bits: dict | None =
     results = {}
     for mode in family.modes:
         decoder = family.decoder(model, recipe, recording.step_ms, mode)
-        streams = [(recording.spikes[max(0, start - decoder.history):start], recording.spikes[start:stop])
-                   for start, stop in contiguous_runs(test)]
-        results[mode] = evaluate_decoder(decoder, streams, recording.velocity[test], deployed_bits=deployed_bits)
+        results[mode] = evaluate_decoder(decoder, _streams(recording, test, decoder.history), recording.velocity[test],
+                                         deployed_bits=deployed_bits, step_ms=recording.step_ms)
     return results
+
+
+def deployed_val_r2(model, recipe, recording, split) -> float | None:
+    """R2 of the deployed ``model`` (pruned and quantised, as evaluated on the test split) over the
+    validation split, in the recipe's published mode, decoded as the test split is; None when the
+    split has fewer than two samples."""
+    if len(split.val) < 2:
+        return None
+    decoder = family_of(recipe).decoder(model, recipe, recording.step_ms)
+    pred = decode_streams(decoder, _streams(recording, split.val, decoder.history))
+    return r2_score(pred, recording.velocity[split.val])
+
+
+def _streams(recording, index, history: int) -> list:
+    """(history, samples) of each contiguous run of ``index``, its history the ``history`` samples before it."""
+    return [(recording.spikes[max(0, start - history):start], recording.spikes[start:stop])
+            for start, stop in contiguous_runs(index)]
 
 
 def _metrics_row(results: dict, recipe, recording) -> dict:
@@ -135,12 +155,15 @@ def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.P
     row["history"] = result.history
     if pretraining is not None:
         row["pretraining"] = pretraining
+    row["provenance"] = provenance({recording.name: data}, {recipe.name: changed_fields(recipe)})
     _save_predictions(run_dir, results, recording.velocity[split.test], split.test)
     plot_predictions(run_dir / PLOT_FILE, recording.velocity[split.test],
                      {mode: pred for mode, (_, pred) in results.items()}, recording.step_s,
                      title=f"{recipe.name} on {recording.name}, seed {seed}: test R2 "
-                           + ", ".join(f"{r['r2']:.3f} ({m})" for m, (r, _) in results.items()))
-    identity = dict(recipe=recipe.name, session=recording.name, seed=seed, val_r2=result.val_r2)
+                           + ", ".join(f"{r['r2']:.3f} ({m})" for m, (r, _) in results.items()),
+                     units=recording.meta.get("label_units", ""), footer=describe(row["provenance"]))
+    identity = dict(recipe=recipe.name, session=recording.name, seed=seed,
+                    val_r2=deployed_val_r2(result.model, recipe, recording, split), val_r2_best_epoch=result.val_r2)
     write_metrics(run_dir, row, **identity)
     return metrics_record(row, **identity)
 
@@ -168,10 +191,12 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = No
     row = _metrics_row(results, recipe, recording)
     previous = read_json(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else {}
     row["data"] = str(Path(source).resolve())
+    row["provenance"] = provenance({recording.name: source}, {recipe.name: changed_fields(recipe)})
     if "history" in previous:  # training facts survive a re-evaluation
         row["history"] = previous["history"]
         row["timings"] = {**previous.get("timings", {}), **row["timings"]}
-    identity = dict(recipe=recipe.name, session=recording.name, seed=config["seed"], val_r2=previous.get("val_r2"))
+    identity = dict(recipe=recipe.name, session=recording.name, seed=config["seed"],
+                    val_r2=deployed_val_r2(model, recipe, recording, split), val_r2_best_epoch=best_epoch_r2(previous))
     if write:
         write_metrics(run_dir, row, **identity)
         _save_predictions(run_dir, results, recording.velocity[split.test], split.test)

@@ -54,6 +54,16 @@ def get_recipe(name: str) -> RecipeFields:
     return lookup(name)
 
 
+def changed_fields(recipe: RecipeFields) -> dict | None:
+    """{field: value} of ``recipe`` that differ from the registered recipe of its name (what
+    ``--set`` changed); None when no recipe of that name is registered."""
+    try:
+        default = get_recipe(recipe.name).to_dict()
+    except ConfigError:
+        return None
+    return {key: value for key, value in recipe.to_dict().items() if default.get(key) != value}
+
+
 def recipe_names() -> list[str]:
     from motordecode.decoders.registry import recipes
 

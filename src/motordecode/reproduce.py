@@ -1,8 +1,8 @@
 """The whole comparison in one command: every (recipe, session, seed) cell as a run directory.
 
     OUT/grid.json                                every cell asked for, and what each recipe and session is
-    OUT/data/<session>.mat                       the generated sessions (``synthetic``), each with
-    OUT/data/<session>.synthetic.json            the generator's settings
+    OUT/data/<session>_synthetic.mat             the generated stand-ins (``synthetic``), their generator's
+                                                 settings inside (:mod:`motordecode.data.generated`)
     OUT/pretrain/<recipe>/<monkey>/seed<k>/      one pre-training per (recipe, monkey, seed)
     OUT/cells/<recipe>/<session>/seed<k>/        one ordinary run directory per cell
     OUT/.lock                                    held while a command runs the grid (a second one is refused)
@@ -33,7 +33,6 @@ second signal stops at once. The workers end with the command, even when it is k
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import multiprocessing
 import os
@@ -48,14 +47,14 @@ from pathlib import Path
 
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
-from motordecode.recipes import get_recipe, override, recipe_from_dict, split_assignment
+from motordecode.provenance import provenance
+from motordecode.recipes import changed_fields, get_recipe, override, recipe_from_dict, split_assignment
 from motordecode.runs import CONFIG_FILE, METRICS_FILE, read_json, run_lock
 from motordecode.training.epochs import TrainingStopped, stopping_when
 
 SYNTHETIC_DURATION_S = 300.0
 GRID_FILE = "grid.json"
 STOP_FILE = "stop"
-SYNTHETIC_SETTINGS_SUFFIX = ".synthetic.json"
 MAX_SEED = 2**32 - 1
 MAX_SEEDS = 10_000  # seeds in one grid: more is a typo (0-100000), not a plan
 
@@ -113,22 +112,21 @@ def check_workers(workers) -> int:
 
 
 def synthetic_configs(duration_s: float = SYNTHETIC_DURATION_S, names: list[str] | None = None) -> dict:
-    """{session: generator settings} of the six generated benchmark sessions (realistic, one seed per
-    session), or of ``names`` among them; checked, nothing written."""
+    """{stand-in name: generator settings} of stand-ins for the six benchmark sessions (realistic,
+    one seed per session), named after them, never as them (``indy_20160622_01_synthetic``, see
+    :func:`motordecode.data.sessions.stand_in_name`), or of ``names`` among them (a benchmark
+    name picks its stand-in); checked, nothing written."""
+    from motordecode.data.sessions import stand_in_name
     from motordecode.data.synthetic import SynthConfig
     from motordecode.report.published import SESSIONS
 
-    unknown = sorted(set(names or ()) - set(SESSIONS))
+    stand_ins = [stand_in_name(name) for name in SESSIONS]
+    wanted = None if names is None else {stand_in_name(name) for name in names}
+    unknown = sorted((wanted or set()) - set(stand_ins))
     if unknown:
-        raise ConfigError(f"unknown session(s) {', '.join(unknown)}; choose from {', '.join(SESSIONS)}.")
-    return {name: SynthConfig(monkey=name[:4], duration_s=float(duration_s), seed=1000 + index)
-            for index, name in enumerate(SESSIONS) if names is None or name in names}
-
-
-def synthetic_settings_file(path: str | os.PathLike) -> Path:
-    """Where the generator's settings of the generated session ``path`` are kept."""
-    path = Path(path)
-    return path.with_name(path.stem + SYNTHETIC_SETTINGS_SUFFIX)
+        raise ConfigError(f"unknown session(s) {', '.join(unknown)}; choose from {', '.join(stand_ins)}.")
+    return {stand_in: SynthConfig(monkey=stand_in[:4], duration_s=float(duration_s), seed=1000 + index)
+            for index, stand_in in enumerate(stand_ins) if wanted is None or stand_in in wanted}
 
 
 def generated_session_file(out: str | os.PathLike, name: str) -> Path:
@@ -138,31 +136,40 @@ def generated_session_file(out: str | os.PathLike, name: str) -> Path:
 def check_generated(out: str | os.PathLike, configs: dict) -> None:
     """Refuse when OUT/data holds one of the sessions ``configs`` describes generated otherwise (or
     without a record of its settings); reads only."""
+    from motordecode.data.generated import generator_settings
+
     differ = []
     for name, config in configs.items():
         path = generated_session_file(out, name)
-        settings = synthetic_settings_file(path)
-        if settings.is_file():
-            differ += [f"{name} {d}" for d in differences(read_json(settings), _plain(asdict(config)))]
-        elif path.is_file():
-            differ.append(f"{name}: {path} holds no record of the settings it was generated with ({settings.name})")
+        if not path.is_file():
+            continue
+        settings = generator_settings(path)
+        if settings is not None:
+            differ += [f"{name} {d}" for d in differences(settings, _plain(asdict(config)))]
+        elif _readable_hdf5(path):  # a file that cannot be read at all is left to its cells to report
+            differ.append(f"{name}: {path} holds no record of the settings it was generated with")
     if differ:
         raise ConfigError(f"{Path(out) / 'data'} holds sessions generated otherwise: {'; '.join(differ)}. Generate "
                           "them with the same settings, or use another output directory.")
 
 
+def _readable_hdf5(path: Path) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            return True
+    except OSError:
+        return False
+
+
 def _generate(out: Path, configs: dict) -> dict[str, Path]:
-    """OUT/data/<name>.mat for each of ``configs`` that is not there yet, its settings written first
-    (so a session file always has its settings beside it); {name: file}."""
+    """OUT/data/<name>.mat for each of ``configs`` that is not there yet (its settings inside); {name: file}."""
     from motordecode.data.synthetic import write_synthetic
 
     files = {}
     for name, config in configs.items():
         path = files[name] = generated_session_file(out, name)
-        settings = synthetic_settings_file(path)
-        if not settings.is_file():
-            with atomic_write_path(settings) as tmp:
-                tmp.write_text(json.dumps(_plain(asdict(config)), indent=1) + "\n")
         if not path.is_file():
             write_synthetic(path, config)
     return files
@@ -170,10 +177,10 @@ def _generate(out: Path, configs: dict) -> dict[str, Path]:
 
 def synthetic_sessions(out: str | os.PathLike, duration_s: float = SYNTHETIC_DURATION_S,
                        names: list[str] | None = None) -> dict[str, Path]:
-    """The six benchmark sessions (or ``names`` among them), generated into OUT/data and named like
-    the real ones: three Indy with 96 channels, three Loco with 192; each with its generator's
-    settings beside it. Files generated with the same settings are kept; other settings are refused
-    before anything is written."""
+    """Stand-ins for the six benchmark sessions (or ``names`` among them, see :func:`synthetic_configs`),
+    generated into OUT/data: three Indy with 96 channels, three Loco with 192, each with its
+    generator's settings inside. Files generated with the same settings are kept; other settings
+    are refused before anything is written."""
     configs = synthetic_configs(duration_s, names)
     check_generated(out, configs)
     with run_lock(out):
@@ -197,28 +204,15 @@ def differences(there: dict, asked: dict, prefix: str = "") -> list[str]:
     return found
 
 
-@functools.lru_cache(maxsize=None)
-def _md5_of(path: str, size: int, mtime_ns: int) -> str:
-    from motordecode.data.sessions import md5sum
-
-    return md5sum(path)
-
-
-def file_md5(path: str | os.PathLike) -> str:
-    """The MD5 of the file, computed once per process for each version of it."""
-    stat = os.stat(path)
-    return _md5_of(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-
-
 def session_identity(path: str | os.PathLike) -> dict:
     """What a session file is, for its cells' identity: {"synthetic": the generator's settings} for
-    a generated session, else {"md5": the file's MD5}."""
-    settings = synthetic_settings_file(path)
-    if settings.is_file():
-        return {"synthetic": read_json(settings)}
+    a generated session, else {"md5": the file's MD5} (:func:`motordecode.provenance.session_source`)."""
+    from motordecode.provenance import session_source
+
     if not Path(path).is_file():
         raise ConfigError(f"session file {path} does not exist.")
-    return {"md5": file_md5(path)}
+    source = session_source(path)
+    return {"synthetic": source["generator"]} if source["kind"] == "synthetic" else {"md5": source["md5"]}
 
 
 def real_sessions(data_dir: Path, names: list[str] | None = None) -> dict[str, Path]:
@@ -234,7 +228,7 @@ def real_sessions(data_dir: Path, names: list[str] | None = None) -> dict[str, P
         if not status["present"]:
             raise ConfigError(f"{status['path']} is missing; fetch it with 'motordecode data fetch {name} "
                               f"--dir {data_dir}'.")
-        if status["md5"] is not None and file_md5(status["path"]) != status["md5"]:  # also its identity
+        if status["md5"] is not None and session_identity(status["path"]) != {"md5": status["md5"]}:
             raise ConfigError(f"{status['path']} does not match its MD5; fetch it again.")
         files[name] = Path(status["path"])
     return files
@@ -577,7 +571,8 @@ def grown_grid(out: Path, recipes: dict, identities: dict, seeds: list[int]) -> 
                                                                    for k in seeds]))
     return {"recipes": list(dict.fromkeys(c[0] for c in cells)), "sessions": list(dict.fromkeys(c[1] for c in cells)),
             "seeds": sorted({c[2] for c in cells}), "cells": [list(c) for c in cells],
-            "identity": {kind: {**known.get(kind, {}), **asked[kind]} for kind in ("recipes", "sessions")}}
+            "identity": {kind: {**known.get(kind, {}), **asked[kind]} for kind in ("recipes", "sessions")},
+            **({"provenance": old["provenance"]} if "provenance" in old else {})}
 
 
 def _check_started_cells(out: Path, recipes: dict, sessions, seeds: list[int]) -> None:
@@ -635,6 +630,9 @@ def reproduce(out: str | os.PathLike, *, recipes: list[str], seeds: list[int], s
         files = {**{name: Path(value) for name, value in sessions.items() if name not in generated},
                  **_generate(out, generated)}
         pretrainings, cells = plan(out, base, {name: files[name] for name in sessions}, seeds)
+        record, earlier = provenance(files, {n: changed_fields(r) for n, r in base.items()}), grid.get("provenance", {})
+        grid["provenance"] = {**record, **{part: {**earlier.get(part, {}), **record[part]}  # accumulates too
+                                           for part in ("sessions", "overrides")}}
         write_grid(out, grid)  # the plan, so the report can name missing cells
         (out / STOP_FILE).unlink(missing_ok=True)  # a stop asked of an earlier run
         log(f"reproduce: {len(recipes)} recipes x {len(sessions)} sessions x {len(seeds)} seeds = {len(cells)} "

@@ -25,6 +25,7 @@ import numpy as np
 
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
+from motordecode.provenance import describe, summary
 from motordecode.recipes import get_recipe, override
 
 DEFAULT_GRID = ((50, 2), (50, 5), (50, 10), (100, 2), (100, 5), (100, 10), (150, 5), (150, 10), (200, 5), (200, 10))
@@ -109,7 +110,7 @@ def run_sweep(kind: str, data: str | os.PathLike, out: str | os.PathLike, *, see
             log(f"  {job['label']} seed {job['seed']}: R2 {row['r2']:.3f}{other}, "
                 f"{row['effective_macs']:.0f} effective MACs")
     rows = [_summary(label, [results[(label, s)] for s in seeds]) for label in recipes]
-    write_sweep(out, kind, rows)
+    write_sweep(out, kind, rows, summary([r.get("provenance") for r in results.values()]))
     return rows
 
 
@@ -141,12 +142,14 @@ def sweep_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_sweep(out: str | os.PathLike, kind: str, rows: list[dict]) -> None:
+def write_sweep(out: str | os.PathLike, kind: str, rows: list[dict], record: dict | None = None) -> None:
+    """sweep.json, sweep.md and sweep.png; ``record``: the runs' provenance (:func:`summary`), in
+    sweep.json and the figure's footer."""
     from motordecode.report.plots import plot_tradeoff
 
     out = Path(out)
     with atomic_write_path(out / "sweep.json") as tmp:
-        tmp.write_text(json.dumps({"sweep": kind, "rows": rows}, indent=2) + "\n")
+        tmp.write_text(json.dumps({"sweep": kind, "rows": rows, "provenance": record}, indent=2) + "\n")
     with atomic_write_path(out / "sweep.md") as tmp:
         tmp.write_text(sweep_table(rows) + "\n")
     stateful = [{**r, "r2": r["stateful_r2"], "effective_macs": r["stateful_effective_macs"]}
@@ -158,4 +161,5 @@ def write_sweep(out: str | os.PathLike, kind: str, rows: list[dict]) -> None:
     else:
         series = {"windowed": rows, "stateful": stateful}
     plot_tradeoff(out / "sweep.png", series, label_key="point",
-                  title=f"{kind} sweep: test R2 against effective MACs per step")
+                  title=f"{kind} sweep: test R2 against effective MACs per step",
+                  footer=describe(record) if record else ())

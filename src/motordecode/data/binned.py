@@ -114,6 +114,6 @@ def load_binned(path: str | os.PathLike, *, spikes_var: str | None = None, veloc
         spikes=np.ascontiguousarray(spikes), velocity=np.ascontiguousarray(velocity),
         bin_width_s=bin_width_s, step_s=bin_width_s, t=time, reach_bounds=None,
         name=path.stem, monkey=None,
-        meta={"source": str(path), "format": path.suffix.lstrip(".") or "mat",
+        meta={"source": str(path), "format": path.suffix.lstrip(".") or "mat", "label_units": "as stored in the file",
               "spike_counts": spikes.sum(axis=0).astype(np.int64)},
     )

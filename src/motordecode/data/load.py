@@ -33,7 +33,7 @@ def load_reaching(path: str | os.PathLike, bin_width_s: float = STEP_S,
     with ReachingFile(path, expected_channels) as f:
         trains = ((channel, times) for channel in range(f.n_channels) for times in f.channel_spike_times(channel))
         spikes, meta = bin_spike_times(path, f.t, trains, f.n_channels, bin_width_s)
-        meta.update(format="mat-v7.3", n_unit_rows=f.n_unit_rows)
+        meta.update(format="mat-v7.3", n_unit_rows=f.n_unit_rows, label_units="mm per 4 ms step")
         return Recording(
             spikes=spikes, velocity=velocity_labels(f.cursor_pos), bin_width_s=meta.pop("bin_width_s"),
             step_s=STEP_S, t=f.t, reach_bounds=reach_bounds(f.target_pos), name=path.stem,

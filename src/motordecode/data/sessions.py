@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from motordecode.data.generated import generator_settings
 from motordecode.errors import ConfigError
 
 ZENODO_RECORD = 583331
@@ -64,6 +65,21 @@ CATALOG = {s.name: s for s in
            [_session(n, True) for n in BENCHMARK_MD5] + [_session(n, False) for n in PRETRAINING]}
 
 
+STAND_IN_SUFFIX = "_synthetic"
+
+
+def stand_in_name(session: str) -> str:
+    """The file stem of a generated stand-in for a session of the record: ``indy_20160622_01`` ->
+    ``indy_20160622_01_synthetic``, never the session's own name (a stand-in name is kept)."""
+    return session if session.endswith(STAND_IN_SUFFIX) else session + STAND_IN_SUFFIX
+
+
+def stands_in_for(stem: str) -> str | None:
+    """The catalog session that a file named ``stem`` stands in for (see :func:`stand_in_name`), or None."""
+    name = stem[: -len(STAND_IN_SUFFIX)] if stem.endswith(STAND_IN_SUFFIX) else None
+    return name if name in CATALOG else None
+
+
 def get_session(name: str) -> Session:
     """Catalog entry of a session name (with or without .mat)."""
     key = name[:-4] if name.endswith(".mat") else name
@@ -76,8 +92,8 @@ def get_session(name: str) -> Session:
 
 
 def expected_channels_for(stem: str) -> int | None:
-    """Channel count of a known session (by file stem), None for any other file."""
-    entry = CATALOG.get(stem)
+    """Channel count of a known session or of its stand-in (by file stem), None for any other file."""
+    entry = CATALOG.get(stem) or CATALOG.get(stands_in_for(stem) or "")
     return entry.channels if entry else None
 
 
@@ -90,12 +106,20 @@ def md5sum(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
 
 
 def session_status(session: Session, directory: str | os.PathLike, verify: bool = True) -> dict:
-    """Presence and checksum state of one session in ``directory``."""
+    """Presence and checksum state of one session in ``directory``. A generated file under the
+    session's name (:mod:`motordecode.data.generated`) is not the session: ``present`` is False and
+    ``generated`` holds its settings."""
     path = Path(directory) / session.filename
     row = {"name": session.name, "monkey": session.monkey, "channels": session.channels,
            "benchmark": session.benchmark, "present": path.is_file(), "path": str(path),
            "md5": session.md5, "verified": None, "status": "absent"}
     if not row["present"]:
+        return row
+    generated = generator_settings(path)
+    if generated is not None:
+        row.update(present=False, generated=generated,
+                   status=f"absent: {path.name} is a generated file ({describe_generated(generated)}), not the "
+                          "recording; move it away")
         return row
     if session.md5 is None:
         row["status"] = "present (no known MD5)"
@@ -107,16 +131,39 @@ def session_status(session: Session, directory: str | os.PathLike, verify: bool 
     return row
 
 
+def generated_files(directory: str | os.PathLike) -> dict[str, dict]:
+    """{file name: generator settings} of the generated sessions in ``directory`` that do not bear a
+    session's name (those are reported by :func:`session_status`)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return {}
+    found = {}
+    for path in sorted(directory.iterdir()):
+        if path.suffix.lower() in (".mat", ".nwb") and path.stem not in CATALOG and path.is_file():
+            settings = generator_settings(path)
+            if settings is not None:
+                found[path.name] = settings
+    return found
+
+
+def describe_generated(settings: dict) -> str:
+    """``synthetic indy, 300 s, seed 0, realistic`` for a generator's settings."""
+    return (f"synthetic {settings.get('monkey', '?')}, {settings.get('duration_s', float('nan')):g} s, "
+            f"seed {settings.get('seed', '?')}, {settings.get('difficulty', '?')}")
+
+
 def default_pretraining_files(data: str | os.PathLike) -> list[Path]:
     """The RSNN default: the benchmark sessions of the same monkey as ``data`` (itself included),
-    looked up next to it. Empty when ``data`` is not a benchmark session; an error when one of
-    them is missing (``motordecode data fetch`` gets them, ``--pretrain`` picks others)."""
+    looked up next to it; for a generated stand-in (:func:`stand_in_name`), the stand-ins of those
+    sessions. Empty when ``data`` is neither; an error when one of them is missing (``motordecode
+    data fetch`` gets them, ``--pretrain`` picks others)."""
     data = Path(data)
-    session = CATALOG.get(data.stem)
+    stand_in = stands_in_for(data.stem)
+    session = CATALOG.get(stand_in or data.stem)
     if session is None or not session.benchmark:
         return []
     names = [s.name for s in CATALOG.values() if s.benchmark and s.monkey == session.monkey]
-    files = [data.parent / f"{name}.mat" for name in names]
+    files = [data.parent / f"{stand_in_name(name) if stand_in else name}.mat" for name in names]
     missing = [f.name for f in files if not f.is_file()]
     if missing:
         raise ConfigError(f"pre-training uses the {session.monkey} benchmark sessions next to {data.name}; "

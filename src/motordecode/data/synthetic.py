@@ -18,14 +18,15 @@ Spikes also occur in the 200 ms before ``t[0]``, as in the real files. Determini
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import scipy.ndimage
 
 from motordecode.data.binning import STEP_S
-from motordecode.data.sessions import CHANNELS
+from motordecode.data.generated import generator_attributes
+from motordecode.data.sessions import CATALOG, CHANNELS, stand_in_name
 from motordecode.data.write_mat import write_reaching_mat
 from motordecode.errors import ConfigError
 
@@ -209,15 +210,23 @@ FORMATS = ("mat", "nwb")
 
 def write_synthetic(path: str | os.PathLike, cfg: SynthConfig | None = None, fmt: str = "mat") -> Path:
     """Generate a session and write it as a v7.3 .mat in the real layout, or as NWB (``fmt="nwb"``,
-    see :mod:`motordecode.data.write_nwb`)."""
+    see :mod:`motordecode.data.write_nwb`). The file carries its settings (:func:`motordecode.data.generated.generator_settings`)
+    and never takes the name of a session of the record (:func:`motordecode.data.sessions.stand_in_name` gives one)."""
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}.")
+    stem = Path(path).stem
+    if stem in CATALOG:
+        raise ConfigError(f"{Path(path).name} is the name of the recorded session {stem} of Zenodo record 583331; "
+                          f"a generated session must not pose as it. Name it e.g. {stand_in_name(stem)}"
+                          f"{Path(path).suffix}.")
     cfg = cfg or SynthConfig()
     session = generate_session(cfg)
     fields = dict(t=session.t, cursor_pos=session.cursor_pos, target_pos=session.target_pos,
                   finger_pos=session.finger_pos, spike_times=session.spike_times)
+    attributes = generator_attributes(asdict(cfg))
     if fmt == "nwb":
         from motordecode.data.write_nwb import write_session_nwb
 
-        return write_session_nwb(path, identifier=f"motordecode-synthetic-{cfg.monkey}-seed{cfg.seed}", **fields)
-    return write_reaching_mat(path, **fields)
+        return write_session_nwb(path, identifier=f"motordecode-synthetic-{cfg.monkey}-seed{cfg.seed}",
+                                 attributes=attributes, **fields)
+    return write_reaching_mat(path, attributes=attributes, **fields)

@@ -75,8 +75,10 @@ def _cell(f: h5py.File, name: str, refs: np.ndarray) -> None:
 
 def write_reaching_mat(path: str | os.PathLike, *, t: np.ndarray, cursor_pos: np.ndarray,
                        target_pos: np.ndarray, finger_pos: np.ndarray,
-                       spike_times: list[list[np.ndarray]], n_unit_rows: int = 5) -> Path:
-    """Write a session. Positions are (T, D) time-major; ``spike_times[c][u]`` are seconds."""
+                       spike_times: list[list[np.ndarray]], n_unit_rows: int = 5,
+                       attributes: dict[str, str] | None = None) -> Path:
+    """Write a session. Positions are (T, D) time-major; ``spike_times[c][u]`` are seconds;
+    ``attributes`` become string attributes of the file's root (MATLAB ignores them)."""
     path = Path(path)
     with atomic_write_path(path) as tmp:
         with h5py.File(tmp, "w", userblock_size=_USERBLOCK, libver="earliest") as f:
@@ -101,6 +103,8 @@ def write_reaching_mat(path: str | os.PathLike, *, t: np.ndarray, cursor_pos: np
                 label = np.frombuffer(f"elec{c + 1}".encode("utf-16-le"), dtype=np.uint16)[:, None]
                 names[0, c] = refs.array(label, "char")
             _cell(f, "chan_names", names)
+            for key, value in (attributes or {}).items():
+                f.attrs[key] = value
         with open(tmp, "r+b") as fh:
             fh.write(_matlab_header())
     return path

@@ -27,9 +27,11 @@ from motordecode.fileio import atomic_write_path
 def write_session_nwb(path: str | os.PathLike, *, t: np.ndarray, cursor_pos: np.ndarray, target_pos: np.ndarray,
                       finger_pos: np.ndarray | None, spike_times: list[list[np.ndarray]], identifier: str,
                       heldout: np.ndarray | None = None, with_behaviour: bool = True,
-                      description: str = "motordecode reaching session") -> Path:
+                      description: str = "motordecode reaching session",
+                      attributes: dict[str, str] | None = None) -> Path:
     """``spike_times[channel]`` lists the spike-time arrays of that channel's units; ``heldout``
-    marks units (in channel order) as held out."""
+    marks units (in channel order) as held out; ``attributes`` become string attributes of the
+    file's root."""
     pynwb = require_pynwb()
     NWBHDF5IO, NWBFile, TimeSeries = pynwb.NWBHDF5IO, pynwb.NWBFile, pynwb.TimeSeries
     SpatialSeries = pynwb.behavior.SpatialSeries
@@ -72,4 +74,9 @@ def write_session_nwb(path: str | os.PathLike, *, t: np.ndarray, cursor_pos: np.
         warnings.simplefilter("ignore")  # pynwb's notes on optional metadata
         with NWBHDF5IO(str(tmp), "w") as io:
             io.write(nwbfile)
+        if attributes:
+            import h5py
+
+            with h5py.File(tmp, "a") as f:
+                f.attrs.update(attributes)
     return path

@@ -7,9 +7,9 @@ PyTorch's per-call overhead, not arithmetic. A :class:`FastStep` computes the sa
 
 with the state s in preallocated NumPy arrays and the arithmetic in a few ``@njit`` kernels, in
 the model's precision: float32 (float64 where the model computes in it, the Kalman filter) and
-float16 emulated operation by operation for a float16 RSNN. Outputs equal the model's to float32
-rounding (the sums may be taken in another order); a float16 RSNN's are identical (PyTorch's
-summation orders, as the RSNN module says). The tests hold
+a float16 RSNN's arithmetic as :mod:`~motordecode.decoders.rsnn.half_arithmetic` defines it. Outputs
+equal the model's to float32 rounding (the sums may be taken in another order); a float16 RSNN's are
+identical (one definition, with exact sums, on every CPU). The tests hold
 every recipe's fast step to its ``Stream`` over whole streams.
 
 A decoder family provides it through ``Decoder.fast_step()``; :class:`FastStream` is its real-time

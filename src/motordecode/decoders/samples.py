@@ -36,3 +36,45 @@ def check_samples(values, n_channels: int, what: str) -> np.ndarray:
         raise ConfigError(f"{what}: expected samples of {n_channels} channels as (T, {n_channels}), got shape "
                           f"{tuple(x.shape)}.")
     return x
+
+
+MAX_RATE_HZ = 5000.0  # a channel's spike counts above this rate are not spikes (the refractory period is ~1 ms)
+
+
+def max_plausible_count(step_s: float) -> int:
+    """The largest count a channel can plausibly have in a bin of ``step_s`` seconds:
+    ceil(``MAX_RATE_HZ`` * step_s), at least 10."""
+    return max(10, int(np.ceil(MAX_RATE_HZ * float(step_s))))
+
+
+def sample_problem(counts, n_channels: int, max_count: int) -> str | None:
+    """Why one live sample cannot be decoded, or None when it can: ``counts`` must be ``n_channels``
+    finite, non-negative integers of at most ``max_count``. A sample that fails is dropped before the
+    decoder sees it (a negative or NaN count would stay in a stateful decoder's state for good).
+    One reduction for integer counts (a few us: it runs on every sample of a live stream)."""
+    x = counts if isinstance(counts, np.ndarray) else np.asarray(counts)
+    if x.shape != (n_channels,):
+        return f"{x.size} channels; this decoder reads {n_channels}"
+    kind = x.dtype.kind
+    if kind in "iu" and x.dtype.isnative:  # a negative signed count, seen unsigned, is above any max_count
+        if np.maximum.reduce(x.view(f"u{x.dtype.itemsize}") if kind == "i" else x) <= max_count:
+            return None
+    elif kind == "f" and x.min() >= 0 and x.max() <= max_count:  # NaN fails both
+        if not (x - x.astype(np.int64)).any():
+            return None
+    return _first_problem(x, max_count)
+
+
+def _first_problem(x: np.ndarray, max_count: int) -> str | None:
+    """The first check that ``x`` fails, with the channel, or None (every check passed)."""
+    try:
+        x = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        return f"counts are not numbers ({x.dtype})"
+    checks = ((~np.isfinite(x), "not finite"), (x < 0, "negative"), (x != np.round(x), "not an integer"),
+              (x > max_count, f"above the plausible {max_count} per bin"))
+    for bad, what in checks:
+        if bad.any():
+            where = int(np.argmax(bad))
+            return f"count {x[where]:g} at channel {where} is {what}"
+    return None

@@ -1,16 +1,17 @@
 """C99 source of a float16 RSNN decoder (tinyRSNN as deployed): the step in emulated float16 with
-the same ``main.c`` contract as the integer decoders, its spikes equal to the Python model's.
+the same ``main.c`` contract as the integer decoders, its spikes and outputs equal to the Python model's.
 
-The arithmetic follows PyTorch's CPU path for float16 operation by operation: each operation is
-computed in float32 and rounded once to float16 (``rh``, round to nearest even); the matrix
-products are the exact sums rounded to float16 (sums of float16 products are exact in double).
+The arithmetic is :mod:`motordecode.decoders.rsnn.half_arithmetic`'s definition, bit for bit: float16
+numbers held in floats, sums exact in double and rounded to float and then to float16 (``rh``, round
+to nearest even), and single float operations whose products are exact (so a compiler that fuses a
+multiply-add gives the same result). Per network step (one sample = ``substeps`` steps):
+
+    D = rh(f32(W c) / k);  c_t = rh(D_{t-1} + rh(V S_{t-1}));  S_t = H(U_{t-1} - 1)
+    I_t = rh(c_t + alpha I_{t-1});  U_t = 0 where S_t, else rh(beta U_{t-1} + gamma I_{t-1})
+    readout: J_t = rh(rh(W_out S_{t-1}) + a J_{t-1});  Y_t = rh(b Y_{t-1} + g J_{t-1})
+    y = rh(f32(sum of the heads' Y) / heads)
+
 A float32 model has no such exact form (PyTorch's float32 products round in an order of their own).
-
-Per network step (one sample = ``substeps`` steps of count / substeps):
-
-    c_t = W x_{t-1} + V S_{t-1};  S_t = H(U_{t-1} - 1);  I_t = c_t + alpha I_{t-1}
-    U_t = lerp(I_{t-1}, U_{t-1}, beta) (1 - S_t)
-    readout: J_t = W_out S_{t-1} + a J_{t-1};  Y_t = lerp(J_{t-1}, Y_{t-1}, b);  y = mean of the heads' Y
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from motordecode.decoders.rsnn import half_arithmetic
 from motordecode.errors import ConfigError
 from motordecode.export.c_gru import MD_INIT
 
@@ -49,7 +51,7 @@ def rsnn_header(model) -> str:
 typedef float md_out_t;                   /* the velocity, in the recording's units */
 
 typedef struct {{
-    float x_prev[MD_CHANNELS];            /* the previous network step's input */
+    float drive[MD_HIDDEN];               /* D of the previous network step's input */
     float s[MD_HIDDEN];                   /* S_{{t-1}} */
     float syn[MD_HIDDEN], mem[MD_HIDDEN]; /* I_{{t-1}}, U_{{t-1}} */
     float out_syn[MD_UNITS], out_mem[MD_UNITS];
@@ -88,56 +90,55 @@ static float rh(float x)
     return v.f;
 }
 
-static float lerp(float start, float end, float weight)   /* torch.lerp's formula */
-{
-    if (weight < 0.5f && weight > -0.5f) return start + weight * (end - start);
-    return end - (end - start) * (1.0f - weight);
-}
-
-/* sum_i w[o][i] x[i], exact in double, rounded once to float16 */
-static float dot(const float *w, const float *x, int n)
+/* sum_i w[i] x[i] in double: exact for float16 weights and integer x (half_arithmetic), rounded to float */
+static float exact_sum(const float *w, const float *x, int n)
 {
     double acc = 0.0;
     int i;
     for (i = 0; i < n; i++) if (x[i] != 0.0f) acc += (double)w[i] * (double)x[i];
-    return rh((float)acc);
+    return (float)acc;
 }
 """
 
 STEP = """\
-static void network_step(md_state *s, const float *x, int sub)
+static void network_step(md_state *s, const float *drive, int sub)
 {
     float current[MD_HIDDEN], out_current[MD_UNITS];
-    int h, k, u;
-    for (h = 0; h < MD_HIDDEN; h++) current[h] = dot(W_IN + (long)h * MD_CHANNELS, s->x_prev, MD_CHANNELS);
-    for (h = 0; h < MD_HIDDEN; h++) current[h] = rh(current[h] + dot(W_REC + (long)h * MD_HIDDEN, s->s, MD_HIDDEN));
-    for (u = 0; u < MD_UNITS; u++) out_current[u] = dot(W_OUT + (long)u * MD_HIDDEN, s->s, MD_HIDDEN);
+    int h, u;
+    for (h = 0; h < MD_HIDDEN; h++) current[h] = rh(s->drive[h] + rh(exact_sum(W_REC + (long)h * MD_HIDDEN, s->s, MD_HIDDEN)));
+    for (u = 0; u < MD_UNITS; u++) out_current[u] = rh(exact_sum(W_OUT + (long)u * MD_HIDDEN, s->s, MD_HIDDEN));
     for (h = 0; h < MD_HIDDEN; h++) {
         float i = s->syn[h], v = s->mem[h];
         int fired = v > THRESHOLD;
         s->syn[h] = rh(current[h] + ALPHA[h] * i);
-        s->mem[h] = fired ? 0.0f : rh(lerp(i, v, BETA[h]));
+        s->mem[h] = fired ? 0.0f : rh(BETA[h] * v + GAMMA[h] * i);
         s->s[h] = fired ? 1.0f : 0.0f;
         s->spikes[sub][h] = (unsigned char)fired;
     }
     for (u = 0; u < MD_UNITS; u++) {
         float j = s->out_syn[u];
         s->out_syn[u] = rh(out_current[u] + A[u] * j);
-        s->out_mem[u] = rh(lerp(j, s->out_mem[u], B[u]));
+        s->out_mem[u] = rh(B[u] * s->out_mem[u] + G[u] * j);
     }
-    for (k = 0; k < MD_CHANNELS; k++) s->x_prev[k] = x[k];
+    for (h = 0; h < MD_HIDDEN; h++) s->drive[h] = drive[h];
 }
 
 void md_step(md_state *s, const int32_t *counts, md_out_t *y)
 {
-    float x[MD_CHANNELS];
-    int c, sub, d, head;
-    for (c = 0; c < MD_CHANNELS; c++) x[c] = rh((float)counts[c] / (float)MD_SUBSTEPS);
-    for (sub = 0; sub < MD_SUBSTEPS; sub++) network_step(s, x, sub);
+    float x[MD_CHANNELS], drive[MD_HIDDEN];
+    int c, h, sub, d, head;
+    for (c = 0; c < MD_CHANNELS; c++) x[c] = (float)counts[c];
+    for (h = 0; h < MD_HIDDEN; h++) {
+        float total = exact_sum(W_IN + (long)h * MD_CHANNELS, x, MD_CHANNELS);
+        drive[h] = rh(MD_SUBSTEPS > 1 ? total / (float)MD_SUBSTEPS : total);
+    }
+    for (sub = 0; sub < MD_SUBSTEPS; sub++) network_step(s, drive, sub);
     for (d = 0; d < MD_OUTPUTS; d++) {
-        float sum = 0.0f;
-        for (head = 0; head < MD_HEADS; head++) sum += s->out_mem[head * MD_OUTPUTS + d];
-        y[d] = MD_HEADS == 1 ? sum : rh(sum / (float)MD_HEADS);
+        double sum = 0.0;
+        float total;
+        for (head = 0; head < MD_HEADS; head++) sum += (double)s->out_mem[head * MD_OUTPUTS + d];
+        total = (float)sum;
+        y[d] = rh(MD_HEADS > 1 ? total / (float)MD_HEADS : total);
     }
 }
 
@@ -162,12 +163,14 @@ def rsnn_source(model) -> str:
                           f"{lif.input.weight.dtype}. Train it with half=true, or export it with --format onnx or nir.")
     alpha, beta = lif.decays()
     a, b = readout.decays()
+    gamma, g = half_arithmetic.complement(beta), half_arithmetic.complement(b)
     f = lambda t: t.detach().double().numpy()  # noqa: E731
     parts = ["/* motordecode RSNN decoder; generated by `motordecode export`. */\n",
              '#include "decoder.h"\n\n',
-             f"#define THRESHOLD {float(lif.threshold).hex()}f\n\n",
+             f"#define THRESHOLD {float(half_arithmetic.rho(torch.tensor([lif.threshold]))[0]).hex()}f\n\n",
              c_floats("W_IN", f(lif.input.weight)), c_floats("W_REC", f(lif.recurrent.weight)),
              c_floats("W_OUT", f(readout.fc.weight)),
-             c_floats("ALPHA", f(alpha)), c_floats("BETA", f(beta)), c_floats("A", f(a)), c_floats("B", f(b)),
+             c_floats("ALPHA", f(alpha)), c_floats("BETA", f(beta)), c_floats("GAMMA", f(gamma)),
+             c_floats("A", f(a)), c_floats("B", f(b)), c_floats("G", f(g)),
              "\n", HALF_ROUND, STEP, MD_INIT]
     return "".join(parts)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from motordecode.decoders.rsnn import half_arithmetic
 from motordecode.errors import ConfigError
 
 ONNX_RECIPES = "every recipe"
@@ -157,9 +158,10 @@ class BufferStep(nn.Module):
 
 
 class RSNNStep(nn.Module):
-    """One sample of an RSNN: ``substeps`` network steps (``decoders/rsnn``), in float32 torch
-    operations. A float16 model's arithmetic is kept by rounding every result to float16 and back
-    (PyTorch's CPU float16 operations compute in float32 and round once)."""
+    """One sample of an RSNN: ``substeps`` network steps (``decoders/rsnn``). float32 models in
+    float32 torch operations; a float16 model by :mod:`~motordecode.decoders.rsnn.half_arithmetic`'s
+    definition (exact sums in double, every result rounded to float16 and back), bit for bit. State
+    ``x_prev``: the previous network step's input (float16: the previous sample's counts)."""
 
     def __init__(self, model):
         super().__init__()
@@ -170,28 +172,45 @@ class RSNNStep(nn.Module):
                                                                                lif.recurrent.weight, readout.fc.weight))
             (self.alpha, self.beta), (self.a, self.b) = ((d.float() for d in pair)
                                                          for pair in (lif.decays(), readout.decays()))
+            self.gamma, self.g = half_arithmetic.complement(self.beta), half_arithmetic.complement(self.b)
         self.threshold, self.substeps = float(lif.threshold), model.config.substeps
+        if self.half:
+            self.threshold = float(half_arithmetic.rho(torch.tensor([self.threshold]))[0])
         self.heads, self.n_outputs = len(readout.heads), readout.n_outputs
 
-    def r(self, t):
-        return t.half().float() if self.half else t
-
-    def lerp(self, start, end, weight):
+    @staticmethod
+    def lerp(start, end, weight):
+        """torch.lerp's formula in operations ONNX has."""
         small = weight.abs() < 0.5
-        return self.r(torch.where(small, start + weight * (end - start), end - (end - start) * (1.0 - weight)))
+        return torch.where(small, start + weight * (end - start), end - (end - start) * (1.0 - weight))
 
     def forward(self, x, x_prev, s, syn, mem, out_syn, out_mem):
-        r = self.r
-        x = r(x[0] / self.substeps)
+        if self.half:
+            return self._half(x, x_prev, s, syn, mem, out_syn, out_mem)
+        x = x[0] / self.substeps
         for _ in range(self.substeps):
-            current = r(r(self.w_in @ x_prev) + r(self.w_rec @ s))
-            out_current = r(self.w_out @ s)
+            current = self.w_in @ x_prev + self.w_rec @ s
+            out_current = self.w_out @ s
             fired = (mem > self.threshold).float()
-            syn, mem = r(current + self.alpha * syn), self.lerp(syn, mem, self.beta) * (1.0 - fired)
-            out_syn, out_mem = r(out_current + self.a * out_syn), self.lerp(out_syn, out_mem, self.b)
+            syn, mem = current + self.alpha * syn, self.lerp(syn, mem, self.beta) * (1.0 - fired)
+            out_syn, out_mem = out_current + self.a * out_syn, self.lerp(out_syn, out_mem, self.b)
             s, x_prev = fired, x
-        y = r(out_mem.reshape(self.heads, self.n_outputs).mean(dim=0))
+        y = out_mem.reshape(self.heads, self.n_outputs).mean(dim=0)
         return y[None], x_prev, s, syn, mem, out_syn, out_mem
+
+    def _half(self, x, x_prev, s, syn, mem, out_syn, out_mem):
+        rho, k = half_arithmetic.rho, self.substeps
+        drive, drive_new = (half_arithmetic.drive(c, self.w_in, k) for c in (x_prev, x[0]))
+        for _ in range(k):
+            current = rho(drive + half_arithmetic.spike_current(s, self.w_rec))
+            out_current = half_arithmetic.spike_current(s, self.w_out)
+            fired = mem > self.threshold
+            syn, mem = rho(current + self.alpha * syn), torch.where(fired, torch.zeros_like(mem),
+                                                                    rho(self.beta * mem + self.gamma * syn))
+            out_syn, out_mem = rho(out_current + self.a * out_syn), rho(self.b * out_mem + self.g * out_syn)
+            s, drive = fired.float(), drive_new
+        y = half_arithmetic.mean_of_heads(out_mem.reshape(self.heads, self.n_outputs), self.heads).float()
+        return y[None], x[0], s, syn, mem, out_syn, out_mem
 
 
 def step_module(run, mode: str):

@@ -1,6 +1,7 @@
 """Synaptic operations counted from recorded activity and weight masks.
 
-Per step (one 4 ms sample in streaming), for a layer with weights W and input x:
+Per step (one input sample in streaming: 4 ms on the benchmark sessions, one bin on binned data),
+for a layer with weights W and input x:
 
 - effective = number of products with a nonzero weight AND a nonzero input, ``sum_j [x_j != 0] nnz(W[:, j])``;
 - dense = all products (``out x in`` for Linear); biases are not counted;
@@ -51,6 +52,10 @@ class OpCounts:
         if n_steps <= 0:
             raise MetricError("operations per step need at least one step.")
         return OpCounts(self.effective_macs / n_steps, self.effective_acs / n_steps, self.dense / n_steps)
+
+    def as_neurobench(self) -> dict:
+        """The counts under the keys of NeuroBench's SynapticOperations result."""
+        return {"Effective_MACs": self.effective_macs, "Effective_ACs": self.effective_acs, "Dense": self.dense}
 
 
 def _b(t: torch.Tensor) -> torch.Tensor:

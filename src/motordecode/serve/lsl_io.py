@@ -89,19 +89,49 @@ class LSLSource:
                     self.end_reason = f"no sample for {self.timeout_s:g} s"
                     return
                 continue
-            yield Sample(index, float(stamp), np.asarray(values, dtype=np.float32), time.perf_counter_ns())
+            yield Sample(index, float(stamp), np.asarray(values), time.perf_counter_ns(),
+                         f"LSL sample {index}")
             index += 1
             quiet_since = time.monotonic()
 
 
+def open_outlet(name: str, kind: str, channels: int, rate_hz: float, channel_format: str):
+    """An LSL outlet ``name`` of ``channels`` channels (``rate_hz`` 0: irregular)."""
+    pylsl = _pylsl()
+    info = pylsl.StreamInfo(name, kind, channels, rate_hz, channel_format, f"motordecode-{name}")
+    return pylsl.StreamOutlet(info)
+
+
 class LSLSink:
     def __init__(self, name: str, n_outputs: int):
-        pylsl = _pylsl()
-        info = pylsl.StreamInfo(name, "Velocity", n_outputs, pylsl.IRREGULAR_RATE, "float32", f"motordecode-{name}")
-        self.outlet = pylsl.StreamOutlet(info)
+        self.outlet = open_outlet(name, "Velocity", n_outputs, 0.0, "float32")
 
     def write(self, timestamp: float, index: int, velocity: np.ndarray, latency_us: float) -> None:
         self.outlet.push_sample(np.asarray(velocity, dtype=np.float32).tolist())
 
     def close(self) -> None:
+        del self.outlet
+
+
+class LSLSamplePublisher:
+    """The producer's side (``motordecode replay``): an outlet ``name`` of C int16 channels at the
+    bin rate. It waits up to ``timeout_s`` for a consumer (an LSL inlet only receives what is pushed
+    after it connects) and, when closed, until the consumers are gone (or ``timeout_s``), so that
+    the last samples are delivered."""
+
+    def __init__(self, name: str, n_channels: int, step_s: float, timeout_s: float = 30.0):
+        self.name, self.timeout_s = name, float(timeout_s)
+        self.outlet = open_outlet(name, "SpikeCounts", n_channels, 1.0 / step_s, "int16")
+        if not self.outlet.wait_for_consumers(timeout=self.timeout_s):
+            del self.outlet
+            raise ConfigError(f"no consumer of the LSL stream {name!r} within {self.timeout_s:g} s; start "
+                              f"'motordecode serve RUN --source lsl:{name} ...' first.")
+
+    def publish(self, index: int, counts: np.ndarray) -> None:
+        self.outlet.push_sample(np.asarray(counts).astype(np.int16).tolist())
+
+    def close(self) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        while self.outlet.have_consumers() and time.monotonic() < deadline:
+            time.sleep(0.05)
         del self.outlet

@@ -11,8 +11,14 @@ little-endian uint64. Input entries, one per sample:
     sync                                                              {"<label>": <sample index>}
     ts                                                                monotonic ns (optional)
 
-Output entries: ``velocity`` (D little-endian float32, the recording's units), ``sync`` (the
-input's labels), ``ts`` (monotonic ns when sent) and ``latency_us`` (text).
+Output entries: ``velocity`` (D little-endian float32, the recording's units), ``sync``
+(``{"sample": <the input's index>}``), ``ts`` (monotonic ns when sent) and ``latency_us`` (text).
+
+An input entry that cannot be read (no counts field, an odd byte length, ``sync`` that is not a JSON
+dict or whose first label is not an integer >= 0, a ``ts`` that is not 8 bytes) comes out as a
+sample with its ``problem``: the server drops it and counts it as bad. ``motordecode replay``
+publishes input entries (:class:`RedisSamplePublisher`), with :func:`sample_fields`, the one
+encoding of this layout.
 
 The source reads the stream from its start, then follows it (XREAD BLOCK). When the server goes
 away it reconnects until ``timeout`` seconds have passed without a sample, then ends; it also
@@ -57,6 +63,58 @@ def connect(url: str, check: bool = False):
     return client
 
 
+def sample_fields(index: int, counts: np.ndarray, ts_ns: int) -> dict:
+    """One input entry in BRAND's layout (the inverse of :func:`read_sample_fields`): ``counts``
+    must already be integers that fit int16 (:func:`motordecode.serve.replay.as_int16_counts`)."""
+    return {"samples": np.asarray(counts).astype("<i2").tobytes(), "sync": sync_field(index), "ts": ts_field(ts_ns)}
+
+
+def sync_field(index: int) -> str:
+    return json.dumps({"sample": int(index)})
+
+
+def ts_field(ts_ns: int) -> bytes:
+    return np.asarray(ts_ns, dtype="<u8").tobytes()
+
+
+class BadEntry(ValueError):
+    """An input entry that cannot be read as a sample; the message says why."""
+
+
+def read_sample_fields(fields: dict, counter: int) -> tuple[int, float, np.ndarray]:
+    """(sample index, timestamp in s, int16 counts) of one input entry, or :class:`BadEntry`:
+    the counts must be whole int16 values, ``sync`` a JSON dict whose first label is an integer
+    >= 0 (an empty dict or none: ``counter``, the entry's position), ``ts`` 8 bytes."""
+    raw = fields.get(b"samples", fields.get(b"crossings"))
+    if raw is None:
+        names = ", ".join(k.decode(errors="replace") for k in fields)
+        raise BadEntry(f"no 'samples' or 'crossings' field (fields: {names})")
+    if len(raw) % 2:
+        raise BadEntry(f"the counts field holds {len(raw)} bytes, not a whole number of int16 counts")
+    counts = np.frombuffer(raw, dtype="<i2")  # checked (and converted) by the server
+    index = counter
+    if b"sync" in fields:
+        try:
+            labels = json.loads(fields[b"sync"])
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadEntry(f"sync is not JSON ({exc})") from None
+        if not isinstance(labels, dict):
+            raise BadEntry(f"sync must be a JSON dict of labels, got {type(labels).__name__} "
+                           f"{fields[b'sync'][:40]!r}")
+        if labels:
+            name, label = next(iter(labels.items()))
+            if isinstance(label, bool) or not isinstance(label, int) or label < 0:
+                raise BadEntry(f"sync label {name!r} is {label!r}, not a sample index (an integer >= 0)")
+            index = label
+    if b"ts" in fields:
+        if len(fields[b"ts"]) != 8:
+            raise BadEntry(f"ts holds {len(fields[b'ts'])} bytes; expected 8 (uint64 ns, little-endian)")
+        stamp = np.frombuffer(fields[b"ts"], dtype="<u8")[0] / 1e9
+    else:
+        stamp = time.monotonic()
+    return index, float(stamp), counts
+
+
 class RedisSource:
     def __init__(self, target: str, timeout_s: float = 5.0, block_ms: int = 50):
         self.url, self.stream = parse_target(target)
@@ -67,18 +125,12 @@ class RedisSource:
         self.stopping = lambda: False
 
     def _decode(self, entry_id: bytes, fields: dict, counter: int) -> Sample:
-        arrived = time.perf_counter_ns()
-        raw = fields.get(b"samples", fields.get(b"crossings"))
-        if raw is None:
-            raise ConfigError(f"Redis entry {entry_id.decode()} of {self.stream} has no 'samples' or 'crossings' field.")
-        counts = np.frombuffer(raw, dtype="<i2").astype(np.float32)
-        index = counter
-        if b"sync" in fields:
-            labels = json.loads(fields[b"sync"])
-            if labels:
-                index = int(next(iter(labels.values())))
-        stamp = np.frombuffer(fields[b"ts"], dtype="<u8")[0] / 1e9 if b"ts" in fields else time.monotonic()
-        return Sample(index, float(stamp), counts, arrived)
+        arrived, entry = time.perf_counter_ns(), entry_id.decode()
+        try:
+            index, stamp, counts = read_sample_fields(fields, counter)
+        except BadEntry as exc:
+            return Sample(None, float("nan"), None, arrived, entry, str(exc))
+        return Sample(index, stamp, counts, arrived, entry)
 
     def __iter__(self):
         redis = _redis()
@@ -105,17 +157,31 @@ class RedisSource:
             quiet_since = time.monotonic()
 
 
-class RedisSink:
-    def __init__(self, target: str, n_outputs: int, max_len: int = 1_000_000):
+class RedisWriter:
+    """Entries added to a Redis stream, the stream capped at about ``max_len`` entries."""
+
+    def __init__(self, target: str, max_len: int = 1_000_000):
         self.url, self.stream = parse_target(target)
         self.client, self.max_len = connect(self.url, check=True), max_len
 
-    def write(self, timestamp: float, index: int, velocity: np.ndarray, latency_us: float) -> None:
-        self.client.xadd(self.stream, {"velocity": np.asarray(velocity, dtype="<f4").tobytes(),
-                                       "sync": json.dumps({"sample": int(index)}),
-                                       "ts": np.uint64(time.monotonic_ns()).tobytes(),
-                                       "latency_us": f"{latency_us:.1f}"},
-                         maxlen=self.max_len, approximate=True)
+    def add(self, fields: dict) -> None:
+        self.client.xadd(self.stream, fields, maxlen=self.max_len, approximate=True)
 
     def close(self) -> None:
         self.client.close()
+
+
+class RedisSink(RedisWriter):
+    def __init__(self, target: str, n_outputs: int, max_len: int = 1_000_000):
+        super().__init__(target, max_len)
+
+    def write(self, timestamp: float, index: int, velocity: np.ndarray, latency_us: float) -> None:
+        self.add({"velocity": np.asarray(velocity, dtype="<f4").tobytes(), "sync": sync_field(index),
+                  "ts": ts_field(time.monotonic_ns()), "latency_us": f"{latency_us:.1f}"})
+
+
+class RedisSamplePublisher(RedisWriter):
+    """The producer's side (``motordecode replay``): one input entry per sample."""
+
+    def publish(self, index: int, counts: np.ndarray) -> None:
+        self.add(sample_fields(index, counts, time.monotonic_ns()))

@@ -12,22 +12,14 @@ Spikes are binary and sparse, so V S and W_out S add the weight rows (transposed
 of the spiking neurons only, and W x those of the nonzero channels; W x of a sample is computed once
 (the sample's sub-steps share it; its first sub-step uses the previous sample's).
 
-The sums follow PyTorch's CPU kernels where their order is known: products of several rows (the
-model's W x and W_out S over a stream's steps) add the terms in index order with one fused
-multiply-add each (:func:`_sum_in_order`; PyTorch's order up to 512 inputs in float16, 256 in float32),
-a product of one row (V S_{t-1}) is float16's vector dot product (:func:`_sum_as_dot`, 8 x 8
-float32 lanes and tree reductions). PyTorch itself rounds a product of one row differently from the
-same row in a block (a pushed sample at 4 ms, the first step of a call), where sums are not exact.
+float32 models (bigRSNN): the arithmetic of the fused loops of :mod:`lif_kernels`; W x adds the terms
+in index order with one fused multiply-add each (:func:`_sum_in_order`) and W_out S in neuron order,
+so outputs equal PyTorch's to float32 rounding (spikes identical).
 
-float32 models (bigRSNN): the arithmetic of the fused loops of :mod:`lif_kernels`; W_out S is summed
-in another order than PyTorch's (float32 rounding in the outputs, not in the spikes).
-
-float16 models (tinyRSNN): PyTorch's CPU float16 arithmetic, operation by operation, so outputs and
-spikes are identical to the PyTorch stream. Every operation is computed in float32 and rounded once
-to float16 (:func:`round_half`); lerp is the vectorised form, one fused multiply-add,
-fma(w, end - start, start) for |w| < 0.5, else fma(w - 1, end - start, end). Products of float16
-numbers are exact in float32, so a sum is set by its order; with integer counts and binary spikes
-the sums are exact in practice, in any order, but the inputs x / substeps of coarse bins are not.
+float16 models (tinyRSNN): the definition of :mod:`~motordecode.decoders.rsnn.half_arithmetic`, bit
+for bit: exact sums in float64 (:func:`_exact_sum`) rounded to float32 and then to float16
+(:func:`round_half`), and single float32 operations whose products are exact, so neither the
+summation order nor a fused multiply-add can change a result.
 """
 
 from __future__ import annotations
@@ -38,6 +30,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from motordecode.decoders.fast import FastStep
+from motordecode.decoders.rsnn import half_arithmetic
 from motordecode.decoders.rsnn.lif_kernels import _lerp
 from motordecode.errors import ConfigError
 
@@ -85,15 +78,6 @@ def _fma32(typingctx, x, y, z):
     return sig, codegen
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _lerp_fused(start, end, weight):
-    """PyTorch's vectorised lerp in float32: one rounding of start + w (end - start)."""
-    diff = end - start
-    if abs(weight) < 0.5:
-        return _fma32(weight, diff, start)
-    return _fma32(weight - np.float32(1.0), diff, end)
-
-
 @njit(cache=True, nogil=True, error_model="numpy")
 def _sum_in_order(rows_t, idx, vals, n, out):
     """out = sum_i rows_t[idx[i]] vals[i], i = 0..n-1 in order, each term added with one fused
@@ -106,58 +90,24 @@ def _sum_in_order(rows_t, idx, vals, n, out):
             out[j] = _fma32(row[j], v, out[j])
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _lane_tree(slots, base, j):
-    """Lane 0 of an 8-lane float32 register (slots[base + l, j]) summed by halves: ((l0 + l4) +
-    (l2 + l6)) + ((l1 + l5) + (l3 + l7))."""
-    return (((slots[base, j] + slots[base + 4, j]) + (slots[base + 2, j] + slots[base + 6, j]))
-            + ((slots[base + 1, j] + slots[base + 5, j]) + (slots[base + 3, j] + slots[base + 7, j])))
-
-
 @njit(cache=True, nogil=True, error_model="numpy")
-def _sum_as_dot(rows_t, idx, n, slots, out):
-    """out = sum of rows_t[idx[i]] (binary inputs, idx ascending) in the order of PyTorch's float16
-    dot product (one row times a matrix) for a length K = rows_t.shape[0]: element k < K64 = K - K mod
-    64 accumulates into register k mod 64 // 8, lane k mod 8, the 8 registers are summed by halves
-    (r + r+4, r + r+2, r + r+1) and then the lanes; k in [K64, K16) (K16 = K - K mod 16) into lane
-    (k - K64) mod 8 of one more register, lane-summed and added; the last k in order. ``slots``:
-    (72, N) work."""
-    k64 = rows_t.shape[0] - rows_t.shape[0] % 64
-    k16 = rows_t.shape[0] - rows_t.shape[0] % 16
-    width = out.shape[0]
-    slots[:] = 0.0
-    first_scalar = n
+def _exact_sum(rows_t, idx, vals, n, acc):
+    """acc = sum_i rows_t[idx[i]] vals[i] in float64: exact for float16 rows and integer values while
+    the sums stay below 2^29 (:mod:`half_arithmetic`), so the order does not matter."""
+    acc[:] = 0.0
     for i in range(n):
-        k = idx[i]
-        if k >= k16:
-            first_scalar = i
-            break
-        slot = k % 64 if k < k64 else 64 + (k - k64) % 8
-        row = rows_t[k]
-        for j in range(width):
-            slots[slot, j] += row[j]
-    for half in (32, 16, 8):
-        for s in range(half):
-            for j in range(width):
-                slots[s, j] += slots[s + half, j]
-    for j in range(width):
-        out[j] = _lane_tree(slots, 0, j) + _lane_tree(slots, 64, j)
-    for i in range(first_scalar, n):
-        row = rows_t[idx[i]]
-        for j in range(width):
-            out[j] += row[j]
+        row, v = rows_t[idx[i]], np.float64(vals[i])
+        for j in range(acc.shape[0]):
+            acc[j] += np.float64(row[j]) * v
 
 
 # -- one sample ----------------------------------------------------------------------------------------
 @njit(cache=True, nogil=True, error_model="numpy")
-def _inputs(x, substeps, half, x_idx, x_val):
-    """The nonzero inputs of one network step, x / substeps (rounded to float16 when ``half``); returns
-    how many."""
+def _inputs(x, substeps, x_idx, x_val):
+    """The nonzero inputs of one float32 network step, x / substeps; returns how many."""
     n = 0
     for c in range(x.shape[0]):
         v = x[c] / np.float32(substeps) if substeps > 1 else x[c]
-        if half:
-            v = round_half(v)
         if v != 0.0:
             x_idx[n] = c
             x_val[n] = v
@@ -165,12 +115,30 @@ def _inputs(x, substeps, half, x_idx, x_val):
     return n
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _counts(x, w_max, x_idx, x_val):
+    """The nonzero counts of one sample for the float16 network; returns how many, -1 when a count is
+    not an integer, -2 when the sums could leave the exact range (sum |c| max |W| >= 2^29)."""
+    n, total = 0, 0.0
+    for c in range(x.shape[0]):
+        v = x[c]
+        if v != np.floor(v):
+            return -1
+        total += abs(np.float64(v))
+        if v != 0.0:
+            x_idx[n] = c
+            x_val[n] = v
+            n += 1
+    if total * w_max >= 2.0 ** 29:
+        return -2
+    return n
+
+
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _neurons(current, syn, mem, alpha, beta, threshold, half, fired, spikes):
+def _neurons(current, syn, mem, alpha, beta, gamma, threshold, half, fired, spikes):
     """One LIF update in place: S = [U > theta], I <- c + alpha I, U <- 0 where S else
-    lerp(I_prev, U, beta); every result rounded to float16 when ``half`` (lerp then fused, as
-    PyTorch's vectorised float16 kernel). Writes S to ``fired`` and the spiking neurons, ascending,
-    to ``spikes``; returns how many."""
+    lerp(I_prev, U, beta) (float32) or rho(beta U + gamma I_prev) (``half``, every result rounded to
+    float16). Writes S to ``fired`` and the spiking neurons, ascending, to ``spikes``; returns how many."""
     n = 0
     for j in range(syn.shape[0]):
         i_prev, u_prev = syn[j], mem[j]
@@ -181,19 +149,20 @@ def _neurons(current, syn, mem, alpha, beta, threshold, half, fired, spikes):
             spikes[n] = j
             n += 1
         else:
-            mem[j] = round_half(_lerp_fused(i_prev, u_prev, beta[j])) if half else _lerp(i_prev, u_prev, beta[j])
+            mem[j] = round_half(beta[j] * u_prev + gamma[j] * i_prev) if half else _lerp(i_prev, u_prev, beta[j])
             fired[j] = 0
     return n
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _readout_units(out_current, out_syn, out_mem, a, b, half):
-    """The leaky readout in place: J <- W_out S + a J, Y <- lerp(J_prev, Y, b) (float16 as above when ``half``)."""
+def _readout_units(out_current, out_syn, out_mem, a, b, g, half):
+    """The leaky readout in place: J <- W_out S + a J, Y <- lerp(J_prev, Y, b) (float32) or
+    rho(b Y + g J_prev) (``half``, every result rounded to float16)."""
     for u in range(out_syn.shape[0]):
         j_prev = out_syn[u]
         if half:
-            out_syn[u] = round_half(round_half(out_current[u]) + a[u] * j_prev)
-            out_mem[u] = round_half(_lerp_fused(j_prev, out_mem[u], b[u]))
+            out_syn[u] = round_half(out_current[u] + a[u] * j_prev)
+            out_mem[u] = round_half(b[u] * out_mem[u] + g[u] * j_prev)
         else:
             out_syn[u] = out_current[u] + a[u] * j_prev
             out_mem[u] = _lerp(j_prev, out_mem[u], b[u])
@@ -205,7 +174,7 @@ def _sample32(x, substeps, threshold, w_in_t, w_rec_t, w_out_t, alpha, beta, a, 
     """One sample of a float32 RSNN. ``hidden`` (5, H): W x_{t-1} of the last sample, I, U, W x of
     this one, work; ``units`` (3, U): J, Y, work; ``spikes[:n_spikes[0]]``: S_{t-1}, ascending.
     Writes the sub-steps' spikes to ``fired`` (substeps, H) and the velocity to y."""
-    n_x = _inputs(x, substeps, False, x_idx, x_val)
+    n_x = _inputs(x, substeps, x_idx, x_val)
     drive_new, syn, mem, current = hidden[3], hidden[1], hidden[2], hidden[4]
     out_syn, out_mem, out_current = units[0], units[1], units[2]
     _sum_in_order(w_in_t, x_idx, x_val, n_x, drive_new)
@@ -223,48 +192,62 @@ def _sample32(x, substeps, threshold, w_in_t, w_rec_t, w_out_t, alpha, beta, a, 
                 current[j] += row[j]
             for u in range(n_units):
                 out_current[u] += out_row[u]
-        n_spikes[0] = _neurons(current, syn, mem, alpha, beta, threshold, False, fired[sub], spikes)
-        _readout_units(out_current, out_syn, out_mem, a, b, False)
+        n_spikes[0] = _neurons(current, syn, mem, alpha, beta, beta, threshold, False, fired[sub], spikes)
+        _readout_units(out_current, out_syn, out_mem, a, b, b, False)
     hidden[0, :] = drive_new
     _mean_of_heads(out_mem, heads, False, y)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _sample16(x, substeps, threshold, w_in_t, w_rec_t, w_out_t, alpha, beta, a, b, heads,
-              hidden, units, spikes, n_spikes, x_idx, x_val, fired, y, ones, slots):
-    """One sample of a float16 RSNN (values float16, held as float32): as :func:`_sample32` with
-    every operation rounded to float16. ``hidden`` (6, H): also V S; ``ones``: H ones (the spikes'
-    values); ``slots`` (72, H): work of :func:`_sum_as_dot`."""
-    n_x = _inputs(x, substeps, True, x_idx, x_val)
-    drive_new, syn, mem, current, recurrent = hidden[3], hidden[1], hidden[2], hidden[4], hidden[5]
+              hidden, units, spikes, n_spikes, x_idx, x_val, fired, y, gamma, g, w_max, ones, acc_h, acc_u):
+    """One sample of a float16 RSNN (values float16, held as float32), as :mod:`half_arithmetic`
+    defines it. ``hidden`` (5, H): D of the last network step, I, U, D of this sample, work; ``units``
+    (3, U): J, Y, work; ``ones``: H ones (the spikes' values); ``acc_h``, ``acc_u``: float64 sums.
+    Returns 0, or a negative code of :func:`_counts` before anything is changed."""
+    n_x = _counts(x, w_max, x_idx, x_val)
+    if n_x < 0:
+        return n_x
+    drive_new, syn, mem, current = hidden[3], hidden[1], hidden[2], hidden[4]
     out_syn, out_mem, out_current = units[0], units[1], units[2]
-    _sum_in_order(w_in_t, x_idx, x_val, n_x, drive_new)
-    size = syn.shape[0]
+    _exact_sum(w_in_t, x_idx, x_val, n_x, acc_h)
+    size, n_units = syn.shape[0], out_syn.shape[0]
     for j in range(size):
-        drive_new[j] = round_half(drive_new[j])
+        total = np.float32(acc_h[j])
+        drive_new[j] = round_half(total / np.float32(substeps) if substeps > 1 else total)
     for sub in range(substeps):
         drive = hidden[0] if sub == 0 else drive_new
         n = n_spikes[0]
-        _sum_as_dot(w_rec_t, spikes, n, slots, recurrent)
-        _sum_in_order(w_out_t, spikes, ones, n, out_current)
+        _exact_sum(w_rec_t, spikes, ones, n, acc_h)
+        _exact_sum(w_out_t, spikes, ones, n, acc_u)
         for j in range(size):
-            current[j] = round_half(drive[j] + round_half(recurrent[j]))
-        n_spikes[0] = _neurons(current, syn, mem, alpha, beta, threshold, True, fired[sub], spikes)
-        _readout_units(out_current, out_syn, out_mem, a, b, True)
+            current[j] = round_half(drive[j] + round_half(np.float32(acc_h[j])))
+        for u in range(n_units):
+            out_current[u] = round_half(np.float32(acc_u[u]))
+        n_spikes[0] = _neurons(current, syn, mem, alpha, beta, gamma, threshold, True, fired[sub], spikes)
+        _readout_units(out_current, out_syn, out_mem, a, b, g, True)
     hidden[0, :] = drive_new
     _mean_of_heads(out_mem, heads, True, y)
+    return 0
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _mean_of_heads(out_mem, heads, half, y):
-    """y_d = (sum over heads of Y_{head, d}) / heads in float32 (rounded to float16 when ``half``)."""
+    """y_d = (sum over heads of Y_{head, d}) / heads: in float32, or (``half``) the exact sum rounded to
+    float32, divided in float32 and rounded to float16."""
     n_out = y.shape[0]
     for d in range(n_out):
-        total = out_mem[d]
-        for head in range(1, heads):
-            total += out_mem[head * n_out + d]
-        v = total / np.float32(heads) if heads > 1 else total
-        y[d] = round_half(v) if half else v
+        if half:
+            exact = np.float64(out_mem[d])
+            for head in range(1, heads):
+                exact += np.float64(out_mem[head * n_out + d])
+            total = np.float32(exact)
+            y[d] = round_half(total / np.float32(heads) if heads > 1 else total)
+        else:
+            total = out_mem[d]
+            for head in range(1, heads):
+                total += out_mem[head * n_out + d]
+            y[d] = total / np.float32(heads) if heads > 1 else total
 
 
 # -- the step ------------------------------------------------------------------------------------------
@@ -283,20 +266,23 @@ class RSNNFast(FastStep):
         arr = lambda t: np.ascontiguousarray(t.detach().cpu().float().numpy(), dtype=_F32)  # noqa: E731
         with torch.no_grad():
             (alpha, beta), (a, b) = lif.decays(), readout.decays()
-            threshold = torch.tensor(float(lif.threshold), dtype=dtype)  # compared in the model's dtype
         self.half = dtype == torch.float16
         self.substeps, self.heads = int(model.config.substeps), len(readout.heads)
-        self.threshold = float(threshold) if self.half else float(lif.threshold)
+        # float16: the threshold as a float16 number (half_arithmetic)
+        self.threshold = float(half_arithmetic.rho(torch.tensor([lif.threshold]))[0]) if self.half else float(lif.threshold)
         hidden, units = lif.n_hidden, readout.fc.weight.shape[0]
         self.weights = (arr(lif.input.weight.t()), arr(lif.recurrent.weight.t()), arr(readout.fc.weight.t()),
                         arr(alpha), arr(beta), arr(a), arr(b))
-        self.hidden = np.zeros((6 if self.half else 5, hidden), _F32)
+        self.hidden = np.zeros((5, hidden), _F32)
         self.units = np.zeros((3, units), _F32)
         self.spike_list = np.zeros(hidden, np.int32)
         self.n_spikes = np.zeros(1, np.int64)
         self.x_idx, self.x_val = np.zeros(n_channels, np.int32), np.zeros(n_channels, _F32)
         self.spikes = np.zeros((self.substeps, hidden), np.uint8)
-        self.half_work = (np.ones(hidden, _F32), np.zeros((72, hidden), _F32))
+        if self.half:
+            self.half_work = (arr(half_arithmetic.complement(beta)), arr(half_arithmetic.complement(b)),
+                              float(lif.input.weight.detach().abs().max()) if lif.input.weight.numel() else 0.0,
+                              np.ones(hidden, _F32), np.zeros(hidden, np.float64), np.zeros(units, np.float64))
         self.reset()
 
     def reset(self) -> None:
@@ -310,7 +296,13 @@ class RSNNFast(FastStep):
         args = (x, self.substeps, self.threshold, *self.weights, self.heads, self.hidden, self.units,
                 self.spike_list, self.n_spikes, self.x_idx, self.x_val, self.spikes, y)
         if self.half:
-            _sample16(*args, *self.half_work)
+            code = _sample16(*args, *self.half_work)
+            if code == -1:
+                raise ConfigError("a float16 RSNN decodes integer spike counts; this sample's counts are not "
+                                  "integers (round or bin them to counts first).")
+            if code == -2:
+                raise ConfigError("spike counts this large are beyond what the float16 RSNN computes exactly; "
+                                  "check the recording's units.")
         else:
             _sample32(*args)
         return y

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from motordecode.metrics.activity import register_activation
-from motordecode.decoders.rsnn import lif_kernels
+from motordecode.decoders.rsnn import half_arithmetic, lif_kernels
 
 
 class SuperSpike(torch.autograd.Function):
@@ -90,7 +90,10 @@ def hashed_dropout(seed: int, step: int, batch: int, hidden: int, p: float, like
 
 
 def decay(tau_nominal_ms: float, param: torch.Tensor, dt_ms: float) -> torch.Tensor:
-    """exp(-dt / (tau_nominal * softplus(p))), per neuron."""
+    """exp(-dt / (tau_nominal * softplus(p))), per neuron (float16 parameters: in float64, rounded once,
+    :func:`~motordecode.decoders.rsnn.half_arithmetic.half_decay`)."""
+    if param.dtype == torch.float16:
+        return half_arithmetic.half_decay(tau_nominal_ms, param, dt_ms)
     return torch.exp(-dt_ms / (tau_nominal_ms * F.softplus(param)))
 
 
@@ -237,6 +240,7 @@ class RecurrentLIF(nn.Module):
         self.threshold, self.steepness = float(threshold), float(steepness)
         self.dropout = float(dropout)  # on the emitted spikes
         self.input_dropout = self.dropout if input_dropout is None else float(input_dropout)
+        self.substeps = 1  # network steps per sample: float16 inference divides each sample's drive by it
 
     @property
     def n_hidden(self) -> int:
@@ -256,6 +260,15 @@ class RecurrentLIF(nn.Module):
         return (zeros(self.input.in_features), zeros(self.n_hidden), zeros(self.n_hidden), zeros(self.n_hidden))
 
     def forward(self, x: torch.Tensor, state=None):
+        """``x``: the inputs of the network steps. float16 weights: each sample's integer counts repeated
+        for its ``substeps`` steps, computed as :mod:`half_arithmetic` defines (the state then carries the
+        counts of the last step); otherwise the inputs themselves (count / substeps)."""
+        if half_arithmetic.is_half(self):
+            if state is None:
+                state = self.initial_state(x.shape[0], self.input.weight)
+            alpha, beta = self.decays()
+            return half_arithmetic.lif_sequence(x.to(torch.float32), self.substeps, self.input.weight,
+                                                self.recurrent.weight, alpha, beta, self.threshold, state)
         x = x.to(self.input.weight.dtype)
         if state is None:
             state = self.initial_state(x.shape[0], x)
@@ -284,6 +297,8 @@ class RecurrentLIF(nn.Module):
         else:
             first_x, first_s = state[0], state[1]
         x_rows = delayed(x, first_x.to(x.dtype)).reshape(-1, x.shape[-1])
+        if half_arithmetic.is_half(module) and module.substeps > 1:  # counts in: count the steps' count / k
+            x_rows = x_rows.to(torch.float32) / module.substeps
         s_rows = delayed(spikes, first_s.to(spikes.dtype)).reshape(-1, spikes.shape[-1])
         return [(module.input.weight, x_rows), (module.recurrent.weight, s_rows)]
 

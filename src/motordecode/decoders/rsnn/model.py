@@ -11,6 +11,10 @@ The state carries a stream across calls; ``forward`` starts from zeros, as the t
 Coarse bins: with ``substeps`` = k > 1 each input sample (a bin of k dt) is fed as k steps of
 count / k, and the prediction of a sample is the output at its last step. The network keeps its
 published ~4 ms dynamics and one-step delays (5 steps from input to output: 20 ms, not 5 bins).
+
+float16 (the deployed tinyRSNN): the arithmetic of :mod:`~motordecode.decoders.rsnn.half_arithmetic`,
+one definition on every CPU, followed bit for bit by the fast step, the C export and ONNX. The
+network then takes the counts themselves and divides each sample's drive W c by k.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 from torch import nn
 
 from motordecode.decoders.base import Decoder
+from motordecode.decoders.rsnn import half_arithmetic
 from motordecode.decoders.rsnn.lif import RecurrentLIF
 from motordecode.decoders.rsnn.readout import LeakyReadout
 from motordecode.decoders.rsnn.recipe import HEADS
@@ -56,12 +61,14 @@ class RSNN(nn.Module):
         self.lif = RecurrentLIF(config.n_channels, config.hidden, config.tau_mem_ms, config.tau_syn_ms,
                                 config.dt_ms, config.dropout)
         self.readout = LeakyReadout(config.hidden, config.n_outputs, config.readout_heads, config.dt_ms)
+        self.lif.substeps = config.substeps
 
     def sequence(self, x: torch.Tensor, state=None):
         """(B, T, C) -> (prediction (B, T, D), state, spikes (B, T k, H)); ``state`` from a previous call."""
         k = self.config.substeps
-        if k > 1:
-            x = x.repeat_interleave(k, dim=1) / k
+        if k > 1:  # float16: the counts themselves (the network divides each step's drive by k)
+            x = x.repeat_interleave(k, dim=1)
+            x = x if half_arithmetic.is_half(self.lif) else x / k
         hidden_state, readout_state = (None, None) if state is None else state
         spikes, new_hidden = self.lif(x, hidden_state)
         first = None if hidden_state is None else hidden_state[1]

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from motordecode.decoders.rsnn import lif_kernels
+from motordecode.decoders.rsnn import half_arithmetic, lif_kernels
 from motordecode.decoders.rsnn.lif import decay, delayed
 
 
@@ -123,6 +123,16 @@ class LeakyReadout(nn.Module):
 
     def forward(self, spikes: torch.Tensor, first: torch.Tensor | None = None, state=None):
         batch, steps, _ = spikes.shape
+        if half_arithmetic.is_half(self):  # float16 weights: the definition of half_arithmetic
+            weight = self.fc.weight
+            zeros = torch.zeros(batch, weight.shape[0], dtype=torch.float16)
+            first = torch.zeros(batch, spikes.shape[-1]) if first is None else first
+            a, b = self.decays()
+            ys, syn = half_arithmetic.readout_sequence(spikes, first, weight, a, b,
+                                                       (zeros, zeros) if state is None else state)
+            y = ys.transpose(0, 1).reshape(batch, steps, len(self.heads), self.n_outputs)
+            last = ys[-1] if steps else (zeros if state is None else state[1])
+            return half_arithmetic.mean_of_heads(y, len(self.heads)), (syn, last)
         # fc is counted through synaptic_inputs, so it is not called as a module
         current = F.linear(spikes, self.fc.weight)
         first_current = current.new_zeros(batch, current.shape[-1]) if first is None else F.linear(first, self.fc.weight)
