@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from motordecode.cli import main
+from motordecode.cli import build_parser, main
 from motordecode.errors import ConfigError
 from motordecode.report.grid import _seconds, collect, summarize, write_report
-from motordecode.reproduce import parse_seeds, reproduce, synthetic_sessions
+from motordecode.reproduce import parse_seeds, reproduce, synthetic_configs, synthetic_sessions
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,10 @@ def grid(tmp_path_factory):
 
 def test_seeds_parse():
     assert parse_seeds("0-4") == [0, 1, 2, 3, 4] and parse_seeds("3,0,1-2") == [0, 1, 2, 3]
-    with pytest.raises(ConfigError, match="--seeds"):
-        parse_seeds("a-b")
+    for text, message in (("a-b", "--seeds"), ("4-0", "runs backwards; write it 0-4"), ("-3", "--seeds"),
+                          ("0-100000", "at most 10000"), (str(2**40), "from 0 to"), (",", "at least one")):
+        with pytest.raises(ConfigError, match=message):
+            parse_seeds(text)
 
 
 def test_settings_apply_to_every_recipe_with_the_field_or_to_one():
@@ -65,8 +68,9 @@ def test_report_means_and_stds_are_those_of_the_cells(grid, capsys):
     text = report.read_text()
     assert "indy_20160622_01" in text and "pub. 0.633" in text and "ANN2D | published" in text
     assert (out / "pareto.png").stat().st_size > 5000 and (out / "sessions.png").stat().st_size > 5000
-    # a re-run trains nothing
-    again = reproduce(out, recipes=["ann2d", "wiener"], seeds=[0, 1], sessions=sessions, log=lambda *_: None)
+    # a re-run with the same settings trains nothing
+    again = reproduce(out, recipes=["ann2d", "wiener"], seeds=[0, 1], sessions=sessions, settings=["epochs=1"],
+                      log=lambda *_: None)
     assert {o["status"] for o in again} == {"done before"}
 
 
@@ -74,8 +78,8 @@ def test_a_failed_cell_is_reported_and_the_others_finish(tmp_path, capsys):
     sessions = synthetic_sessions(tmp_path, duration_s=30)
     broken = sessions["loco_20170301_05_synthetic"]
     broken.write_bytes(broken.read_bytes()[:4096])  # a truncated download
-    code = main(["reproduce", "--out", str(tmp_path), "--synthetic", "--recipes", "wiener", "--seeds", "0",
-                 "--workers", "2"])
+    code = main(["reproduce", "--out", str(tmp_path), "--synthetic", "--duration", "30", "--recipes", "wiener",
+                 "--seeds", "0", "--workers", "2"])
     captured = capsys.readouterr()
     assert code == 1 and "5 of 6 cells finished" in captured.out
     assert "failed cells: wiener loco_20170301_05_synthetic seed 0 (DataFormatError" in captured.err
@@ -209,3 +213,204 @@ def test_a_local_dask_cluster_gives_the_local_results(spiking_grid, tmp_path):
     local = {(r["recipe"], r["session"]): _comparable(r) for r in collect(reference)
              if r["seed"] == 0 and r["session"].startswith("indy")}
     assert {(r["recipe"], r["session"]): _comparable(r) for r in collect(tmp_path)} == local
+
+
+# -- a grid reports only the settings asked for ------------------------------------------------------
+def _files(directory) -> dict:
+    """Every file under ``directory`` with its size and modification time: what a refused command must leave."""
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_a_rerun_with_other_settings_is_refused_naming_them(grid, tmp_path, capsys):
+    """Seen: a re-run with another --set or --duration reported the old cells as "done before"."""
+    out, sessions, _ = grid
+    before = _files(out)
+    with pytest.raises(ConfigError, match=r"ann2d: epochs 1 there, 2 asked.*Nothing was run"):
+        reproduce(out, recipes=["ann2d", "wiener"], seeds=[0, 1], sessions=sessions, settings=["epochs=2"],
+                  log=lambda *_: None)
+    code = main(["reproduce", "--out", str(out), "--synthetic", "--duration", "30", "--recipes", "ann2d",
+                 "--seeds", "0", "--set", "epochs=1"])
+    assert code == 2 and "indy_20160622_01_synthetic duration_s 60.0 there, 30.0 asked" in capsys.readouterr().err
+    assert _files(out) == before
+    # the same settings are "done before"
+    assert main(["reproduce", "--out", str(out), "--synthetic", "--duration", "60", "--recipes", "ann2d",
+                 "--seeds", "0", "--sessions", "indy_20160622_01_synthetic", "--set", "epochs=1"]) == 0
+    assert "(done before)" in capsys.readouterr().out
+    # a started cell is checked by its own config.json too, where grid.json is missing
+    cell = Path("cells", "ann2d", "indy_20160622_01_synthetic", "seed0")
+    (tmp_path / cell).mkdir(parents=True)
+    (tmp_path / cell / "config.json").write_bytes((out / cell / "config.json").read_bytes())
+    with pytest.raises(ConfigError, match="ann2d indy_20160622_01_synthetic seed 0: epochs 1 there, 2 asked"):
+        reproduce(tmp_path, recipes=["ann2d"], seeds=[0], sessions={"indy_20160622_01_synthetic": sessions["indy_20160622_01_synthetic"]},
+                  settings=["epochs=2"], log=lambda *_: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells"]
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--duration", "0"], "duration must be between 1 s and 1 day, got 0.0"),
+    (["--duration", "nan"], "duration must be between 1 s and 1 day"),
+    (["--workers", "0"], "workers must be a whole number of at least 1, got 0"),
+    (["--workers", "-3"], "workers must be a whole number of at least 1, got -3"),
+    (["--seeds", "4-0"], "--seeds range 4-0 runs backwards"),
+    (["--seeds", "0,2,-1"], "--seeds expects non-negative integers"),
+])
+def test_bad_numbers_are_refused_before_anything_is_written(tmp_path, capsys, bad, message):
+    """Seen: --duration 0 became 300 s, --workers 0 and -3 ran, --seeds 4-0 generated six sessions first."""
+    out = tmp_path / "grid"
+    code = main(["reproduce", "--out", str(out), "--synthetic", "--recipes", "wiener", "--sessions",
+                 "indy_20160622_01_synthetic", *bad])
+    assert code == 2 and message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_api_refuses_bad_workers_and_seeds_before_writing(tmp_path):
+    sessions = {"indy_20160622_01_synthetic": synthetic_configs(30)["indy_20160622_01_synthetic"]}
+    for workers, seeds, message in ((0, [0], "workers"), (2, [], "1 to"), (1, [-1], "from 0 to"), (1.5, [0], "workers")):
+        with pytest.raises(ConfigError, match=message):
+            reproduce(tmp_path / "grid", recipes=["wiener"], seeds=seeds, sessions=sessions, workers=workers)
+    assert not (tmp_path / "grid").exists()
+
+
+def test_a_subset_adds_cells_to_grid_json_and_removes_none(grid, tmp_path):
+    """Seen: a re-run of a subset overwrote grid.json with the subset."""
+    import shutil
+
+    source, sessions, _ = grid
+    out = tmp_path / "grid"
+    shutil.copytree(source, out)
+    everything = json.loads((source / "grid.json").read_text())
+    assert len(everything["cells"]) == 24
+    one = {"indy_20160622_01_synthetic": out / "data" / "indy_20160622_01_synthetic.mat"}
+    again = reproduce(out, recipes=["wiener"], seeds=[0], sessions=one, log=lambda *_: None)
+    assert [o["status"] for o in again] == ["done before"]
+    plain = lambda grid: {k: v for k, v in grid.items() if k != "provenance"}  # noqa: E731 - its paths are the copy's
+    assert plain(json.loads((out / "grid.json").read_text())) == plain(everything)
+    added = reproduce(out, recipes=["ann2d"], seeds=[2], sessions=one, settings=["epochs=1"], log=lambda *_: None)
+    assert [o["status"] for o in added] == ["trained"]
+    grown = json.loads((out / "grid.json").read_text())
+    assert grown["cells"] == everything["cells"] + [["ann2d", "indy_20160622_01_synthetic", 2]] and grown["seeds"] == [0, 1, 2]
+    assert grown["identity"] == everything["identity"]
+    assert set(grown["provenance"]["sessions"]) == set(everything["provenance"]["sessions"]) == set(sessions)
+    report = write_report(out).read_text()
+    assert len(json.loads((out / "results.json").read_text())["cells"]) == 25
+    assert "Missing cells (0): none" in report
+
+
+# -- stopping and ending with the command -----------------------------------------------------------
+def test_a_training_asked_to_stop_ends_at_its_next_checkpoint_and_resumes_from_it(indy_file, tmp_path):
+    from motordecode.pipeline import train_run
+    from motordecode.recipes import get_recipe, override
+    from motordecode.training.epochs import TrainingStopped, stopping_when
+
+    recipe, run = override(get_recipe("ann2d"), {"epochs": 4}), tmp_path / "run"
+    checks = []
+    with stopping_when(lambda: checks.append(1) or len(checks) >= 2), \
+            pytest.raises(TrainingStopped, match="stopped after train epoch 2;"):
+        train_run(recipe, indy_file, out=run, progress=False, threads=1)
+    assert len(checks) == 2 and torch.load(run / "train_state.pt", weights_only=True)["epoch"] == 2
+    assert not (run / "metrics.json").exists()
+    row = train_run(recipe, indy_file, out=run, resume=True, progress=False, threads=1)  # the lock was released
+    assert [h["epoch"] for h in row["history"]] == [1, 2, 3, 4]
+
+
+def _grid_command(out, *options) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "motordecode", "reproduce", "--out", str(out), "--synthetic", "--duration", "20",
+            "--recipes", "ann2d", "--sessions", "indy_20160622_01_synthetic", *options]
+
+
+def _wait_for(condition, seconds: float, what: str) -> None:
+    import time
+
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, f"{what} did not happen within {seconds} s"
+        time.sleep(0.05)
+
+
+def _alive(process) -> bool:
+    import psutil
+
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.parametrize("executor, signum, whole_group", [("local", "SIGINT", False), ("dask", "SIGTERM", True)])
+def test_a_signal_stops_the_grid_at_the_next_checkpoint_and_says_how_to_resume(tmp_path, capsys, executor, signum,
+                                                                               whole_group):
+    """Seen: SIGINT to the command ran the whole remaining queue before it exited. Here: SIGINT to the
+    command alone (local pool), or SIGTERM to every process of the group (a Dask cluster, as a batch
+    system stops a job): no new cell starts, the running one stops at a checkpoint, and the printed
+    command resumes the grid, each epoch trained once. A second command on the grid is refused."""
+    import os
+    import shlex
+    import signal
+    import subprocess
+
+    epochs = 30
+    command = _grid_command(tmp_path, "--seeds", "0-1", "--workers", "1", "--set", f"epochs={epochs}",
+                            "--executor", executor)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    cells = tmp_path / "cells" / "ann2d" / "indy_20160622_01_synthetic"
+    try:
+        _wait_for(lambda: (cells / "seed0" / "train_state.pt").exists() or process.poll() is not None, 180,
+                  "the first cell's first checkpoint")
+        assert process.poll() is None, process.communicate()
+        grid = (tmp_path / "grid.json").read_bytes()
+        assert main(command[3:]) == 2  # a second command on the grid
+        assert f"in use by another motordecode process (pid {process.pid})" in capsys.readouterr().err
+        assert (tmp_path / "grid.json").read_bytes() == grid
+        (os.killpg if whole_group else os.kill)(process.pid, getattr(signal, signum))
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == {"SIGINT": 130, "SIGTERM": 143}[signum], stderr
+    assert sorted(p.name for p in cells.iterdir()) == ["seed0"]  # the queued cell never started
+    reached = torch.load(cells / "seed0" / "train_state.pt", weights_only=True)["epoch"]
+    assert 1 <= reached < epochs and not (cells / "seed0" / "metrics.json").exists()
+    assert f"stopped (stopped after train epoch {reached};" in stdout  # nothing trained after that checkpoint
+    assert "0 of 2 cells finished, 1 stopped at a checkpoint, 1 not started" in stdout
+    resume = stderr.split(f"stopped by {signum}; resume with: ")[1].splitlines()[0]
+    same = {key: value for key, value in vars(build_parser().parse_args(command[3:])).items() if key != "func"}
+    assert {key: value for key, value in vars(build_parser().parse_args(shlex.split(resume)[1:])).items()
+            if key != "func"} == same
+    if executor == "local":  # resuming is the executor's business no more than training is: once is enough
+        assert main(shlex.split(resume)[1:]) == 0
+        for seed in (0, 1):
+            history = json.loads((cells / f"seed{seed}" / "metrics.json").read_text())["history"]
+            assert [h["epoch"] for h in history] == list(range(1, epochs + 1))
+
+
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_the_workers_end_when_the_command_is_killed(tmp_path, executor):
+    """Seen: SIGKILL of the command left its pool workers training (534 MB each)."""
+    import os
+    import signal
+    import subprocess
+
+    import psutil
+
+    process = subprocess.Popen(_grid_command(tmp_path, "--seeds", "0-1", "--workers", "2", "--set", "epochs=1000",
+                                             "--executor", executor),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    workers = []
+    try:
+        _wait_for(lambda: len(list(tmp_path.glob("cells/*/*/*/train_state.pt"))) == 2 or process.poll() is not None,
+                  180, "both cells' first checkpoints")
+        assert process.poll() is None
+        workers = psutil.Process(process.pid).children(recursive=True)
+        assert len(workers) >= 2
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        _wait_for(lambda: not any(_alive(w) for w in workers), 15, "the end of every worker")
+    finally:
+        for worker in workers:
+            if _alive(worker):
+                worker.kill()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)

@@ -28,7 +28,7 @@ from motordecode.provenance import describe, provenance
 from motordecode.recipes import changed_fields
 from motordecode.report.plots import plot_predictions
 from motordecode.runs import (METRICS_FILE, PLOT_FILE, PREDICTIONS_FILE, check_recording, discard_unstarted,
-                              load_model, read_json, run_config, save_model, start_run)
+                              holding_run_lock, load_model, read_json, run_config, save_model, start_run)
 from motordecode.seeds import check_seed
 from motordecode.training.progress import working
 
@@ -130,6 +130,7 @@ def _save_predictions(run_dir: Path, results: dict, labels: np.ndarray, test_ind
                      **{mode: np.asarray(pred, dtype=np.float32) for mode, (_, pred) in results.items()})
 
 
+@holding_run_lock  # a second process training into ``out`` is refused
 def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.PathLike,
               resume: bool = False, progress: bool = True, threads: int | None = None,
               pretrain: list | tuple = (), pretrained: str | os.PathLike | None = None,

@@ -1,9 +1,12 @@
 """The whole comparison in one command: every (recipe, session, seed) cell as a run directory.
 
-    OUT/grid.json                                the recipes, sessions and seeds asked for
-    OUT/data/<session>_synthetic.mat             the generated stand-ins (``synthetic``)
+    OUT/grid.json                                every cell asked for, and what each recipe and session is
+    OUT/data/<session>_synthetic.mat             the generated stand-ins (``synthetic``), their generator's
+                                                 settings inside (:mod:`motordecode.data.generated`)
     OUT/pretrain/<recipe>/<monkey>/seed<k>/      one pre-training per (recipe, monkey, seed)
     OUT/cells/<recipe>/<session>/seed<k>/        one ordinary run directory per cell
+    OUT/.lock                                    held while a command runs the grid (a second one is refused)
+    OUT/stop                                     asks the running grid to stop (written on SIGINT or SIGTERM)
 
 The tasks form a graph: a recipe that pre-trains (tinyRSNN and bigRSNN by default; any recipe
 with ``pretrain_epochs`` > 0) is pre-trained once per monkey and seed on the monkey's sessions (:mod:`motordecode.pretraining`), and that monkey's
@@ -13,28 +16,47 @@ failed) is reported with its error and the others go on; :func:`reproduce` retur
 outcome. Tasks run in a process pool on this machine, or on Dask distributed, one torch thread
 each. ``motordecode report OUT`` turns the cells into tables and plots
 (:mod:`motordecode.report.grid`).
+
+A cell's identity is its recipe's full settings, its session (the generator's settings of a
+generated session, else the file's MD5) and its seed. A grid directory holds one set of settings
+per recipe and one version of each session: a run that asks for a recipe or session of the grid
+with other settings is refused before anything is written, naming the settings that differ, so a
+finished cell is only ever reused for the settings it was trained with. grid.json accumulates:
+a run of a subset adds its cells and removes none.
+
+The first SIGINT or SIGTERM writes OUT/stop: no task starts after it, and running trainings stop
+after their next checkpoint (:func:`motordecode.training.epochs.stopping_when`); the outcomes say
+which cells finished, stopped or did not start, and running the same command again resumes. A
+second signal stops at once. The workers end with the command, even when it is killed with SIGKILL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
 from motordecode.provenance import provenance
 from motordecode.recipes import changed_fields, get_recipe, override, recipe_from_dict, split_assignment
-from motordecode.runs import CONFIG_FILE, METRICS_FILE, read_json
+from motordecode.runs import CONFIG_FILE, METRICS_FILE, read_json, run_lock
+from motordecode.training.epochs import TrainingStopped, stopping_when
 
 SYNTHETIC_DURATION_S = 300.0
 GRID_FILE = "grid.json"
+STOP_FILE = "stop"
+MAX_SEED = 2**32 - 1
+MAX_SEEDS = 10_000  # seeds in one grid: more is a typo (0-100000), not a plan
 
 
 @dataclass(frozen=True)
@@ -52,35 +74,145 @@ def pretraining_directory(out: Path, recipe: str, group: str, seed: int) -> Path
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'0-4' -> [0, 1, 2, 3, 4]; '0,2,5' -> [0, 2, 5]."""
-    seeds: list[int] = []
-    try:
-        for part in (p.strip() for p in text.split(",") if p.strip()):
-            lo, sep, hi = part.partition("-")
-            seeds.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
-    except ValueError:
-        raise ConfigError(f"--seeds expects integers or ranges like 0-4, got {text!r}.") from None
-    if not seeds or min(seeds) < 0:
-        raise ConfigError(f"--seeds needs at least one non-negative seed, got {text!r}.")
+    """'0-4' -> [0, 1, 2, 3, 4]; '0,2,5' -> [0, 2, 5]; a descending range (4-0) is refused."""
+    seeds: set[int] = set()
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        lo, sep, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi if sep else lo)
+        except ValueError:
+            raise ConfigError(f"--seeds expects non-negative integers or ranges like 0-4, got {text!r}.") from None
+        if last < first:
+            raise ConfigError(f"--seeds range {part} runs backwards; write it {last}-{first}.")
+        check_seeds([first, last])
+        if last - first >= MAX_SEEDS:
+            raise ConfigError(f"--seeds {part} is {last - first + 1} seeds; a grid takes at most {MAX_SEEDS}.")
+        seeds.update(range(first, last + 1))
+    if not seeds:
+        raise ConfigError(f"--seeds needs at least one seed, got {text!r}.")
+    return check_seeds(sorted(seeds))
+
+
+def check_seeds(seeds) -> list[int]:
+    """The seeds, once each is an integer in 0..2**32-1 and there are 1 to MAX_SEEDS of them."""
+    seeds = list(seeds)
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED]
+    if bad:
+        raise ConfigError(f"seeds must be integers from 0 to {MAX_SEED}, got {bad[0]!r}.")
+    if not 1 <= len(set(seeds)) <= MAX_SEEDS:
+        raise ConfigError(f"a grid needs 1 to {MAX_SEEDS} seeds, got {len(set(seeds))}.")
     return sorted(set(seeds))
 
 
-def synthetic_sessions(out: Path, duration_s: float = SYNTHETIC_DURATION_S) -> dict[str, Path]:
-    """Stand-ins for the six benchmark sessions, generated (realistic, one seed per session) and
-    named after them, never as them (``indy_20160622_01_synthetic``, see
-    :func:`motordecode.data.sessions.stand_in_name`): three Indy with 96 channels, three Loco with
-    192. Existing files are kept."""
+def check_workers(workers) -> int:
+    """The number of parallel tasks, once it is an integer of at least 1."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be a whole number of at least 1, got {workers!r}.")
+    return workers
+
+
+def synthetic_configs(duration_s: float = SYNTHETIC_DURATION_S, names: list[str] | None = None) -> dict:
+    """{stand-in name: generator settings} of stand-ins for the six benchmark sessions (realistic,
+    one seed per session), named after them, never as them (``indy_20160622_01_synthetic``, see
+    :func:`motordecode.data.sessions.stand_in_name`), or of ``names`` among them (a benchmark
+    name picks its stand-in); checked, nothing written."""
     from motordecode.data.sessions import stand_in_name
-    from motordecode.data.synthetic import SynthConfig, write_synthetic
+    from motordecode.data.synthetic import SynthConfig
     from motordecode.report.published import SESSIONS
 
-    files = {}
-    for index, name in enumerate(SESSIONS):
-        path = out / "data" / f"{stand_in_name(name)}.mat"
+    stand_ins = [stand_in_name(name) for name in SESSIONS]
+    wanted = None if names is None else {stand_in_name(name) for name in names}
+    unknown = sorted((wanted or set()) - set(stand_ins))
+    if unknown:
+        raise ConfigError(f"unknown session(s) {', '.join(unknown)}; choose from {', '.join(stand_ins)}.")
+    return {stand_in: SynthConfig(monkey=stand_in[:4], duration_s=float(duration_s), seed=1000 + index)
+            for index, stand_in in enumerate(stand_ins) if wanted is None or stand_in in wanted}
+
+
+def generated_session_file(out: str | os.PathLike, name: str) -> Path:
+    return Path(out) / "data" / f"{name}.mat"
+
+
+def check_generated(out: str | os.PathLike, configs: dict) -> None:
+    """Refuse when OUT/data holds one of the sessions ``configs`` describes generated otherwise (or
+    without a record of its settings); reads only."""
+    from motordecode.data.generated import generator_settings
+
+    differ = []
+    for name, config in configs.items():
+        path = generated_session_file(out, name)
         if not path.is_file():
-            write_synthetic(path, SynthConfig(monkey=name[:4], duration_s=duration_s, seed=1000 + index))
-        files[path.stem] = path
+            continue
+        settings = generator_settings(path)
+        if settings is not None:
+            differ += [f"{name} {d}" for d in differences(settings, _plain(asdict(config)))]
+        elif _readable_hdf5(path):  # a file that cannot be read at all is left to its cells to report
+            differ.append(f"{name}: {path} holds no record of the settings it was generated with")
+    if differ:
+        raise ConfigError(f"{Path(out) / 'data'} holds sessions generated otherwise: {'; '.join(differ)}. Generate "
+                          "them with the same settings, or use another output directory.")
+
+
+def _readable_hdf5(path: Path) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            return True
+    except OSError:
+        return False
+
+
+def _generate(out: Path, configs: dict) -> dict[str, Path]:
+    """OUT/data/<name>.mat for each of ``configs`` that is not there yet (its settings inside); {name: file}."""
+    from motordecode.data.synthetic import write_synthetic
+
+    files = {}
+    for name, config in configs.items():
+        path = files[name] = generated_session_file(out, name)
+        if not path.is_file():
+            write_synthetic(path, config)
     return files
+
+
+def synthetic_sessions(out: str | os.PathLike, duration_s: float = SYNTHETIC_DURATION_S,
+                       names: list[str] | None = None) -> dict[str, Path]:
+    """Stand-ins for the six benchmark sessions (or ``names`` among them, see :func:`synthetic_configs`),
+    generated into OUT/data: three Indy with 96 channels, three Loco with 192, each with its
+    generator's settings inside. Files generated with the same settings are kept; other settings
+    are refused before anything is written."""
+    configs = synthetic_configs(duration_s, names)
+    check_generated(out, configs)
+    with run_lock(out):
+        return _generate(Path(out), configs)
+
+
+def _plain(obj):
+    """``obj`` as JSON gives it back (tuples become lists), so saved and asked settings compare equal."""
+    return json.loads(json.dumps(obj))
+
+
+def differences(there: dict, asked: dict, prefix: str = "") -> list[str]:
+    """'key X there, Y asked' for each setting (nested ones as a.b) that differs."""
+    found = []
+    for key in sorted(set(there) | set(asked), key=str):
+        old, new = there.get(key, "(unset)"), asked.get(key, "(unset)")
+        if isinstance(old, dict) and isinstance(new, dict):
+            found += differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            found.append(f"{prefix}{key} {json.dumps(old)} there, {json.dumps(new)} asked")
+    return found
+
+
+def session_identity(path: str | os.PathLike) -> dict:
+    """What a session file is, for its cells' identity: {"synthetic": the generator's settings} for
+    a generated session, else {"md5": the file's MD5} (:func:`motordecode.provenance.session_source`)."""
+    from motordecode.provenance import session_source
+
+    if not Path(path).is_file():
+        raise ConfigError(f"session file {path} does not exist.")
+    source = session_source(path)
+    return {"synthetic": source["generator"]} if source["kind"] == "synthetic" else {"md5": source["md5"]}
 
 
 def real_sessions(data_dir: Path, names: list[str] | None = None) -> dict[str, Path]:
@@ -92,11 +224,11 @@ def real_sessions(data_dir: Path, names: list[str] | None = None) -> dict[str, P
     for name in names or SESSIONS:
         if name not in CATALOG:
             raise ConfigError(f"unknown session {name!r}; the benchmark sessions are {', '.join(SESSIONS)}.")
-        status = session_status(CATALOG[name], data_dir)
+        status = session_status(CATALOG[name], data_dir, verify=False)
         if not status["present"]:
             raise ConfigError(f"{status['path']} is missing; fetch it with 'motordecode data fetch {name} "
                               f"--dir {data_dir}'.")
-        if status["verified"] is False:
+        if status["md5"] is not None and session_identity(status["path"]) != {"md5": status["md5"]}:
             raise ConfigError(f"{status['path']} does not match its MD5; fetch it again.")
         files[name] = Path(status["path"])
     return files
@@ -146,25 +278,110 @@ def _failure(exc: BaseException) -> str:
     return message
 
 
+# -- stopping ------------------------------------------------------------------------------------
+FINISHED = ("trained", "done before")
+_terminated = threading.Event()  # this worker process (local pool or loopback Dask) received SIGTERM
+
+
+def stop_asked(grid: str | os.PathLike) -> bool:
+    """Whether the grid in ``grid`` is asked to stop: OUT/stop exists (or this worker got SIGTERM)."""
+    return _terminated.is_set() or (Path(grid) / STOP_FILE).exists()
+
+
+def request_stop(grid: str | os.PathLike, reason: str) -> None:
+    """Ask the grid's tasks, wherever they run, to stop: OUT/stop, holding ``reason``."""
+    with atomic_write_path(Path(grid) / STOP_FILE) as tmp:
+        tmp.write_text(reason + "\n")
+
+
+@contextlib.contextmanager
+def _stop_on_signals(grid: Path):
+    """Within the block (when it runs in the main thread), the first SIGINT or SIGTERM asks the
+    grid to stop (:func:`request_stop`): no task starts after it, and running trainings stop after
+    their next checkpoint. A second one raises KeyboardInterrupt, which ends the workers at once.
+    Yields the list the signal's name is added to."""
+    received: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handle(signum, _frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signal.Signals(signum).name)
+        request_stop(grid, received[0])
+        os.write(2, f"\nmotordecode: {received[0]}: no new cell starts; running cells stop at their next "
+                    "checkpoint (send it again to stop at once).\n".encode())
+
+    previous = {number: signal.signal(number, handle) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def end_with_parent(parent: int) -> None:
+    """End this process when ``parent`` ends, however it ends (SIGKILL included): on Linux the
+    kernel sends SIGKILL (PR_SET_PDEATHSIG; the pool's processes are started by the thread that
+    runs the grid, which lives as long as the pool); elsewhere a thread polls the parent's pid."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    else:
+        def watch():
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+        threading.Thread(target=watch, daemon=True, name="end-with-parent").start()
+    if os.getppid() != parent:  # the parent ended before the watch began
+        os._exit(1)
+
+
+def worker_signals() -> None:
+    """In a worker's main thread: SIGINT is the command's to handle (a terminal's Ctrl-C reaches
+    every process of the group), and SIGTERM stops the worker's training at its next checkpoint."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: _terminated.set())
+
+
+def _start_pool_worker(parent: int) -> None:
+    """A local pool worker: :func:`worker_signals`, and it ends with the command."""
+    worker_signals()
+    end_with_parent(parent)
+
+
+# -- tasks ---------------------------------------------------------------------------------------
 def run_pretraining(job: dict) -> dict:
-    """Pre-train one (recipe, monkey, seed) (or find it done); never raises: an error is returned."""
+    """Pre-train one (recipe, monkey, seed) (or find it done); never raises: an error is returned.
+    Not started when the grid is asked to stop; stopped after a checkpoint when asked meanwhile."""
     from motordecode.pretraining import PRETRAINED_FILE, pretrain_run
 
     started = time.perf_counter()
     done = (Path(job["out"]) / PRETRAINED_FILE).is_file()
+    minutes = lambda: (time.perf_counter() - started) / 60  # noqa: E731
+    if not done and stop_asked(job["grid"]):
+        return {**job, "status": "not started", "minutes": 0.0}
     try:
-        path = pretrain_run(recipe_from_dict(job["recipe"]), job["pretrain"], seed=job["seed"], out=job["out"],
-                            threads=1)
+        with stopping_when(lambda: stop_asked(job["grid"])):
+            path = pretrain_run(recipe_from_dict(job["recipe"]), job["pretrain"], seed=job["seed"], out=job["out"],
+                                threads=1)
         status = "done before" if done else "trained"
-        return {**job, "status": status, "pretrained": str(path), "minutes": (time.perf_counter() - started) / 60}
+        return {**job, "status": status, "pretrained": str(path), "minutes": minutes()}
+    except TrainingStopped as exc:
+        return {**job, "status": "stopped", "note": str(exc), "minutes": minutes()}
     except Exception as exc:  # noqa: BLE001 - reported; the cells that need it fail with it
-        return {**job, "status": "failed", "error": _failure(exc), "minutes": (time.perf_counter() - started) / 60}
+        return {**job, "status": "failed", "error": _failure(exc), "minutes": minutes()}
 
 
 def run_cell(job: dict, pretraining: dict | None = None) -> dict:
     """Train one cell (or read it when finished), from ``pretraining``'s network when the cell
-    needs one; never raises: an error is returned in the row."""
+    needs one; never raises: an error is returned in the row. Not started when the grid is asked
+    to stop (or its pre-training did not finish); stopped after a checkpoint when asked meanwhile."""
     started = time.perf_counter()
+    minutes = lambda: (time.perf_counter() - started) / 60  # noqa: E731
     if job.get("error"):
         return {**job, "status": "failed", "minutes": 0.0}
     if (Path(job["out"]) / METRICS_FILE).is_file():  # finished: whatever became of its pre-training
@@ -172,24 +389,33 @@ def run_cell(job: dict, pretraining: dict | None = None) -> dict:
     if pretraining is not None:
         if pretraining["status"] == "failed":
             return {**job, "status": "failed", "error": f"pre-training failed: {pretraining['error']}", "minutes": 0.0}
+        if pretraining["status"] not in FINISHED:
+            return {**job, "status": "not started", "minutes": 0.0}
         job = {**job, "pretrained": pretraining["pretrained"]}
+    if stop_asked(job["grid"]):
+        return {**job, "status": "not started", "minutes": 0.0}
     try:
-        row, status = finished_or_trained(job)
-        return {**job, "status": status, "row": row, "minutes": (time.perf_counter() - started) / 60}
+        with stopping_when(lambda: stop_asked(job["grid"])):
+            row, status = finished_or_trained(job)
+        return {**job, "status": status, "row": row, "minutes": minutes()}
+    except TrainingStopped as exc:
+        return {**job, "status": "stopped", "note": str(exc), "minutes": minutes()}
     except Exception as exc:  # noqa: BLE001 - a failed cell is reported, the grid goes on
-        return {**job, "status": "failed", "error": _failure(exc), "minutes": (time.perf_counter() - started) / 60}
+        return {**job, "status": "failed", "error": _failure(exc), "minutes": minutes()}
 
 
 EXECUTORS = ("local", "dask")
 
 
 def _local(pretrainings: dict, cells: list[dict], workers: int):
-    """Outcomes as tasks finish, from a process pool on this machine (spawned, one thread each):
-    the pre-trainings and the cells that need none first, each other cell once its pre-training
-    is done."""
+    """Outcomes as tasks finish, from a process pool on this machine (spawned, one thread each,
+    ending with this process): the pre-trainings and the cells that need none first, each other
+    cell once its pre-training is done. Stopped early (a second signal), it ends the workers at once."""
     context = multiprocessing.get_context("spawn")
     waiting: dict = {}
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_pool_worker,
+                               initargs=(os.getpid(),))
+    try:
         running = {pool.submit(run_pretraining, job) for job in pretrainings.values()}
         for cell in cells:
             if cell.get("pretraining") in pretrainings:
@@ -203,13 +429,20 @@ def _local(pretrainings: dict, cells: list[dict], workers: int):
                 if outcome["kind"] == "pretrain":
                     running |= {pool.submit(run_cell, cell, outcome) for cell in waiting.pop(outcome["key"], [])}
                 yield outcome
+    except BaseException:  # KeyboardInterrupt, or the consumer gave up: do not wait for the running cells
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _dask(pretrainings: dict, cells: list[dict], workers: int, scheduler: str | None):
     """Outcomes as tasks finish, from Dask distributed: a cluster of ``workers`` single-threaded
     processes on loopback (no dashboard), or the existing cluster at ``scheduler``. Each cell that
     needs a pre-training depends on its task. A worker that dies mid-task has the task run again
-    elsewhere, which resumes it from its checkpoint."""
+    elsewhere, which resumes it from its checkpoint. The loopback cluster's workers end with this
+    process (each watches its parent's pipe)."""
     try:
         from distributed import Client, LocalCluster
         from distributed import as_completed as finished
@@ -220,13 +453,15 @@ def _dask(pretrainings: dict, cells: list[dict], workers: int, scheduler: str | 
     cluster = None
     if scheduler is None:  # Dask's default MALLOC_TRIM_THRESHOLD_ fixes glibc's mmap threshold: ~17% slower cells
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-            cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    host="127.0.0.1", dashboard_address=None)
     try:
         client = Client(cluster if cluster is not None else scheduler)
     except OSError as exc:
         raise ConfigError(f"cannot reach the Dask scheduler at {scheduler} ({exc}).") from None
     try:
+        if cluster is not None:
+            client.register_plugin(_worker_signals_plugin())
         jobs, futures = {}, []
         for key, job in pretrainings.items():
             jobs[key] = job
@@ -245,6 +480,21 @@ def _dask(pretrainings: dict, cells: list[dict], workers: int, scheduler: str | 
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _worker_signals_plugin():
+    """A Dask worker plugin for the loopback cluster: :func:`worker_signals` in each worker's main
+    thread, restarted workers included."""
+    from distributed import WorkerPlugin
+
+    class WorkerSignals(WorkerPlugin):
+        name = "motordecode-worker-signals"
+
+        def setup(self, worker):
+            if threading.current_thread() is threading.main_thread():
+                worker_signals()
+
+    return WorkerSignals()
 
 
 def plan(out: Path, recipes: dict, sessions: dict[str, Path], seeds: list[int]) -> tuple[dict, list[dict]]:
@@ -273,14 +523,14 @@ def plan(out: Path, recipes: dict, sessions: dict[str, Path], seeds: list[int]) 
                 cell = Cell(name, session, seed)
                 job = {"kind": "cell", "key": f"cell-{name}-{session}-seed{seed}", "recipe_name": name,
                        "session": session, "seed": seed, "recipe": recipe.to_dict(), "data": str(data),
-                       "out": str(cell.directory(out))}
+                       "out": str(cell.directory(out)), "grid": str(out)}
                 if error:
                     job["error"] = error
                 elif files:
                     key = f"pretrain-{name}-{group}-seed{seed}"
                     pretrainings.setdefault(key, {
                         "kind": "pretrain", "key": key, "recipe_name": name, "group": group, "seed": seed,
-                        "recipe": recipe.to_dict(), "pretrain": files,
+                        "recipe": recipe.to_dict(), "pretrain": files, "grid": str(out),
                         "out": str(pretraining_directory(out, name, group, seed))})
                     job.update(pretrain=files, pretraining=key)
                 cells.append(job)
@@ -294,25 +544,116 @@ def _recipe_names(names: list[str]) -> list[str]:
     return recipe_names() if names == ["all"] else names
 
 
-def reproduce(out: str | os.PathLike, *, recipes: list[str], seeds: list[int], sessions: dict[str, Path],
+# -- the grid's record ---------------------------------------------------------------------------
+def _refuse_other_settings(out: Path, differ: list[str]) -> None:
+    if differ:
+        shown = "; ".join(differ[:8]) + (f"; and {len(differ) - 8} more" if len(differ) > 8 else "")
+        raise ConfigError(f"{out} holds this grid's recipes or sessions with other settings ({shown}). A grid "
+                          "directory holds one set of settings per recipe and one version of each session: ask for "
+                          "the same settings, or use another output directory. Nothing was run.")
+
+
+def grown_grid(out: Path, recipes: dict, identities: dict, seeds: list[int]) -> dict:
+    """grid.json after this run: the cells it held, then this run's new ones; with each recipe's
+    settings and each session's identity (earlier ones kept). Refused, naming the settings that
+    differ, when it holds a recipe or session of this run otherwise; reads only."""
+    path = out / GRID_FILE
+    old = read_json(path) if path.is_file() else {}
+    known = old.get("identity", {})
+    asked = {"recipes": {name: _plain(recipe.to_dict()) for name, recipe in recipes.items()},
+             "sessions": _plain(identities)}
+    differ = [f"{name}: {d}" for kind in ("recipes", "sessions") for name, what in asked[kind].items()
+              if name in known.get(kind, {}) for d in differences(known[kind][name], what)]
+    _refuse_other_settings(out, differ)
+    earlier = old.get("cells") or [[r, s, k] for r in old.get("recipes", []) for s in old.get("sessions", [])
+                                   for k in old.get("seeds", [])]  # a grid.json of before the cells were listed
+    cells = list(dict.fromkeys([tuple(c) for c in earlier] + [(r, s, k) for r in recipes for s in identities
+                                                                   for k in seeds]))
+    return {"recipes": list(dict.fromkeys(c[0] for c in cells)), "sessions": list(dict.fromkeys(c[1] for c in cells)),
+            "seeds": sorted({c[2] for c in cells}), "cells": [list(c) for c in cells],
+            "identity": {kind: {**known.get(kind, {}), **asked[kind]} for kind in ("recipes", "sessions")},
+            **({"provenance": old["provenance"]} if "provenance" in old else {})}
+
+
+def _check_started_cells(out: Path, recipes: dict, sessions, seeds: list[int]) -> None:
+    """Refuse when a started cell of this run was started with other recipe settings (its
+    config.json; this holds where grid.json was lost or predates the identities); reads only."""
+    differ = []
+    for name, recipe in recipes.items():
+        asked = _plain(recipe.to_dict())
+        for session in sessions:
+            for seed in seeds:
+                config = Cell(name, session, seed).directory(out) / CONFIG_FILE
+                if config.is_file():
+                    differ += [f"{name} {session} seed {seed}: {d}"
+                               for d in differences(_plain(read_json(config).get("recipe", {})), asked)]
+    _refuse_other_settings(out, differ)
+
+
+def write_grid(out: Path, grid: dict) -> None:
+    """OUT/grid.json, atomically."""
+    with atomic_write_path(out / GRID_FILE) as tmp:
+        tmp.write_text(json.dumps(grid, indent=1) + "\n")
+
+
+def reproduce(out: str | os.PathLike, *, recipes: list[str], seeds: list[int], sessions: dict,
               settings: list[str] | dict = (), workers: int = 1, log=print, progress: bool = False,
               executor: str = "local", scheduler: str | None = None) -> list[dict]:
     """Run every (recipe, session, seed) cell, and the pre-trainings they need, with ``executor``
-    ("local" or "dask"); returns one outcome per cell (status, row or error), in grid order."""
+    ("local" or "dask"); returns one outcome per cell (status, row or error), in grid order.
+
+    ``sessions``: {name: a session file, or the SynthConfig of a session to generate into OUT/data}.
+    Everything is checked before anything is written: the numbers, the recipes and settings, and
+    that the grid in ``out`` holds none of them with other settings (see the module's docstring).
+    A second process on ``out`` is refused. On SIGINT or SIGTERM (or OUT/stop written by hand) the
+    cells that did not finish have status "stopped" (at a checkpoint) or "not started", and every
+    outcome has ``stopped_by`` (the signal's name, or "OUT/stop")."""
+    from motordecode.data.synthetic import SynthConfig
+
     if executor not in EXECUTORS:
         raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}.")
     if scheduler is not None and executor != "dask":
         raise ConfigError("--scheduler joins a Dask cluster; add --executor dask.")
+    workers, seeds = check_workers(workers), check_seeds(seeds)
+    if not sessions:
+        raise ConfigError("a grid needs at least one session.")
     out = Path(out)
     recipes = _recipe_names(recipes)
     base = _recipes(recipes, settings)  # validates every recipe and setting before any cell runs
-    pretrainings, cells = plan(out, base, sessions, seeds)
-    with atomic_write_path(out / GRID_FILE) as tmp:  # the plan, so the report can name missing cells
-        tmp.write_text(json.dumps({"recipes": recipes, "sessions": list(sessions), "seeds": seeds,
-                                   "provenance": provenance(sessions, {n: changed_fields(r) for n, r in base.items()})},
-                                  indent=1) + "\n")
-    log(f"reproduce: {len(recipes)} recipes x {len(sessions)} sessions x {len(seeds)} seeds = {len(cells)} cells "
-        f"(+ {len(pretrainings)} pre-trainings) on {workers} worker(s) -> {out}")
+    generated = {name: config for name, config in sessions.items() if isinstance(config, SynthConfig)}
+    check_generated(out, generated)
+    identities = {name: {"synthetic": _plain(asdict(value))} if name in generated else session_identity(value)
+                  for name, value in sessions.items()}
+    with run_lock(out):
+        grid = grown_grid(out, base, identities, seeds)
+        _check_started_cells(out, base, sessions, seeds)
+        files = {**{name: Path(value) for name, value in sessions.items() if name not in generated},
+                 **_generate(out, generated)}
+        pretrainings, cells = plan(out, base, {name: files[name] for name in sessions}, seeds)
+        record, earlier = provenance(files, {n: changed_fields(r) for n, r in base.items()}), grid.get("provenance", {})
+        grid["provenance"] = {**record, **{part: {**earlier.get(part, {}), **record[part]}  # accumulates too
+                                           for part in ("sessions", "overrides")}}
+        write_grid(out, grid)  # the plan, so the report can name missing cells
+        (out / STOP_FILE).unlink(missing_ok=True)  # a stop asked of an earlier run
+        log(f"reproduce: {len(recipes)} recipes x {len(sessions)} sessions x {len(seeds)} seeds = {len(cells)} "
+            f"cells (+ {len(pretrainings)} pre-trainings) on {workers} worker(s) -> {out}")
+        with _stop_on_signals(out) as received:
+            outcomes = _run(pretrainings, cells, workers, executor, scheduler, log, progress)
+            stopped_by = received[0] if received else "OUT/stop" if (out / STOP_FILE).exists() else None
+        (out / STOP_FILE).unlink(missing_ok=True)
+    if stopped_by is not None:
+        outcomes = [{**o, "stopped_by": stopped_by} for o in outcomes]
+        counts = {status: sum(o["status"] == status for o in outcomes) for status in ("stopped", "not started")}
+        log(f"stopped by {stopped_by}: {sum(o['status'] in FINISHED for o in outcomes)} of {len(outcomes)} cells "
+            f"finished, {counts['stopped']} stopped at a checkpoint, {counts['not started']} not started; the same "
+            "command resumes them.")
+    order = {cell["key"]: i for i, cell in enumerate(cells)}
+    return sorted(outcomes, key=lambda o: order[o["key"]])
+
+
+def _run(pretrainings: dict, cells: list[dict], workers: int, executor: str, scheduler: str | None, log,
+         progress: bool) -> list[dict]:
+    """The cells' outcomes, each logged as it comes."""
     bar = None
     if progress:
         from tqdm import tqdm
@@ -324,17 +665,20 @@ def reproduce(out: str | os.PathLike, *, recipes: list[str], seeds: list[int], s
         if outcome["kind"] == "pretrain":
             label = f"pre-training {outcome['recipe_name']} {outcome['group']} seed {outcome['seed']}"
             log(f"  FAILED {label}: {outcome['error']}" if outcome["status"] == "failed" else
+                f"  {label}: stopped ({outcome['note']})" if outcome["status"] == "stopped" else
+                f"  {label}: not started" if outcome["status"] == "not started" else
                 f"  {label}: {outcome['minutes']:.1f} min ({outcome['status']})")
             continue
         outcomes.append(outcome)
         label = f"{outcome['recipe_name']} {outcome['session']} seed {outcome['seed']}"
         if outcome["status"] == "failed":
             log(f"  FAILED {label}: {outcome['error']}")
-        else:
+        elif outcome["status"] == "stopped":
+            log(f"  {label}: stopped ({outcome['note']})")
+        elif outcome["status"] in FINISHED:
             log(f"  {label}: R2 {outcome['row']['r2']:.3f}, {outcome['minutes']:.1f} min ({outcome['status']})")
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    order = {cell["key"]: i for i, cell in enumerate(cells)}
-    return sorted(outcomes, key=lambda o: order[o["key"]])
+    return outcomes

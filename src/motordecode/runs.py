@@ -6,6 +6,7 @@
     RUN_DIR/metrics.json    the metrics row (see motordecode.metrics.results)
     RUN_DIR/predictions.npz test-split predictions and labels of each inference mode
     RUN_DIR/predictions.png predicted against true velocity (the first 20 s of the test split)
+    RUN_DIR/.lock           held while a process trains into RUN_DIR (see :func:`run_lock`)
 
 Checkpoints are loaded with ``torch.load(..., weights_only=True)`` (:mod:`motordecode.training.state_files`);
 all files are written atomically.
@@ -13,6 +14,8 @@ all files are written atomically.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 from pathlib import Path
@@ -31,6 +34,7 @@ MODEL_FILE = "model.pt"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.npz"
 PLOT_FILE = "predictions.png"
+LOCK_FILE = ".lock"
 
 
 def run_config(recipe, data: str | os.PathLike, session: str, seed: int, n_channels: int,
@@ -63,7 +67,7 @@ def start_run(run_dir: str | os.PathLike, config: dict, resume: bool,
         if changed:
             raise ConfigError(f"cannot resume {run_dir}: it was started with a different {', '.join(changed)}.")
         return run_dir
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if run_dir.exists() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
         raise ConfigError(f"{run_dir} is not empty; {occupied_hint}.", setting="out")
     _write_json(run_dir / CONFIG_FILE, config)
     return run_dir
@@ -71,12 +75,86 @@ def start_run(run_dir: str | os.PathLike, config: dict, resume: bool,
 
 def discard_unstarted(run_dir: str | os.PathLike, keep_dir: bool = False) -> None:
     """Remove a run directory that holds only the config.json :func:`start_run` wrote (a run that
-    failed before its first checkpoint), so a retry starts afresh; ``keep_dir``: only the file."""
+    failed before its first checkpoint; its lock aside), so a retry starts afresh; ``keep_dir``:
+    only the file (a directory the lock created goes when the lock is released)."""
     run_dir = Path(run_dir)
-    if [p.name for p in run_dir.iterdir()] == [CONFIG_FILE]:
+    if [p.name for p in run_dir.iterdir() if p.name != LOCK_FILE] == [CONFIG_FILE]:
         (run_dir / CONFIG_FILE).unlink()
         if not keep_dir:
-            run_dir.rmdir()
+            try:
+                run_dir.rmdir()
+            except OSError:  # its lock is still held: run_lock removes what it created
+                pass
+
+
+def _missing_ancestor(directory: Path) -> Path | None:
+    """The outermost of ``directory`` and its parents that does not exist yet (None: it exists)."""
+    missing = None
+    for path in (directory, *directory.parents):
+        if path.exists():
+            return missing
+        missing = path
+    return missing
+
+
+def _remove_empty(directory: Path, up_to: Path | None) -> None:
+    """Remove ``directory`` and its parents up to ``up_to`` (the directories a lock created) while empty."""
+    if up_to is None:
+        return
+    for path in (directory, *directory.parents):
+        try:
+            path.rmdir()
+        except OSError:  # not empty, or already gone
+            return
+        if path == up_to:
+            return
+
+
+@contextlib.contextmanager
+def run_lock(directory: str | os.PathLike):
+    """Hold DIR/.lock for the block: an exclusive ``fcntl.flock``, which the system releases however
+    the process ends (even on SIGKILL). A second process asking for it is refused with a
+    ConfigError naming the holder's pid; the file is removed when released, and so are the
+    directories the lock created when nothing else was written into them."""
+    import fcntl
+
+    directory = Path(directory)
+    created = _missing_ancestor(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            _remove_empty(directory, created)
+            raise ConfigError(f"{directory} is in use by another motordecode process (pid {holder}); wait for it "
+                              "to finish, or stop it, then run again.") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break  # else the holder removed the file as we opened it: lock the new one
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    try:
+        yield directory
+    finally:
+        path.unlink(missing_ok=True)  # before the release: a process that opened it then locks a removed file, and retries
+        os.close(fd)
+        _remove_empty(directory, created)
+
+
+def holding_run_lock(train):
+    """Decorate a function that writes into ``out=RUN_DIR``: it runs holding RUN_DIR's :func:`run_lock`."""
+    @functools.wraps(train)
+    def locked(*args, out, **kwargs):
+        with run_lock(out):
+            return train(*args, out=out, **kwargs)
+    return locked
 
 
 CONFIG_KEYS = ("recipe", "seed", "n_channels", "n_outputs", "step_s")

@@ -207,10 +207,11 @@ def write_report(directory: str | os.PathLike) -> Path:
     rows, record = results["cells"], results["provenance"]
     summary = summarize(rows)
     plan = _grid(directory)
-    expected = {r: len(plan.get("seeds") or f["seeds"]) for r, f in summary.items()}
     done = {(r["recipe"], r["session"], r["seed"]) for r in rows}
-    missing = [f"{r} {s} seed {k}" for r in plan.get("recipes", []) for s in plan.get("sessions", [])
-               for k in plan.get("seeds", []) if (r, s, k) not in done]
+    asked = plan.get("cells") or [(r, s, k) for r in plan.get("recipes", []) for s in plan.get("sessions", [])
+                                  for k in plan.get("seeds", [])]  # every cell asked for, over all runs
+    expected = {r: len({k for a, _, k in asked if a == r} or f["seeds"]) for r, f in summary.items()}
+    missing = [f"{r} {s} seed {k}" for r, s, k in asked if (r, s, k) not in done]
     footer = describe(record)
     synthetic = any(s["kind"] == "synthetic" for s in record["sessions"].values())
     stand_ins = ("The sessions are generated stand-ins: the published values beside them are those of the "

@@ -11,10 +11,14 @@ Subclasses provide ``_fresh_state()``, ``_optimizer(state)``, ``_epochs(stage)``
 ``_epoch(state)``, ``_next_stage(state)`` (which sets stage ``"done"`` at the end) and
 ``_finish(state) -> TrainResult``, and may override ``stage_sizes()`` (training examples per epoch
 of each stage, for the throughput in the metrics row).
+
+Within :func:`stopping_when`, a training stops after its next checkpoint once the given test is true,
+raising :class:`TrainingStopped`; a resume continues from that checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -39,6 +43,34 @@ class TrainResult:
     val_r2: float
     history: list = field(default_factory=list)
     deployed_bits: dict = field(default_factory=dict)
+
+
+class TrainingStopped(Exception):
+    """A training stopped at a checkpoint because a stop was asked for (see :func:`stopping_when`)."""
+
+    def __init__(self, stage: str, epoch: int):
+        super().__init__(f"stopped after {stage} epoch {epoch}; its checkpoint resumes it")
+        self.stage, self.epoch = stage, epoch
+
+
+_stop_tests = threading.local()
+
+
+@contextlib.contextmanager
+def stopping_when(should_stop):
+    """Trainings in this thread within the block stop after their next checkpoint once
+    ``should_stop()`` is true (checked after every checkpoint), raising :class:`TrainingStopped`."""
+    previous = getattr(_stop_tests, "test", None)
+    _stop_tests.test = should_stop
+    try:
+        yield
+    finally:
+        _stop_tests.test = previous
+
+
+def _stop_asked() -> bool:
+    test = getattr(_stop_tests, "test", None)
+    return test is not None and bool(test())
 
 
 def default_threads() -> int:
@@ -119,6 +151,8 @@ class EpochTrainer:
                                           self.run_dir) from None
             done_now += 1
             self._save(state)
+            if _stop_asked() and self.run_dir is not None:
+                raise TrainingStopped(state["stage"], state["epoch"])
         return self._finish(state)
 
     # -- checkpoint ------------------------------------------------------------------------------
