@@ -49,3 +49,23 @@ def test_a_second_train_into_one_run_directory_is_refused_until_the_first_ends(i
     assert (run / LOCK_FILE).exists()  # left by the killed process, but no longer held
     assert main([*train, "--resume", "--json"]) == 0
     assert not (run / LOCK_FILE).exists()
+
+
+def test_a_run_that_failed_before_any_checkpoint_leaves_nothing_behind(tmp_path):
+    """A train that failed in its own pre-training (config.json and an unstarted pretrain/) is
+    emptied, and its directory goes with the lock; one with a checkpoint is kept for --resume."""
+    from motordecode.runs import CONFIG_FILE, discard_unstarted
+
+    directory = tmp_path / "run"
+    with run_lock(directory):
+        (directory / CONFIG_FILE).write_text("{}")
+        (directory / "pretrain").mkdir()
+        (directory / "pretrain" / CONFIG_FILE).write_text("{}")
+        discard_unstarted(directory)
+    assert not directory.exists()
+    with run_lock(directory):
+        (directory / CONFIG_FILE).write_text("{}")
+        (directory / "pretrain").mkdir()
+        (directory / "pretrain" / "train_state.pt").write_bytes(b"")
+        discard_unstarted(directory)
+    assert (directory / CONFIG_FILE).is_file() and (directory / "pretrain" / "train_state.pt").is_file()

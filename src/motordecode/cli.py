@@ -22,7 +22,10 @@ DEFAULT_DATA_DIR = os.environ.get("MOTORDECODE_DATA", "data")
 # the flag behind a setting an error names (MotordecodeError.setting): the library's messages say
 # "data" or "resume", the command line adds how to give it here
 FLAG_HINTS = {"data": "pass --data FILE", "out": "pass another --out (or --resume to continue a run)",
-              "step": "pass --step torch", "resume": "run the same train command with --resume"}
+              "out_new": "pass another --out",
+              "step": "pass --step torch", "resume": "run the same train command with --resume",
+              "seeds": "pass --seeds as integers or ranges, e.g. --seeds 0-4 or --seeds 0,2,5",
+              "executor": "add --executor dask to join a cluster with --scheduler"}
 
 
 def _json(obj) -> str:

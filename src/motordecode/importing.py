@@ -26,6 +26,7 @@ def import_checkpoint(kind: str, path: str | os.PathLike, out: str | os.PathLike
                         n_outputs=model.config.n_outputs, step_s=PUBLISHED_STEP_S)
     config["data"] = None
     config["imported_from"] = str(source)
-    run_dir = start_run(out, config, resume=False, occupied_hint="choose another run directory")
+    run_dir = start_run(out, config, resume=False, occupied_hint="choose another run directory",
+                        occupied_setting="out_new")
     save_model(run_dir, model, {})
     return run_dir

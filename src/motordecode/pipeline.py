@@ -179,14 +179,13 @@ def _train_run(recipe, data, *, seed, out, resume, progress, threads, pretrain, 
         given = None if own else Path(pretrained).resolve()
         config["pretrained"] = str(Path(out).resolve() / "pretrain" / PRETRAINED_FILE if own else
                                    given / PRETRAINED_FILE if given.is_dir() else given)
-    existed = Path(out).exists()
     run_dir = start_run(out, config, resume)
     try:
         return _train_in(run_dir, recipe, data, recording, split, config, files, blob, loaded, own, started, seed=seed,
                          resume=resume, progress=progress, threads=threads, heldout=heldout, warnings=warnings)
     except Exception:
-        if not resume:  # failed before anything could be resumed: the retry starts afresh
-            discard_unstarted(run_dir, keep_dir=existed)
+        if not resume:  # failed before anything could be resumed: the retry starts afresh (the directory
+            discard_unstarted(run_dir)  # itself goes with its lock, if the lock created it)
         raise
 
 

@@ -55,7 +55,8 @@ def pretrain_run(recipe, files: list, *, seed: int, out: str | os.PathLike, prog
               "n_channels": first.n_channels, "n_outputs": int(first.velocity.shape[1]), "step_s": first.step_s,
               "heldout": heldout}
     resume = (out / CONFIG_FILE).is_file()
-    start_run(out, config, resume, occupied_hint="it is not a pre-training of these files")
+    start_run(out, config, resume, occupied_hint="it is not a pre-training of these files",
+              occupied_setting=None)
     started = time.perf_counter()
     result = trainer.fit(resume=resume)
     blob = {"state_dict": result.model.state_dict(), "files": config["data"], "seed": int(seed),

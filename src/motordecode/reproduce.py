@@ -50,12 +50,12 @@ from motordecode.fileio import atomic_write_path
 from motordecode.provenance import provenance
 from motordecode.recipes import changed_fields, get_recipe, override, recipe_from_dict, split_assignment
 from motordecode.runs import CONFIG_FILE, METRICS_FILE, read_json, run_lock
+from motordecode.seeds import MAX_SEED
 from motordecode.training.epochs import TrainingStopped, stopping_when
 
 SYNTHETIC_DURATION_S = 300.0
 GRID_FILE = "grid.json"
 STOP_FILE = "stop"
-MAX_SEED = 2**32 - 1
 MAX_SEEDS = 10_000  # seeds in one grid: more is a typo (0-100000), not a plan
 
 
@@ -81,27 +81,30 @@ def parse_seeds(text: str) -> list[int]:
         try:
             first, last = int(lo), int(hi if sep else lo)
         except ValueError:
-            raise ConfigError(f"--seeds expects non-negative integers or ranges like 0-4, got {text!r}.") from None
+            raise ConfigError(f"seeds: expected non-negative integers or ranges like 0-4, got {text!r}.",
+                              setting="seeds") from None
         if last < first:
-            raise ConfigError(f"--seeds range {part} runs backwards; write it {last}-{first}.")
+            raise ConfigError(f"seeds: the range {part} runs backwards; write it {last}-{first}.", setting="seeds")
         check_seeds([first, last])
         if last - first >= MAX_SEEDS:
-            raise ConfigError(f"--seeds {part} is {last - first + 1} seeds; a grid takes at most {MAX_SEEDS}.")
+            raise ConfigError(f"seeds: {part} is {last - first + 1} seeds; a grid takes at most {MAX_SEEDS}.",
+                              setting="seeds")
         seeds.update(range(first, last + 1))
     if not seeds:
-        raise ConfigError(f"--seeds needs at least one seed, got {text!r}.")
+        raise ConfigError(f"seeds: at least one seed is needed, got {text!r}.", setting="seeds")
     return check_seeds(sorted(seeds))
 
 
 def check_seeds(seeds) -> list[int]:
-    """The seeds, once each is an integer in 0..2**32-1 and there are 1 to MAX_SEEDS of them."""
+    """The seeds, once each is an integer in 0..MAX_SEED (:mod:`motordecode.seeds`, as ``train`` takes)
+    and there are 1 to MAX_SEEDS of them."""
     seeds = list(seeds)
-    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED]
+    bad = [s for s in seeds if isinstance(s, bool) or not hasattr(s, "__index__") or not 0 <= int(s) <= MAX_SEED]
     if bad:
         raise ConfigError(f"seeds must be integers from 0 to {MAX_SEED}, got {bad[0]!r}.")
     if not 1 <= len(set(seeds)) <= MAX_SEEDS:
         raise ConfigError(f"a grid needs 1 to {MAX_SEEDS} seeds, got {len(set(seeds))}.")
-    return sorted(set(seeds))
+    return sorted({int(s) for s in seeds})
 
 
 def check_workers(workers) -> int:
@@ -247,10 +250,10 @@ def _recipes(names: list[str], settings) -> dict:
     for key, value in pairs:
         target, dot, field = key.rpartition(".")
         if dot and target not in recipes:
-            raise ConfigError(f"--set {key}: {target!r} is not a recipe of the grid ({', '.join(names)}).")
+            raise ConfigError(f"recipe setting {key}: {target!r} is not a recipe of the grid ({', '.join(names)}).")
         takers = [target] if dot else [name for name in names if field in has[name]]
         if not takers or field not in has[takers[0]]:
-            raise ConfigError(f"--set {key}: no recipe of the grid ({', '.join(names)}) has that field.")
+            raise ConfigError(f"recipe setting {key}: no recipe of the grid ({', '.join(names)}) has that field.")
         for name in takers:
             changes[name][field] = value
     return {name: override(r, changes[name]) for name, r in recipes.items()}
@@ -447,7 +450,7 @@ def _dask(pretrainings: dict, cells: list[dict], workers: int, scheduler: str | 
         from distributed import Client, LocalCluster
         from distributed import as_completed as finished
     except ImportError:
-        raise ConfigError("--executor dask needs Dask distributed: pip install 'motordecode[cluster]'.") from None
+        raise ConfigError("the dask executor needs Dask distributed: pip install 'motordecode[cluster]'.") from None
     import dask
 
     cluster = None
@@ -611,9 +614,9 @@ def reproduce(out: str | os.PathLike, *, recipes: list[str], seeds: list[int], s
     from motordecode.data.synthetic import SynthConfig
 
     if executor not in EXECUTORS:
-        raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}.")
+        raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}.")
     if scheduler is not None and executor != "dask":
-        raise ConfigError("--scheduler joins a Dask cluster; add --executor dask.")
+        raise ConfigError("a scheduler address joins a Dask cluster; use it with the dask executor.", setting="executor")
     workers, seeds = check_workers(workers), check_seeds(seeds)
     if not sessions:
         raise ConfigError("a grid needs at least one session.")

@@ -18,6 +18,7 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -55,8 +56,10 @@ def _write_json(path: Path, obj) -> None:
 
 
 def start_run(run_dir: str | os.PathLike, config: dict, resume: bool,
-              occupied_hint: str = "choose another run directory, or resume that run to continue it") -> Path:
-    """Create RUN_DIR for a new run, or check that a resumed one was started with the same config."""
+              occupied_hint: str = "choose another run directory, or resume that run to continue it",
+              occupied_setting: str | None = "out") -> Path:
+    """Create RUN_DIR for a new run, or check that a resumed one was started with the same config.
+    ``occupied_setting``: the caller's setting to change when RUN_DIR is taken (None: none)."""
     run_dir = Path(run_dir)
     existing = run_dir / CONFIG_FILE
     if resume:
@@ -68,23 +71,26 @@ def start_run(run_dir: str | os.PathLike, config: dict, resume: bool,
             raise ConfigError(f"cannot resume {run_dir}: it was started with a different {', '.join(changed)}.")
         return run_dir
     if run_dir.exists() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
-        raise ConfigError(f"{run_dir} is not empty; {occupied_hint}.", setting="out")
+        raise ConfigError(f"{run_dir} is not empty; {occupied_hint}.", setting=occupied_setting)
     _write_json(run_dir / CONFIG_FILE, config)
     return run_dir
 
 
-def discard_unstarted(run_dir: str | os.PathLike, keep_dir: bool = False) -> None:
-    """Remove a run directory that holds only the config.json :func:`start_run` wrote (a run that
-    failed before its first checkpoint; its lock aside), so a retry starts afresh; ``keep_dir``:
-    only the file (a directory the lock created goes when the lock is released)."""
+def discard_unstarted(run_dir: str | os.PathLike) -> None:
+    """Empty a run directory that a run left before its first checkpoint: it holds only the
+    config.json :func:`start_run` wrote (its lock aside) and perhaps a pre-training directory with
+    no checkpoint either, so a retry starts afresh. The directory itself goes with its lock
+    (:func:`run_lock` removes the directories it created when they are empty)."""
     run_dir = Path(run_dir)
-    if [p.name for p in run_dir.iterdir() if p.name != LOCK_FILE] == [CONFIG_FILE]:
-        (run_dir / CONFIG_FILE).unlink()
-        if not keep_dir:
-            try:
-                run_dir.rmdir()
-            except OSError:  # its lock is still held: run_lock removes what it created
-                pass
+    rest = {p.name for p in run_dir.iterdir() if p.name != LOCK_FILE} - {CONFIG_FILE}
+    pretrain = run_dir / "pretrain"
+    if rest - {"pretrain"} or not (run_dir / CONFIG_FILE).is_file():
+        return
+    if "pretrain" in rest:
+        if not pretrain.is_dir() or any(p.suffix == ".pt" for p in pretrain.rglob("*")):
+            return  # a pre-training checkpoint: keep it for --resume
+        shutil.rmtree(pretrain)
+    (run_dir / CONFIG_FILE).unlink()
 
 
 def _missing_ancestor(directory: Path) -> Path | None:

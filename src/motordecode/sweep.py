@@ -61,7 +61,7 @@ def parse_grid(text: str) -> list[tuple[int, int]]:
     try:
         return [tuple(int(v) for v in item.split("x")) for item in text.split(",") if item]
     except ValueError:
-        raise ConfigError(f"--grid expects NxK pairs like 100x5,200x10, got {text!r}.") from None
+        raise ConfigError(f"the (N, k) grid expects NxK pairs like 100x5,200x10, got {text!r}.") from None
 
 
 def parse_list(text: str, what: str, kind=float) -> list:

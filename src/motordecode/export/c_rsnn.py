@@ -59,7 +59,8 @@ typedef struct {{
 }} md_state;
 
 void md_init(md_state *s);
-void md_step(md_state *s, const int32_t *counts, md_out_t *y);
+void md_step(md_state *s, const int32_t *counts, md_out_t *y);  /* counts >= 0 with
+    sum(counts) * max |W_IN| < 2^29, which keeps its sums exact (the Python side refuses others) */
 void md_velocity(const md_out_t *y, double *v);
 void md_spikes(const md_state *s, unsigned char *out);   /* MD_SUBSTEPS x MD_HIDDEN 0/1 */
 

@@ -137,22 +137,27 @@ class EpochTrainer:
 
     def _fit(self, state: dict, stop_after_epochs: int | None) -> TrainResult | None:
         done_now = 0
-        while state["stage"] != "done":
-            if state["epoch"] >= self._epochs(state["stage"]):
-                self._next_stage(state)
-                self._save(state)
-                continue
-            if stop_after_epochs is not None and done_now >= stop_after_epochs:
-                return None
-            try:
+        saved = (state["stage"], state["epoch"])  # what the checkpoint on disk holds
+        try:
+            while state["stage"] != "done":
+                if state["epoch"] >= self._epochs(state["stage"]):
+                    self._next_stage(state)
+                    self._save(state)
+                    saved = (state["stage"], state["epoch"])
+                    continue
+                if stop_after_epochs is not None and done_now >= stop_after_epochs:
+                    return None
                 self._epoch(state)
-            except KeyboardInterrupt:
-                raise TrainingInterrupted(state["stage"], state["epoch"], self._epochs(state["stage"]),
-                                          self.run_dir) from None
-            done_now += 1
-            self._save(state)
-            if _stop_asked() and self.run_dir is not None:
-                raise TrainingStopped(state["stage"], state["epoch"])
+                done_now += 1
+                self._save(state)
+                saved = (state["stage"], state["epoch"])
+                if _stop_asked() and self.run_dir is not None:
+                    raise TrainingStopped(state["stage"], state["epoch"])
+        except KeyboardInterrupt:  # in an epoch, a checkpoint's write or a change of stage
+            stage, epoch = saved
+            if stage == "done":
+                raise
+            raise TrainingInterrupted(stage, epoch, self._epochs(stage), self.run_dir) from None
         return self._finish(state)
 
     # -- checkpoint ------------------------------------------------------------------------------

@@ -81,8 +81,8 @@ def _fma32(typingctx, x, y, z):
 @njit(cache=True, nogil=True, error_model="numpy")
 def _sum_in_order(rows_t, idx, vals, n, out):
     """out = sum_i rows_t[idx[i]] vals[i], i = 0..n-1 in order, each term added with one fused
-    multiply-add in float32: the order of PyTorch's CPU matrix products of several rows with up to
-    512 inputs in float16, 256 in float32. Skipped zero terms change no sum."""
+    multiply-add in float32 (a float32 model's W x; its outputs equal PyTorch's to float32 rounding).
+    Skipped zero terms change no sum."""
     out[:] = 0.0
     for i in range(n):
         row, v = rows_t[idx[i]], vals[i]
