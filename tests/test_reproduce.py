@@ -18,9 +18,9 @@ from motordecode.reproduce import parse_seeds, reproduce, synthetic_configs, syn
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
     out = tmp_path_factory.mktemp("grid")
-    sessions = synthetic_sessions(out, duration_s=60)
+    sessions = synthetic_sessions(out, duration_s=30)  # one ridge strength: the Wiener fit's search is not tested here
     outcomes = reproduce(out, recipes=["ann2d", "wiener"], seeds=[0, 1], sessions=sessions,
-                         settings=["epochs=1"], workers=2,
+                         settings=["epochs=1", "wiener.alphas=1"], workers=2,
                          log=lambda *_: None)
     return out, sessions, outcomes
 
@@ -229,12 +229,12 @@ def test_a_rerun_with_other_settings_is_refused_naming_them(grid, tmp_path, caps
     with pytest.raises(ConfigError, match=r"ann2d: epochs 1 there, 2 asked.*Nothing was run"):
         reproduce(out, recipes=["ann2d", "wiener"], seeds=[0, 1], sessions=sessions, settings=["epochs=2"],
                   log=lambda *_: None)
-    code = main(["reproduce", "--out", str(out), "--synthetic", "--duration", "30", "--recipes", "ann2d",
+    code = main(["reproduce", "--out", str(out), "--synthetic", "--duration", "20", "--recipes", "ann2d",
                  "--seeds", "0", "--set", "epochs=1"])
-    assert code == 2 and "indy_20160622_01_synthetic duration_s 60.0 there, 30.0 asked" in capsys.readouterr().err
+    assert code == 2 and "indy_20160622_01_synthetic duration_s 30.0 there, 20.0 asked" in capsys.readouterr().err
     assert _files(out) == before
     # the same settings are "done before"
-    assert main(["reproduce", "--out", str(out), "--synthetic", "--duration", "60", "--recipes", "ann2d",
+    assert main(["reproduce", "--out", str(out), "--synthetic", "--duration", "30", "--recipes", "ann2d",
                  "--seeds", "0", "--sessions", "indy_20160622_01_synthetic", "--set", "epochs=1"]) == 0
     assert "(done before)" in capsys.readouterr().out
     # a started cell is checked by its own config.json too, where grid.json is missing
@@ -282,7 +282,8 @@ def test_a_subset_adds_cells_to_grid_json_and_removes_none(grid, tmp_path):
     everything = json.loads((source / "grid.json").read_text())
     assert len(everything["cells"]) == 24
     one = {"indy_20160622_01_synthetic": out / "data" / "indy_20160622_01_synthetic.mat"}
-    again = reproduce(out, recipes=["wiener"], seeds=[0], sessions=one, log=lambda *_: None)
+    again = reproduce(out, recipes=["wiener"], seeds=[0], sessions=one, settings=["wiener.alphas=1"],
+                      log=lambda *_: None)
     assert [o["status"] for o in again] == ["done before"]
     plain = lambda grid: {k: v for k, v in grid.items() if k != "provenance"}  # noqa: E731 - its paths are the copy's
     assert plain(json.loads((out / "grid.json").read_text())) == plain(everything)

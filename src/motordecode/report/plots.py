@@ -21,10 +21,9 @@ def _pyplot():
 def _save(fig, path, footer: list[str] | tuple[str, ...] = ()) -> Path:
     """Write ``fig`` as PNG, with ``footer`` (what the figure was made from) in small type beneath it."""
     path = Path(path)
-    if footer:  # beneath everything drawn (tick labels included)
-        box = fig.get_tightbbox(fig.canvas.get_renderer())
-        fig.text(box.x0 / fig.get_figwidth(), box.y0 / fig.get_figheight() - 0.01, "\n".join(footer), ha="left",
-                 va="top", fontsize=6.5, color="0.3")
+    if footer:  # beneath the axes and their tick labels; the tight bounding box of savefig takes it in
+        fig.text(0.01, 0.0, "\n".join(footer), ha="left", va="top", fontsize=6.5,
+                 color="0.3")
     with atomic_write_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     _pyplot().close(fig)
