@@ -163,7 +163,7 @@ def test_sigint_mid_stream_keeps_every_decoded_sample(runs, indy_file, tmp_path)
                                 f"replay:{indy_file}", "--sink", f"file:{out}", "--json"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
-    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 200):
+    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 201):  # header + 200
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
