@@ -134,3 +134,13 @@ def test_fast_step_follows_normalisation_statistics_and_neuron_settings(name, mo
     expected = Stream(decoder)(samples)
     assert np.ptp(expected, axis=0).min() > 0
     np.testing.assert_allclose(FastStream(decoder)(samples), expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+def test_the_install_compiles_every_recipe_modes_fast_step():
+    """`make install` runs compile_fast_steps (a float16 RSNN refuses its fractional warm-up input and
+    is warmed on counts): every recipe-mode with a fast step is compiled, none fails."""
+    from motordecode.decoders.fast import compile_fast_steps
+    from motordecode.decoders.registry import family_of, recipes
+    from motordecode.recipes import get_recipe
+
+    assert compile_fast_steps() == sum(len(family_of(get_recipe(name)).modes) for name in recipes())
