@@ -45,9 +45,9 @@ def rho(values: torch.Tensor) -> torch.Tensor:
     return values.to(torch.float32).to(torch.float16).to(torch.float32)
 
 
-def exact_sum_to_f32(values64: torch.Tensor) -> torch.Tensor:
+def _to_f32(exact64: torch.Tensor) -> torch.Tensor:
     """An exact float64 sum rounded once to float32."""
-    return values64.to(torch.float32)
+    return exact64.to(torch.float32)
 
 
 def is_half(module: torch.nn.Module) -> bool:
@@ -81,21 +81,21 @@ def check_counts(counts: torch.Tensor, weight: torch.Tensor) -> None:
     if not torch.equal(counts, torch.round(counts)):
         raise ConfigError("a float16 RSNN decodes integer spike counts; these inputs are not integers "
                           "(round or bin them to counts first).")
-    largest = float(counts.abs().sum(dim=-1).max()) * float(weight.abs().max())
-    if largest >= EXACT_LIMIT:
-        raise ConfigError(f"spike counts this large (a sample's counts sum to {float(counts.abs().sum(dim=-1).max()):g}) "
-                          "are beyond what the float16 RSNN computes exactly; check the recording's units.")
+    total = float(counts.abs().sum(dim=-1).max())
+    if total * float(weight.abs().max()) >= EXACT_LIMIT:
+        raise ConfigError(f"spike counts this large (a sample's counts sum to {total:g}) are beyond what the "
+                          "float16 RSNN computes exactly; check the recording's units.")
 
 
 def drive(counts: torch.Tensor, weight: torch.Tensor, substeps: int) -> torch.Tensor:
     """D(c) = rho(f32(f32(W c) / k)) for counts (..., C) and W (H, C) -> (..., H) float32."""
-    total = exact_sum_to_f32(counts.to(torch.float64) @ weight.to(torch.float64).t())
+    total = _to_f32(counts.to(torch.float64) @ weight.to(torch.float64).t())
     return rho(total / substeps if substeps > 1 else total)
 
 
 def spike_current(spikes: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """rho(f32(sum of W's columns where S = 1)) for spikes (..., H) 0/1 and W (U, H) -> (..., U)."""
-    return rho(exact_sum_to_f32(spikes.to(torch.float64) @ weight.to(torch.float64).t()))
+    return rho(_to_f32(spikes.to(torch.float64) @ weight.to(torch.float64).t()))
 
 
 @torch.no_grad()
@@ -148,5 +148,5 @@ def readout_sequence(spikes: torch.Tensor, first: torch.Tensor, weight: torch.Te
 @torch.no_grad()
 def mean_of_heads(y: torch.Tensor, heads: int) -> torch.Tensor:
     """rho(f32(f32(sum over heads) / heads)) of Y (..., heads, D) -> (..., D) float16."""
-    total = exact_sum_to_f32(y.to(torch.float64).sum(dim=-2))
+    total = _to_f32(y.to(torch.float64).sum(dim=-2))
     return rho(total / heads if heads > 1 else total).to(torch.float16)
