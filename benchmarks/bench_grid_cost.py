@@ -19,12 +19,17 @@ is multiplied by their ratio: an epoch, like the test stream, is proportional to
 length (the same windows and steps, more of them); the fixed costs scaled with it make the
 projection an upper bound.
 
+With ``--device cuda`` every cell and pre-training trains on the GPU (``train_run(device=...)``),
+one at a time per GPU (``--workers`` defaults to the GPUs found), and the hours are GPU-hours: each
+task holds one GPU (and one CPU thread) for its time.
+
 Printed: per recipe, the measured epoch times and the projected cell time per monkey; the CPU-hours
-of the grid (every recipe x 6 sessions x 5 seeds + pre-trainings); its wall time on these cores and
+(GPU-hours with ``--device cuda``) of the grid (every recipe x 6 sessions x 5 seeds + pre-trainings); its wall time on these cores and
 on a 64-core cluster (tasks packed on the cores, never shorter than the longest
 pre-training + fine-tuning chain), beside the references' GPU-hours.
 
     python benchmarks/bench_grid_cost.py [--epochs 1] [--duration 2400] [--real-duration 2400] [--recipes all] [--workers 2]
+                                         [--device cpu|cuda[:N]]
 """
 
 from __future__ import annotations
@@ -102,14 +107,15 @@ def measure(job: dict) -> dict:
     started = time.perf_counter()
     if job["kind"] == "pretrain":
         copies = job["copies"]
-        path = pretrain_run(cut, [job["data"]] * copies, seed=0, out=out, threads=1)
+        path = pretrain_run(cut, [job["data"]] * copies, seed=0, out=out, threads=1, device=job["device"])
         blob = torch.load(path, weights_only=True)
         total = time.perf_counter() - started
         spent = sum(h.get("seconds", 0.0) for h in blob["history"])
         stages = {h["stage"]: recipe.pretrain_epochs * 3 / copies for h in blob["history"]}
         seconds, last = projected(blob["history"], total - spent, stages)
         return {**job, "measured_s": total, "last_epoch_s": last, "projected_s": seconds}
-    row = train_run(cut, job["data"], seed=0, out=out, progress=False, threads=1, pretrain=(), pretrained=job.get("pretrained"))
+    row = train_run(cut, job["data"], seed=0, out=out, progress=False, threads=1, pretrain=(), pretrained=job.get("pretrained"),
+                    device=job["device"])
     total = time.perf_counter() - started
     spent = sum(h.get("seconds", 0.0) for h in row.get("history", []))
     stages = full_epochs(recipe)
@@ -130,10 +136,18 @@ def main() -> None:
                         help="seconds of a real session: measured times are scaled by real-duration / duration")
     parser.add_argument("--recipes", default="all")
     parser.add_argument("--monkeys", default="indy,loco")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workers", type=int, default=None, help="parallel tasks (default: the cores, or the GPUs)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where every task trains")
     parser.add_argument("--pretrain-copies", type=int, default=1,
                         help="sessions' worth of windows the pre-training is timed on (its epochs scaled to 3)")
     args = parser.parse_args()
+    from motordecode.devices import resolve_device
+
+    device = resolve_device(args.device)
+    gpus = torch_cuda_count() if device.type == "cuda" else 0
+    if args.workers is None:
+        args.workers = max(1, gpus) if device.type == "cuda" else (os.cpu_count() or 1)
+    unit = "GPU" if device.type == "cuda" else "CPU"
     names = recipe_names() if args.recipes == "all" else args.recipes.split(",")
     monkeys = args.monkeys.split(",")
     data = {m: str(session(m, args.duration)) for m in monkeys}
@@ -145,14 +159,19 @@ def main() -> None:
         for m in monkeys:
             if pretrains:
                 jobs.append({"kind": "pretrain", "recipe": name, "monkey": m, "data": data[m], "epochs": args.epochs,
+                             "device": task_device(device, len(jobs), gpus),
                              "copies": args.pretrain_copies, "out": str(root / f"pre-{name}-{m}")})
             jobs.append({"kind": "cell", "recipe": name, "monkey": m, "data": data[m], "epochs": args.epochs,
+                         "device": task_device(device, len(jobs), gpus),
                          "out": str(root / f"{name}-{m}"),
                          "pretrained": str(root / f"pre-{name}-{m}") if pretrains else None})
     scale = args.real_duration / args.duration
     started = time.perf_counter()
     results = []
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:  # pre-trainings first: their cells start from them
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn" if gpus else None)  # CUDA cannot be used in forked children
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:  # pre-trainings first
         pre = [pool.submit(measure, j) for j in jobs if j["kind"] == "pretrain"]
         cells = [pool.submit(measure, j) for j in jobs if j["kind"] == "cell" and not j["pretrained"]]
         results += [f.result() for f in pre]
@@ -162,7 +181,7 @@ def main() -> None:
         r["projected_s"] *= scale
         r["last_epoch_s"] = {k: v * scale for k, v in r["last_epoch_s"].items()}
     print(f"{len(jobs)} cut-down runs ({args.epochs} epochs per stage) in {time.perf_counter() - started:.0f} s on "
-          f"{args.workers} workers, one thread each; sessions of {args.duration:g} s, times scaled x{scale:g} "
+          f"{args.workers} workers, one thread each, device {device}; sessions of {args.duration:g} s, times scaled x{scale:g} "
           f"to {args.real_duration:g} s")
     print("\n| recipe | monkey | task | measured (s) | last epoch per stage, at real size (s) | published epochs | "
           "projected at real size (min) |")
@@ -181,14 +200,29 @@ def main() -> None:
         per_recipe[name] = (cells + pres) / 3600
     total_h = sum(per_recipe.values())
     chain_h = max(pre_s.get((n, m), 0.0) + cell_s[n, m] for n in names for m in monkeys) / 3600
-    print("\n| recipe | CPU-hours for 6 sessions x 5 seeds | reference GPU-hours (5 seeds) |\n|---|---|---|")
+    print(f"\n| recipe | {unit}-hours for 6 sessions x 5 seeds | reference GPU-hours (5 seeds) |\n|---|---|---|")
     for name, hours in per_recipe.items():
         ref = REFERENCE_GPU_HOURS.get(name)
         print(f"| `{name}` | {hours:.2f} | " + (f"{SEEDS * ref:.0f} (RTX A4000)" if ref else "-") + " |")
-    print(f"\nwhole grid ({len(names)} recipes x 6 sessions x {SEEDS} seeds): {total_h:.1f} CPU-hours; "
-          f"wall time on {os.cpu_count()} cores >= {total_h / (os.cpu_count() or 1):.1f} h, on 64 cores "
-          f">= {max(total_h / 64, chain_h):.1f} h (longest chain {chain_h:.1f} h)")
-    print(json.dumps({"per_recipe_cpu_hours": per_recipe, "total_cpu_hours": total_h, "chain_hours": chain_h}))
+    here = max(1, gpus) if device.type == "cuda" else (os.cpu_count() or 1)
+    print(f"\nwhole grid ({len(names)} recipes x 6 sessions x {SEEDS} seeds): {total_h:.1f} {unit}-hours; "
+          f"wall time on {here} {'GPUs' if gpus else 'cores'} >= {total_h / here:.1f} h, on 64 "
+          f"{'GPUs' if gpus else 'cores'} >= {max(total_h / 64, chain_h):.1f} h (longest chain {chain_h:.1f} h)")
+    print(json.dumps({"device": str(device), "unit": f"{unit}-hours", "per_recipe_hours": per_recipe,
+                      "total_hours": total_h, "chain_hours": chain_h}))
+
+
+def torch_cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def task_device(device, index: int, gpus: int) -> str:
+    """The device of the ``index``-th task: the CPU, or the GPUs in turn."""
+    if device.type != "cuda" or device.index is not None or gpus <= 1:
+        return str(device)
+    return f"cuda:{index % gpus}"
 
 
 if __name__ == "__main__":
