@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -35,7 +36,6 @@ FAST = {
                  "prune_start": 0.1, "prune_steps": "0.1", "prune_max": 0.2, "prune_tolerance": 0.9},
     "snn2": {"epochs": 1},
     "ann2d": {"epochs": 1},
-    "wiener": {},
 }
 
 
@@ -159,8 +159,11 @@ def _cpu_is_the_default() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(FAST))
-def test_naming_the_cpu_trains_the_defaults_network(short_session, name):
+def test_naming_the_cpu_trains_the_defaults_network(short_session, monkeypatch, name):
+    """Named "cpu", and named "cpu" through the code a GPU takes (every move made, to the CPU; the
+    NeuroBench validation on its CPU twin): the default's network, history and R2, bit for bit."""
     from motordecode.decoders.registry import family_of
+    from motordecode.training.epochs import EpochTrainer
 
     _cpu_is_the_default()
     _, recording, split = short_session
@@ -168,11 +171,24 @@ def test_naming_the_cpu_trains_the_defaults_network(short_session, name):
     family = family_of(recipe)
     default = family.trainer(recipe, recording, split, seed=1, progress=False).fit()
     named = family.trainer(recipe, recording, split, seed=1, progress=False, device="cpu").fit()
-    a, b = default.model.state_dict(), named.model.state_dict()
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    monkeypatch.setattr(EpochTrainer, "on_cpu", property(lambda self: False))
+    moving = family.trainer(recipe, recording, split, seed=1, progress=False, device="cpu").fit()
     strip = lambda history: [{k: v for k, v in h.items() if k != "seconds"} for h in history]  # noqa: E731
-    assert strip(named.history) == strip(default.history) and named.val_r2 == default.val_r2
-    assert named.deployed_bits == default.deployed_bits
+    for other in (named, moving):
+        a, b = default.model.state_dict(), other.model.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert strip(other.history) == strip(default.history) and other.val_r2 == default.val_r2
+        assert other.deployed_bits == default.deployed_bits
+
+
+def test_a_closed_form_fit_takes_any_device_and_fits_on_the_cpu(short_session):
+    from motordecode.decoders.registry import family_of
+
+    _, recording, split = short_session
+    recipe = get_recipe("kalman")
+    result = family_of(recipe).trainer(recipe, recording, split, device=resolve_device("auto")).fit()
+    assert all(t.device.type == "cpu" for t in result.model.state_dict().values())
+    assert np.isfinite(result.val_r2)
 
 
 def test_naming_the_cpu_gives_the_defaults_row(short_session, tmp_path):
