@@ -18,7 +18,7 @@ from motordecode.data.load import load_reaching
 from motordecode.data.splits import default_split
 from motordecode.devices import device_facts, device_report, format_report, resolve_device
 from motordecode.errors import ConfigError
-from motordecode.pipeline import train_run
+from motordecode.pipeline import evaluate_run, train_run
 from motordecode.provenance import describe, provenance
 from motordecode.recipes import get_recipe, override
 from motordecode.training.epochs import STATE_FILE
@@ -199,8 +199,16 @@ def test_naming_the_cpu_gives_the_defaults_row(short_session, tmp_path):
     named = train_run(recipe, path, seed=1, out=tmp_path / "cpu", progress=False, device="cpu")
     without_times = lambda row: {k: v for k, v in row.items() if k not in ("timings", "history")}  # noqa: E731
     assert without_times(named) == without_times(default)
-    record = json.loads((tmp_path / "cpu" / "metrics.json").read_text())["provenance"]["machine"]
-    assert record["device"] == "cpu" and "gpu" not in record
+    metrics = tmp_path / "cpu" / "metrics.json"
+    record = json.loads(metrics.read_text())
+    assert record["provenance"]["machine"]["device"] == "cpu" and "gpu" not in record["provenance"]["machine"]
+    # a re-evaluation (on the CPU) keeps the device that trained the run
+    record["provenance"]["machine"].update(device="cuda:0", gpu="Test GPU 0")
+    metrics.write_text(json.dumps(record))
+    again = evaluate_run(tmp_path / "cpu", device="cpu")
+    assert again["r2"] == named["r2"]
+    machine = json.loads(metrics.read_text())["provenance"]["machine"]
+    assert (machine["device"], machine["gpu"]) == ("cuda:0", "Test GPU 0")
 
 
 def test_resume_on_a_named_cpu_reads_the_checkpoint_onto_it(short_session, tmp_path):
