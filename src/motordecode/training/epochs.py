@@ -253,7 +253,8 @@ def moved(value, device: torch.device):
     if isinstance(value, dict):
         return {k: moved(v, device) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(moved(v, device) for v in value)
+        items = [moved(v, device) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     return value
 
 
