@@ -211,10 +211,16 @@ def test_naming_the_cpu_gives_the_defaults_row(short_session, tmp_path):
     assert (machine["device"], machine["gpu"]) == ("cuda:0", "Test GPU 0")
 
 
-def test_resume_on_a_named_cpu_reads_the_checkpoint_onto_it(short_session, tmp_path):
+@pytest.mark.parametrize("gpu_path", [False, True], ids=["cpu-path", "gpu-path-on-cpu"])
+def test_resume_on_a_named_cpu_reads_the_checkpoint_onto_it(short_session, tmp_path, monkeypatch, gpu_path):
+    """The checkpoint (written as a GPU writes it: every tensor moved to the CPU, and read back as a
+    GPU reads it: every value moved onto the device) resumes to the uninterrupted run's network."""
     from motordecode.decoders.gru.trainer import Trainer
+    from motordecode.training.epochs import EpochTrainer
 
     _, recording, split = short_session
+    if gpu_path:
+        monkeypatch.setattr(EpochTrainer, "on_cpu", property(lambda self: False))
     recipe = override(get_recipe("aegru-pruned"), FAST["aegru-pruned"])
     whole = Trainer(recipe, recording, split, seed=2, progress=False, device="cpu").fit()
     assert Trainer(recipe, recording, split, seed=2, run_dir=tmp_path, progress=False,

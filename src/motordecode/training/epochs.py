@@ -10,9 +10,10 @@ uninterrupted run would.
 
 ``device`` (:func:`motordecode.devices.resolve_device`) is where the networks, the optimiser and
 each batch live; the data are cut on the CPU (numpy) and the finished network comes back on the
-CPU. A checkpoint is read onto the CPU and its tensors moved to the trainer's device, so a run
-started on a GPU resumes on the CPU and the other way round (exactly only on the device it was
-saved from: the CUDA generator is restored only on a GPU). On the CPU nothing is moved.
+CPU. A checkpoint holds CPU tensors only; it is read onto the CPU and its tensors moved to the
+trainer's device, so a run started on a GPU resumes on the CPU and the other way round (exactly
+only on the kind of device it was saved from: the CUDA generator is restored only on a GPU). On
+the CPU nothing is moved.
 
 Subclasses provide ``_fresh_state()``, ``_optimizer(state)``, ``_epochs(stage)``,
 ``_epoch(state)``, ``_next_stage(state)`` (which sets stage ``"done"`` at the end) and
@@ -200,6 +201,8 @@ class EpochTrainer:
                     np_rng=state["np_rng"].bit_generator.state, torch_rng=torch.get_rng_state())
         if self.device.type == "cuda":
             blob["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        if not self.on_cpu:  # the file holds CPU tensors only: it reads on any machine
+            blob = moved(blob, torch.device("cpu"))
         with atomic_write_path(self.run_dir / STATE_FILE) as tmp:
             torch.save(blob, tmp)
 
