@@ -235,6 +235,14 @@ def test_resume_on_a_named_cpu_reads_the_checkpoint_onto_it(short_session, tmp_p
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_the_api_passes_the_device_on(short_session, tmp_path):
+    import motordecode as md
+
+    with pytest.raises(ConfigError, match="'cuda:x'"):
+        md.train("wiener", short_session[0], out=tmp_path / "run", device="cuda:x")
+    assert not (tmp_path / "run").exists()
+
+
 def test_pretraining_refuses_a_bad_device_before_writing(short_session, tmp_path):
     from motordecode.pretraining import pretrain_run
 
