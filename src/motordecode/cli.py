@@ -470,7 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="run directory written by 'motordecode train'")
     p.add_argument("--data", default=None, help="evaluate on this file instead of the run's own")
     p.add_argument("--no-write", action="store_true", help="print only; leave metrics.json as it is")
-    _device_option(p, "check like train; the evaluation itself runs on the CPU, as its numbers are defined there:")
+    _device_option(p, "checked as train checks it (the evaluation itself runs on the CPU, where its numbers are "
+                      "defined):")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_evaluate)
 
