@@ -68,12 +68,13 @@ def load_run(run_dir: str | os.PathLike) -> Run:
 
 def train(recipe, data: str | os.PathLike, *, out: str | os.PathLike | None = None, seed: int = 0,
           resume: bool = False, pretrain=(), pretrained=None, progress: bool = False, heldout: str = "include",
-          **overrides) -> Run:
+          device="auto", **overrides) -> Run:
     """Train ``recipe`` (a name or a recipe object) on the recording ``data`` into the run
     directory ``out`` (default ``runs/RECIPE-DATA-seedN``); ``overrides`` set recipe fields
     (``epochs=20``); ``pretrain``: recordings to pre-train on, or ``pretrained``: a pre-trained
-    network to start from; ``heldout``: for NWB files with held-out units, "include" (inputs) or "exclude".
-    Returns the finished :class:`Run`."""
+    network to start from; ``heldout``: for NWB files with held-out units, "include" (inputs) or "exclude";
+    ``device``: where to train ("auto": a CUDA GPU when there is one, "cpu", "cuda", "cuda:N"; the
+    model comes back on the CPU). Returns the finished :class:`Run`."""
     from motordecode.pipeline import train_run
 
     recipe = override(get_recipe(recipe) if isinstance(recipe, str) else recipe, overrides)
@@ -81,7 +82,7 @@ def train(recipe, data: str | os.PathLike, *, out: str | os.PathLike | None = No
         pretrain = [pretrain]
     out = Path(out or f"runs/{recipe.name}-{Path(data).stem}-seed{seed}")
     train_run(recipe, data, seed=seed, out=out, resume=resume, progress=progress, pretrain=pretrain,
-              pretrained=pretrained, heldout=heldout)
+              pretrained=pretrained, heldout=heldout, device=device)
     return load_run(out)
 
 

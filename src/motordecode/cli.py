@@ -1,4 +1,4 @@
-"""Command-line interface: ``motordecode data list|fetch|info|synth``, ``train``, ``evaluate``,
+"""Command-line interface: ``motordecode data list|fetch|info|synth``, ``devices``, ``train``, ``evaluate``,
 ``import-checkpoint``, ``export``, ``serve``, ``replay``, ``sweep``, ``reproduce``, ``report`` and ``demo``, thin over the public API and the decoder registry.
 
 Errors a user can cause print one line on stderr and exit with status 2, without a traceback.
@@ -25,7 +25,8 @@ FLAG_HINTS = {"data": "pass --data FILE", "out": "pass another --out (or --resum
               "out_new": "pass another --out",
               "step": "pass --step torch", "resume": "run the same train command with --resume",
               "seeds": "pass --seeds as integers or ranges, e.g. --seeds 0-4 or --seeds 0,2,5",
-              "executor": "add --executor dask to join a cluster with --scheduler"}
+              "executor": "add --executor dask to join a cluster with --scheduler",
+              "device": "pass --device auto, cpu, cuda or cuda:N ('motordecode devices' lists the GPUs found)"}
 
 
 def _json(obj) -> str:
@@ -105,6 +106,14 @@ def cmd_data_synth(args) -> int:
     return 0
 
 
+def cmd_devices(args) -> int:
+    from motordecode.devices import device_report, format_report
+
+    report = device_report()
+    print(_json(report) if args.json else format_report(report))
+    return 0
+
+
 def _format_row(row: dict) -> str:
     """The run's row in each inference mode, then the published rows of the same system."""
     from motordecode.decoders.registry import family_of, get_recipe
@@ -125,7 +134,8 @@ def cmd_train(args) -> int:
     out = args.out or f"runs/{recipe.name}-{Path(args.data).stem}-seed{args.seed}"
     try:
         row = train_run(recipe, args.data, seed=args.seed, out=out, resume=args.resume, progress=not args.quiet,
-                        pretrain=args.pretrain or (), pretrained=args.pretrained, heldout=args.heldout)
+                        pretrain=args.pretrain or (), pretrained=args.pretrained, heldout=args.heldout,
+                        device=args.device)
     except KeyboardInterrupt as exc:
         _interrupted_training(exc, args, out)
         raise
@@ -155,7 +165,7 @@ def _interrupted_training(exc: KeyboardInterrupt, args, out: str) -> None:
 def cmd_evaluate(args) -> int:
     from motordecode.pipeline import evaluate_run
 
-    row = evaluate_run(args.run_dir, data=args.data, write=not args.no_write, progress=True)
+    row = evaluate_run(args.run_dir, data=args.data, write=not args.no_write, progress=True, device=args.device)
     print(_json(row) if args.json else _format_row(row))
     return 0
 
@@ -272,7 +282,7 @@ def cmd_sweep(args) -> int:
     seeds = parse_list(args.seeds, "--seeds", int)
     out = args.out or f"runs/sweep-{args.kind}-{Path(args.data).stem}"
     rows = run_sweep(args.kind, args.data, out, seeds=seeds, workers=args.workers, points=points,
-                     settings=args.set or [])
+                     settings=args.set or [], device=args.device)
     print(sweep_table(rows))
     print(f"table {Path(out) / 'sweep.md'}, plot {Path(out) / 'sweep.png'}, rows {Path(out) / 'sweep.json'}")
     return 0
@@ -374,6 +384,12 @@ def cmd_demo(args) -> int:
 
 
 # -- parser --------------------------------------------------------------------------------------
+def _device_option(parser, what: str) -> None:
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
+                        help=f"{what} auto (default: a CUDA GPU when torch finds one, else the CPU), cpu, cuda or "
+                             "cuda:N; 'motordecode devices' shows what is found")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="motordecode", description="Decode finger velocity from motor-cortex spikes.")
     parser.add_argument("--version", action="version", version=f"motordecode {__version__}")
@@ -417,6 +433,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mat: MATLAB v7.3 as on Zenodo; nwb: NWB as on DANDI (needs motordecode[nwb])")
     p.set_defaults(func=cmd_data_synth)
 
+    p = commands.add_parser("devices", help="the device --device auto picks, torch's CUDA version, the GPUs found")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_devices)
+
     p = commands.add_parser("train", help="train a recipe (" + ", ".join(recipe_names()) + ")")
     p.add_argument("recipe", help="recipe name: " + ", ".join(recipe_names()))
     p.add_argument("--data", required=True, help="session .mat (v7.3) or binned recording (.npz, v5 .mat)")
@@ -434,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "RUN_DIR/pretrain of an earlier run) instead of pre-training again")
     p.add_argument("--heldout", choices=("include", "exclude"), default="include",
                    help="NWB files with held-out units (Neural Latents MC_RTT): use them as inputs or leave them out")
+    _device_option(p, "train on")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the metrics row as JSON")
     p.set_defaults(func=cmd_train)
@@ -449,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="run directory written by 'motordecode train'")
     p.add_argument("--data", default=None, help="evaluate on this file instead of the run's own")
     p.add_argument("--no-write", action="store_true", help="print only; leave metrics.json as it is")
+    _device_option(p, "checked as train checks it (the evaluation itself runs on the CPU, where its numbers are "
+                      "defined):")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_evaluate)
 
@@ -517,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rates", default=None, help="pruning rates, e.g. 0,0.5,0.9")
     p.add_argument("--thetas", default=None, help="delta: thresholds (theta_x = theta_u = theta_h), e.g. 0,0.1,0.2")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field for every run")
+    _device_option(p, "train every run on (the workers share one GPU)")
     p.set_defaults(func=cmd_sweep)
 
     p = commands.add_parser("reproduce", help="every (recipe, session, seed) cell as a run directory")

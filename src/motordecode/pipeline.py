@@ -18,6 +18,7 @@ from motordecode.data.load import load_recording
 from motordecode.data.read_mat import file_kind
 from motordecode.data.splits import contiguous_runs, default_split
 from motordecode.decoders.registry import check_registered, family_of
+from motordecode.devices import device_facts, resolve_device
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
 from motordecode.metrics.harness import decode_streams, evaluate_decoder
@@ -134,8 +135,12 @@ def _save_predictions(run_dir: Path, results: dict, labels: np.ndarray, test_ind
 def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.PathLike,
               resume: bool = False, progress: bool = True, threads: int | None = None,
               pretrain: list | tuple = (), pretrained: str | os.PathLike | None = None,
-              heldout: str = "include") -> dict:
+              heldout: str = "include", device="auto") -> dict:
     """Train, compress and evaluate ``recipe`` on ``data``; returns the metrics row written to ``out``.
+
+    ``device`` (:func:`motordecode.devices.resolve_device`: "auto", "cpu", "cuda", "cuda:N"): where
+    the training (and the pre-training) runs; the model is saved from the CPU and evaluated there,
+    and the row's provenance names the device that trained it.
 
     ``pretrain``: recordings to pre-train on (families that pre-train; default: the benchmark
     sessions of the same monkey next to ``data``, when ``data`` is one), pre-trained into
@@ -147,15 +152,17 @@ def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.P
     ``warnings``. A run that fails before its first checkpoint leaves no run directory behind."""
     with collecting() as warnings:
         return _train_run(recipe, data, seed=seed, out=out, resume=resume, progress=progress, threads=threads,
-                          pretrain=pretrain, pretrained=pretrained, heldout=heldout, warnings=warnings)
+                          pretrain=pretrain, pretrained=pretrained, heldout=heldout, device=device,
+                          warnings=warnings)
 
 
-def _train_run(recipe, data, *, seed, out, resume, progress, threads, pretrain, pretrained, heldout,
+def _train_run(recipe, data, *, seed, out, resume, progress, threads, pretrain, pretrained, heldout, device,
                warnings: list) -> dict:
     from motordecode.pretraining import PRETRAINED_FILE, check_compatible, read_pretrained
 
     started = time.perf_counter()
     seed = check_seed(seed)
+    device = resolve_device(device)
     family = family_of(recipe)
     check_registered(recipe)  # or the run could not be read back
     if pretrained is not None and not family.pretrains:
@@ -182,7 +189,8 @@ def _train_run(recipe, data, *, seed, out, resume, progress, threads, pretrain, 
     run_dir = start_run(out, config, resume)
     try:
         return _train_in(run_dir, recipe, data, recording, split, config, files, blob, loaded, own, started, seed=seed,
-                         resume=resume, progress=progress, threads=threads, heldout=heldout, warnings=warnings)
+                         resume=resume, progress=progress, threads=threads, heldout=heldout, device=device,
+                         warnings=warnings)
     except Exception:
         if not resume:  # failed before anything could be resumed: the retry starts afresh (the directory
             discard_unstarted(run_dir)  # itself goes with its lock, if the lock created it)
@@ -190,21 +198,21 @@ def _train_run(recipe, data, *, seed, out, resume, progress, threads, pretrain, 
 
 
 def _train_in(run_dir, recipe, data, recording, split, config, files, blob, loaded, own, started, *, seed, resume,
-              progress, threads, heldout, warnings) -> dict:
+              progress, threads, heldout, device, warnings) -> dict:
     from motordecode.pretraining import pretrain_run, read_pretrained
 
     family = family_of(recipe)
     options, pretraining = {}, None
     if own:
         pretrain_run(recipe, files, seed=seed, out=run_dir / "pretrain", progress=progress, threads=threads,
-                     heldout=heldout, loaded=loaded)
+                     heldout=heldout, loaded=loaded, device=device)
         started = time.perf_counter()  # the row's times are the run's own; the pre-training's is beside them
         blob = read_pretrained(config["pretrained"], files)
     if blob is not None:
         options["initial"] = blob["state_dict"]
         pretraining = {"file": config["pretrained"], "val_r2": blob["val_r2"], "train_s": blob["train_s"]}
     trainer = family.trainer(recipe, recording, split, seed=seed, run_dir=run_dir, progress=progress,
-                             threads=threads, **options)
+                             threads=threads, device=device, **options)
     result = trainer.fit(resume=resume)
     trained = time.perf_counter()
     save_model(run_dir, result.model, result.deployed_bits)
@@ -215,7 +223,7 @@ def _train_in(run_dir, recipe, data, recording, split, config, files, blob, load
     row["history"] = result.history
     if pretraining is not None:
         row["pretraining"] = pretraining
-    row["provenance"] = provenance({recording.name: data}, {recipe.name: changed_fields(recipe)})
+    row["provenance"] = provenance({recording.name: data}, {recipe.name: changed_fields(recipe)}, device_facts(device))
     _save_predictions(run_dir, results, recording.velocity[split.test], split.test)
     plot_predictions(run_dir / PLOT_FILE, recording.velocity[split.test],
                      {mode: pred for mode, (_, pred) in results.items()}, recording.step_s,
@@ -229,6 +237,13 @@ def _train_in(run_dir, recipe, data, recording, split, config, files, blob, load
     return metrics_record(row, **identity)
 
 
+def trained_on(row: dict) -> dict:
+    """The device facts (:func:`motordecode.devices.device_facts`) a metrics row's provenance records
+    for its training; the CPU's for a row without them (an imported checkpoint, an older run)."""
+    machine = (row.get("provenance") or {}).get("machine") or {}
+    return {k: machine[k] for k in ("device", "gpu") if k in machine} or {"device": "cpu"}
+
+
 def _samples_per_s(history: list, trainer, seconds: float) -> float | None:
     """Training examples per second (windows for a spiking decoder); None for trainers that do not
     count their examples (the closed-form fits; the baselines record each epoch's seconds)."""
@@ -239,10 +254,17 @@ def _samples_per_s(history: list, trainer, seconds: float) -> float | None:
 
 
 def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, write: bool = True,
-                 progress: bool = False) -> dict:
+                 progress: bool = False, device="auto") -> dict:
     """Re-evaluate a saved run (on its own data file, or ``data``); rewrites metrics.json when ``write``.
     The row's ``warnings`` are the training's and this evaluation's; ``progress``: each inference
-    mode's evaluation announced on stderr."""
+    mode's evaluation announced on stderr.
+
+    ``device`` is checked as training checks it, but every part of the evaluation runs on the CPU:
+    the streaming faces keep their state in CPU tensors (the GRU windows and NeuroBench buffers are
+    cut there, the float16 RSNN arithmetic is defined there) and the operation counts read the
+    activity recorded on the CPU, so a row's numbers are the same wherever it is evaluated. The
+    row's provenance keeps the device that trained the run."""
+    resolve_device(device)
     with collecting() as warnings:
         return _evaluate_run(Path(run_dir), data, write, warnings, progress)
 
@@ -261,7 +283,8 @@ def _evaluate_run(run_dir: Path, data, write: bool, warnings: list, progress: bo
     results = evaluate_model(model, recipe, recording, split, bits, progress)
     row = _metrics_row(results, recipe, recording)
     row["data"] = str(Path(source).resolve())
-    row["provenance"] = provenance({recording.name: source}, {recipe.name: changed_fields(recipe)})
+    row["provenance"] = provenance({recording.name: source}, {recipe.name: changed_fields(recipe)},
+                                   trained_on(previous))
     if "history" in previous:  # training facts survive a re-evaluation
         row["history"] = previous["history"]
         row["timings"] = {**previous.get("timings", {}), **row["timings"]}

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from motordecode.decoders.registry import family_of
+from motordecode.devices import resolve_device
 from motordecode.errors import ConfigError, DataFormatError
 from motordecode.fileio import atomic_write_path
 from motordecode.runs import CONFIG_FILE, start_run
@@ -34,14 +35,17 @@ PRETRAINED_FILE = "pretrained.pt"
 
 
 def pretrain_run(recipe, files: list, *, seed: int, out: str | os.PathLike, progress: bool = False,
-                 threads: int | None = None, heldout: str = "include", loaded: dict | None = None) -> Path:
+                 threads: int | None = None, heldout: str = "include", loaded: dict | None = None,
+                 device="auto") -> Path:
     """PRE_DIR/pretrained.pt for ``recipe`` pre-trained on ``files`` with ``seed``: read when it
-    exists, else trained (resuming a started pre-training). ``loaded``: {resolved path: recording}
-    already in memory."""
+    exists, else trained (resuming a started pre-training) on ``device`` ("auto", "cpu", "cuda",
+    "cuda:N"; the weights are saved from the CPU). ``loaded``: {resolved path: recording} already in
+    memory."""
     from motordecode.pipeline import load_for_recipe
 
     out = Path(out)
     path = out / PRETRAINED_FILE
+    device = resolve_device(device)
     files = [Path(f).resolve() for f in files]
     if path.is_file():
         _check_same(path, recipe, files, seed)
@@ -50,7 +54,7 @@ def pretrain_run(recipe, files: list, *, seed: int, out: str | os.PathLike, prog
     recordings = [loaded[f] if f in loaded else load_for_recipe(f, recipe, heldout) for f in files]
     first = check_compatible(recordings)
     trainer = family_of(recipe).pretrainer(recipe, recordings, seed=seed, run_dir=out, progress=progress,
-                                           threads=threads)  # built (and checked) before PRE_DIR is written
+                                           threads=threads, device=device)  # built (and checked) before PRE_DIR is written
     config = {"kind": "pretraining", "recipe": recipe.to_dict(), "data": [str(f) for f in files], "seed": int(seed),
               "n_channels": first.n_channels, "n_outputs": int(first.velocity.shape[1]), "step_s": first.step_s,
               "heldout": heldout}

@@ -7,11 +7,12 @@ One record (:func:`provenance`)::
                        | {"file", "kind": "recording", "md5", "known_md5", "verified"}},
      "overrides": {recipe: {field: value}}     the fields that differ from the registered recipe
      "versions":  {"motordecode", "git_commit", "git_local_changes", "torch", "numba", "numpy", "python"},
-     "machine":   {"cpu", "cores", "device", "system"}}
+     "machine":   {"cpu", "cores", "device", "system"} (+ "gpu", the GPU's name, when "device" is "cuda:N")}
 
 A generated session is known by the settings stored inside it (:mod:`motordecode.data.generated`),
 whatever its name; any other file is a recording, named by its MD5 (checked against NeuroBench's
-sum for the benchmark sessions). The device is the CPU: motordecode trains and evaluates there.
+sum for the benchmark sessions). ``device`` is where the result's network was trained ("cpu" or
+"cuda:N", :mod:`motordecode.devices`); evaluation always runs on the CPU.
 Many records (one per cell of a grid) fold into one :func:`summary`, which says where they differ;
 :func:`describe` writes a summary as text lines.
 """
@@ -86,18 +87,24 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-@functools.lru_cache(maxsize=1)
-def machine() -> dict:
-    """The CPU model, its logical cores, the device (the CPU) and the operating system."""
-    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "device": "cpu", "system": platform.platform(terse=True)}
+@functools.lru_cache(maxsize=8)
+def machine(device: str = "cpu", gpu: str | None = None) -> dict:
+    """The CPU model, its logical cores, the device that trained ("cpu" or "cuda:N"; with the GPU's
+    name ``gpu``) and the operating system."""
+    record = {"cpu": _cpu_model(), "cores": os.cpu_count(), "device": device, "system": platform.platform(terse=True)}
+    if gpu is not None:
+        record["gpu"] = gpu
+    return record
 
 
-def provenance(sessions: dict[str, str | os.PathLike], overrides: dict[str, dict | None]) -> dict:
+def provenance(sessions: dict[str, str | os.PathLike], overrides: dict[str, dict | None],
+               device: dict | None = None) -> dict:
     """The record of results made from ``sessions`` ({name: file}) with recipes changed by
-    ``overrides`` ({recipe: {field: value}}, :func:`motordecode.recipes.changed_fields`)."""
+    ``overrides`` ({recipe: {field: value}}, :func:`motordecode.recipes.changed_fields`), trained on
+    ``device`` ({"device", optionally "gpu"}: :func:`motordecode.devices.device_facts`; None: the CPU)."""
     return {"sessions": {name: session_source(path) for name, path in sessions.items()},
             "overrides": dict(overrides),
-            "versions": versions(), "machine": machine()}
+            "versions": versions(), "machine": dict(machine(**(device or {})))}
 
 
 def _distinct(values: list) -> list[dict]:
@@ -180,7 +187,8 @@ def _versions_text(v: dict) -> str:
 
 
 def _machine_text(m: dict) -> str:
-    return f"{m.get('cpu')}, {m.get('cores')} cores, device {m.get('device')}"
+    gpu = f" ({m['gpu']})" if m.get("gpu") else ""
+    return f"{m.get('cpu')}, {m.get('cores')} cores, device {m.get('device')}{gpu}"
 
 
 def session_rows(sessions: dict) -> list[str]:

@@ -261,8 +261,8 @@ def _recipes(names: list[str], settings) -> dict:
 
 def finished_or_trained(job: dict) -> tuple[dict, str]:
     """(metrics row, "done before" | "trained") of the run ``job`` describes (recipe dict, data,
-    seed, out, and optionally pretrain files and the pretrained file): read when its metrics.json
-    exists, else trained, resuming a started run; one thread."""
+    seed, out, and optionally pretrain files, the pretrained file and the device): read when its
+    metrics.json exists, else trained, resuming a started run; one thread."""
     from motordecode.pipeline import train_run
 
     out = Path(job["out"])
@@ -270,7 +270,8 @@ def finished_or_trained(job: dict) -> tuple[dict, str]:
         return read_json(out / METRICS_FILE), "done before"
     row = train_run(recipe_from_dict(job["recipe"]), job["data"], seed=job["seed"], out=out,
                     resume=(out / CONFIG_FILE).is_file(), progress=False, threads=1,
-                    pretrain=job.get("pretrain", ()), pretrained=job.get("pretrained"))
+                    pretrain=job.get("pretrain", ()), pretrained=job.get("pretrained"),
+                    device=job.get("device", "auto"))
     return row, "trained"
 
 
@@ -370,7 +371,7 @@ def run_pretraining(job: dict) -> dict:
     try:
         with stopping_when(lambda: stop_asked(job["grid"])):
             path = pretrain_run(recipe_from_dict(job["recipe"]), job["pretrain"], seed=job["seed"], out=job["out"],
-                                threads=1)
+                                threads=1, device=job.get("device", "auto"))
         status = "done before" if done else "trained"
         return {**job, "status": status, "pretrained": str(path), "minutes": minutes()}
     except TrainingStopped as exc:

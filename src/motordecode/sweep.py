@@ -9,7 +9,8 @@ Built-in sweeps of the AEGRU paper on one session:
 
 Every point is an ordinary run directory under OUT (``OUT/<point>-seed<s>``); a point whose
 metrics.json exists is read, not retrained, and an interrupted one is resumed, so an interrupted
-sweep continues where it stopped. Workers are separate processes with one torch thread each.
+sweep continues where it stopped. Workers are separate processes with one torch thread each, all
+training on the one ``device`` (a GPU is shared by the workers).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from motordecode.devices import resolve_device
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
 from motordecode.provenance import describe, summary
@@ -81,8 +83,10 @@ def _run_point(job: dict) -> dict:
 
 def run_sweep(kind: str, data: str | os.PathLike, out: str | os.PathLike, *, seeds=(0,), workers: int = 2,
               points: list[tuple[str, dict]] | None = None, settings: list[str] | None = None,
-              log=print) -> list[dict]:
-    """Train every (point, seed); returns one summary row per point (mean and std over seeds)."""
+              log=print, device="auto") -> list[dict]:
+    """Train every (point, seed) on ``device`` ("auto", "cpu", "cuda", "cuda:N"); returns one
+    summary row per point (mean and std over seeds)."""
+    device = str(resolve_device(device))
     if kind not in SWEEPS:
         raise ConfigError(f"unknown sweep {kind!r}; choose from {', '.join(SWEEPS)}.")
     recipe_name, default_points = SWEEPS[kind]
@@ -96,7 +100,7 @@ def run_sweep(kind: str, data: str | os.PathLike, out: str | os.PathLike, *, see
         known = {f.name for f in fields(reference)}
         recipes[reference.name] = override(reference, [s for s in settings or [] if s.split("=")[0].strip() in known])
     jobs = [{"label": label, "seed": int(seed), "recipe": recipes[label].to_dict(), "data": str(data),
-             "out": str(Path(out) / f"{label}-seed{seed}")} for label in recipes for seed in seeds]
+             "out": str(Path(out) / f"{label}-seed{seed}"), "device": device} for label in recipes for seed in seeds]
     log(f"sweep {kind}: {len(points)} points x {len(seeds)} seeds = {len(jobs)} runs on {workers} workers -> {out}")
     results = {}
     context = multiprocessing.get_context("spawn")

@@ -70,14 +70,16 @@ class Family(ABC):
 
     @abstractmethod
     def trainer(self, recipe, recording, split, *, seed: int = 0, run_dir=None, progress: bool = False,
-                threads: int | None = None, **initial):
+                threads: int | None = None, device="auto", **initial):
         """An object with ``fit(resume=False) -> TrainResult`` and, optionally, ``stage_sizes()``
         (training examples per epoch of each stage, for the throughput in the metrics row; see
-        :mod:`motordecode.training.epochs`). Families that pre-train also get ``initial``: the
-        state dict of the pre-trained network to start from."""
+        :mod:`motordecode.training.epochs`). ``device`` (:mod:`motordecode.devices`): where to train;
+        the trained model comes back on the CPU (a trainer that fits on the CPU only takes and
+        ignores it). Families that pre-train also get ``initial``: the state dict of the
+        pre-trained network to start from."""
 
     def pretrainer(self, recipe, recordings: list, *, seed: int = 0, run_dir=None, progress: bool = False,
-                   threads: int | None = None):
+                   threads: int | None = None, device="auto"):
         """Families that pre-train: a trainer of the network on ``recordings`` (same channels), whose
         ``fit(resume=False)`` returns the pre-trained model (:mod:`motordecode.pretraining`). By
         default the family's own trainer on the pooled recordings, ``pretrain_epochs`` epochs,
@@ -88,7 +90,7 @@ class Family(ABC):
             raise ConfigError(f"the {self.name} family has no pre-training stage.")
         recording, split = pooled(recordings)
         trainer = self.trainer(pretraining_recipe(recipe), recording, split, seed=seed, run_dir=run_dir,
-                               progress=progress, threads=threads)
+                               progress=progress, threads=threads, device=device)
         trainer.for_pretraining = True
         return trainer
 

@@ -4,8 +4,16 @@ and an exact resume.
 A trainer keeps its progress in a ``state`` dict: ``stage`` and ``epoch``, the modules named in
 ``modules`` (the network, and e.g. AEGRU's training branch), the optimiser and schedule, a numpy
 generator ``np_rng``, and any plain values (best score, history, pruning masks). After every epoch
-the whole state, torch's generator included, goes to RUN_DIR/train_state.pt; ``fit(resume=True)``
-continues from it and ends exactly where an uninterrupted run would.
+the whole state, torch's generator included (and, training on a GPU, torch's CUDA generator), goes
+to RUN_DIR/train_state.pt; ``fit(resume=True)`` continues from it and ends exactly where an
+uninterrupted run would.
+
+``device`` (:func:`motordecode.devices.resolve_device`) is where the networks, the optimiser and
+each batch live; the data are cut on the CPU (numpy) and the finished network comes back on the
+CPU. A checkpoint holds CPU tensors only; it is read onto the CPU and its tensors moved to the
+trainer's device, so a run started on a GPU resumes on the CPU and the other way round (exactly
+only on the kind of device it was saved from: the CUDA generator is restored only on a GPU). On
+the CPU nothing is moved.
 
 Subclasses provide ``_fresh_state()``, ``_optimizer(state)``, ``_epochs(stage)``,
 ``_epoch(state)``, ``_next_stage(state)`` (which sets stage ``"done"`` at the end) and
@@ -27,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from motordecode.devices import resolve_device
 from motordecode.errors import ConfigError, DataFormatError
 from motordecode.fileio import atomic_write_path
 from motordecode.training.progress import progress_bar
@@ -35,6 +44,7 @@ from motordecode.training.state_files import read_checkpoint
 
 STATE_FILE = "train_state.pt"
 _LIVE = ("optimizer", "scheduler", "np_rng")  # saved through their own state, not as values
+_GENERATORS = ("torch_rng", "cuda_rng")  # torch's CPU generator, and its CUDA one when training on a GPU
 
 
 @dataclass
@@ -103,13 +113,24 @@ class EpochTrainer:
     for_pretraining = False  # True: _finish keeps the trained float network (no label scale folded, no quantisation)
 
     def __init__(self, recipe, seed: int, run_dir: str | os.PathLike | None, progress: bool, threads: int | None,
-                 initial: dict | None = None):
-        """``initial``: the state dict of a pre-trained network to start from."""
+                 initial: dict | None = None, device="auto"):
+        """``initial``: the state dict of a pre-trained network to start from; ``device``: where to
+        train ("auto", "cpu", "cuda", "cuda:N" or a ``torch.device``)."""
         self.recipe, self.seed = recipe, int(seed)
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.progress = progress
         self.threads = threads or default_threads()
         self.initial = initial
+        self.device = resolve_device(device)
+
+    @property
+    def on_cpu(self) -> bool:
+        return self.device.type == "cpu"
+
+    def placed(self, value):
+        """``value`` (a module, a tensor, or dicts, lists and tuples of tensors) on the trainer's
+        device; unchanged on the CPU."""
+        return value if self.on_cpu else moved(value, self.device)
 
     def _start_from_initial(self, model: torch.nn.Module, n_channels: int) -> bool:
         """Load ``initial`` into ``model`` (True), or leave it (False, no pre-trained network)."""
@@ -178,6 +199,10 @@ class EpochTrainer:
         blob.update(optimizer=state["optimizer"].state_dict(),
                     scheduler=None if state["scheduler"] is None else state["scheduler"].state_dict(),
                     np_rng=state["np_rng"].bit_generator.state, torch_rng=torch.get_rng_state())
+        if self.device.type == "cuda":
+            blob["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        if not self.on_cpu:  # the file holds CPU tensors only: it reads on any machine
+            blob = moved(blob, torch.device("cpu"))
         with atomic_write_path(self.run_dir / STATE_FILE) as tmp:
             torch.save(blob, tmp)
 
@@ -190,13 +215,15 @@ class EpochTrainer:
             for key in self.modules:
                 if state[key] is not None:
                     state[key].load_state_dict(blob[key])
-            state.update({k: v for k, v in blob.items() if k not in self.modules + _LIVE + ("torch_rng",)})
+            state.update({k: self.placed(v) for k, v in blob.items() if k not in self.modules + _LIVE + _GENERATORS})
             state["optimizer"], state["scheduler"] = self._optimizer(state)
             state["optimizer"].load_state_dict(blob["optimizer"])
             if state["scheduler"] is not None:
                 state["scheduler"].load_state_dict(blob["scheduler"])
             state["np_rng"].bit_generator.state = blob["np_rng"]
             torch.set_rng_state(blob["torch_rng"])
+            if self.device.type == "cuda" and blob.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(blob["cuda_rng"], self.device)
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise DataFormatError(f"{path} is not a training checkpoint of this run ({detail}); {restart}.") from None
@@ -221,12 +248,30 @@ class EpochTrainer:
         return progress_bar(total, desc) if self.progress else None
 
 
-def optimise_epoch(batches, loss_of, optimizer, model, masks, bar) -> tuple[float, int]:
+def moved(value, device: torch.device):
+    """``value`` with every tensor (and a module's parameters and buffers) on ``device``: modules,
+    tensors, and dicts, lists and tuples of them; other values as they are."""
+    if isinstance(value, (torch.Tensor, torch.nn.Module)):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: moved(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [moved(v, device) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    return value
+
+
+def optimise_epoch(batches, loss_of, optimizer, model, masks, bar, device: torch.device | None = None
+                   ) -> tuple[float, int]:
     """One pass of optimiser steps over ``batches`` (cut on the spare core): ``loss_of(batch)`` gives
-    the loss (None skips the batch); pruned weights are re-zeroed after every step. Returns
+    the loss (None skips the batch); pruned weights are re-zeroed after every step. ``device``: where
+    each batch's tensors are moved before ``loss_of`` (None or the CPU: left where they are). Returns
     (sum of batch losses x batch size, examples seen)."""
     loss_sum, seen = 0.0, 0
+    to_device = device is not None and torch.device(device).type != "cpu"
     for batch in prefetched(batches):
+        if to_device:
+            batch = tuple(t.to(device, non_blocking=True) for t in batch)
         loss = loss_of(batch)
         if loss is None:
             continue

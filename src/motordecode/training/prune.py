@@ -29,7 +29,7 @@ def global_l1_masks(weights: dict[str, torch.Tensor], rate: float) -> dict[str, 
 
 
 def _keep_largest(magnitudes: torch.Tensor, n_prune: int) -> torch.Tensor:
-    keep = torch.ones(magnitudes.numel(), dtype=torch.bool)
+    keep = torch.ones(magnitudes.numel(), dtype=torch.bool, device=magnitudes.device)
     if n_prune:
         keep[torch.argsort(magnitudes.float(), stable=True)[:n_prune]] = False
     return keep
@@ -48,7 +48,7 @@ def apply_masks(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]
     """Zero the pruned weights in place."""
     for name, w in weights.items():
         if name in masks:
-            w.mul_(masks[name].to(w.dtype))
+            w.mul_(masks[name].to(device=w.device, dtype=w.dtype))
 
 
 def pruned_fraction(weights: dict[str, torch.Tensor]) -> float:

@@ -26,7 +26,8 @@ def make_estimator(recipe, step_ms: float):
 
 class ClassicalTrainer:
     def __init__(self, recipe, recording, split, **_options):
-        """Seeds, threads, run directories and pre-training do not apply to a closed-form fit."""
+        """Seeds, threads, run directories, pre-training and the device do not apply to a closed-form
+        fit: it always fits on the CPU (seconds, in float64 numpy)."""
         self.recipe, self.recording, self.split = recipe, recording, split
 
     def fit(self, resume: bool = False, stop_after_epochs: int | None = None) -> TrainResult:

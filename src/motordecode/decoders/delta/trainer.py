@@ -12,7 +12,8 @@ in the loop: they rise linearly from 0 to (Theta_x, Theta_u, Theta_h) over ``ann
 epochs at the full thresholds can be the best one (validation R2, the validation part streamed
 from a zero state). Stages: ``train`` (Adam, cosine schedule), then with a pruning rate
 ``finetune`` (global L1 pruning of the best model; constant small rate on train + validation, the
-masks held), then quantisation.
+masks held), then quantisation. On a GPU (``device``) the network and each chunk's inputs and labels
+live there (the chunks are cut and jittered on the CPU); the finished network comes back on the CPU.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from motordecode.training.quantize import quantize_weights
 
 class DeltaTrainer(TrainThenFinetune, EpochTrainer):
     def __init__(self, recipe, recording, split, *, seed: int = 0, run_dir: str | os.PathLike | None = None,
-                 progress: bool = True, threads: int | None = None, initial: dict | None = None):
-        super().__init__(recipe, seed, run_dir, progress, threads, initial)
+                 progress: bool = True, threads: int | None = None, initial: dict | None = None, device="auto"):
+        super().__init__(recipe, seed, run_dir, progress, threads, initial, device)
         self.recording = recording
         if len(split.train) == 0 or len(split.val) == 0:
             raise ConfigError("training needs non-empty train and validation splits.")
@@ -70,6 +71,7 @@ class DeltaTrainer(TrainThenFinetune, EpochTrainer):
         model = FAMILY.build(self.recipe, self.recording.n_channels, self.recording.velocity.shape[1],
                              self.recording.step_ms)
         self._start_from_initial(model, self.recording.n_channels)
+        model = self.placed(model)
         state = {"stage": "train", "epoch": 0, "model": model, "best_val": -np.inf, "best": None, "history": [],
                  "masks": None, "np_rng": np.random.default_rng(self.seed)}
         state["optimizer"], state["scheduler"] = self._optimizer(state)
@@ -111,9 +113,9 @@ class DeltaTrainer(TrainThenFinetune, EpochTrainer):
         for begin in range(0, length, self.chunk):
             index = torch.from_numpy(starts[:, None] + np.arange(begin, min(begin + self.chunk, length))[None])
             counts = poisson_jitter(self.counts[index.numpy()], r.jitter_p, state["np_rng"])
-            x = torch.from_numpy(np.asarray(self.transform(counts), dtype=np.float32))
+            x = self.placed(torch.from_numpy(np.asarray(self.transform(counts), dtype=np.float32)))
             pred, carried, deltas = model(x, carried)
-            loss = torch.mean((pred - self.labels[index]) ** 2)
+            loss = torch.mean((pred - self.placed(self.labels[index])) ** 2)
             if r.delta_penalty > 0:
                 loss = loss + r.delta_penalty * sum(d.abs().mean() for d in deltas)
             opt.zero_grad(set_to_none=True)
@@ -137,13 +139,15 @@ class DeltaTrainer(TrainThenFinetune, EpochTrainer):
                         threshold_share=share)
 
     def validation_r2(self, model) -> float:
-        """R2 of the validation part streamed from a zero state (each contiguous run), eval mode."""
+        """R2 of the validation part streamed from a zero state (each contiguous run), eval mode, on the
+        model's device."""
+        device = next(model.parameters()).device
         was_training = model.training
         model.eval()
         preds, labels = [], []
         with torch.no_grad():
             for a, b in self.val_runs:
-                preds.append(model(self.inputs[a:b][None])[0][0])
+                preds.append(model(self.inputs[a:b][None].to(device))[0][0].cpu())
                 labels.append(self.labels[a:b])
         model.train(was_training)
         return float(r2_score(torch.cat(preds).numpy(), torch.cat(labels).numpy()))
@@ -154,9 +158,10 @@ class DeltaTrainer(TrainThenFinetune, EpochTrainer):
             state["model"].load_state_dict(state["best"])
 
     def _finish(self, state) -> TrainResult:
-        model, r = state["model"], self.recipe
+        r = self.recipe
         if r.prune_rate == 0:  # no pruning: the best epoch is the result
             self._restore_best(state)
+        model = state["model"] = state["model"].cpu()
         model.set_thresholds(r.theta_x, r.theta_u, r.theta_h)
         model.eval()
         if self.for_pretraining:

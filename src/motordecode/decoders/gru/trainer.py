@@ -6,6 +6,9 @@ epochs at a constant small learning rate on train + validation with the masks re
 step), then quantisation. All randomness comes from the seed: one numpy generator (order, jitter) and
 torch's generator (initialisation, reparameterisation noise, dropout); both are saved in the
 checkpoint, so a resumed run ends exactly where an uninterrupted one would.
+
+On a GPU (``device``) the network, its branch and each batch live there; batches are cut on the CPU,
+the validation windows go to the device in chunks, and the finished network comes back on the CPU.
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ EVAL_CHUNK = 16384
 
 
 def predict_windows(model, inputs: torch.Tensor) -> np.ndarray:
-    """Windowed predictions (last step) for (n, k, C) inputs, in chunks, eval mode."""
+    """Windowed predictions (last step) for (n, k, C) inputs, in chunks on the model's device, eval mode."""
     was_training = model.training
+    device = next(model.parameters()).device
     model.eval()
     with torch.no_grad():
-        out = [model(inputs[i : i + EVAL_CHUNK])[:, -1] for i in range(0, len(inputs), EVAL_CHUNK)]
+        out = [model(inputs[i : i + EVAL_CHUNK].to(device))[:, -1].cpu() for i in range(0, len(inputs), EVAL_CHUNK)]
     model.train(was_training)
     return torch.cat(out).numpy()
 
@@ -52,8 +56,8 @@ class Trainer(TrainThenFinetune, EpochTrainer):
     modules = ("model", "branch")
 
     def __init__(self, recipe, recording, split, *, seed: int = 0, run_dir: str | os.PathLike | None = None,
-                 progress: bool = True, threads: int | None = None, initial: dict | None = None):
-        super().__init__(recipe, seed, run_dir, progress, threads, initial)
+                 progress: bool = True, threads: int | None = None, initial: dict | None = None, device="auto"):
+        super().__init__(recipe, seed, run_dir, progress, threads, initial, device)
         self.recording, self.split = recording, split
         if len(split.train) == 0 or len(split.val) == 0:
             raise ConfigError("training needs non-empty train and validation splits.")
@@ -82,6 +86,7 @@ class Trainer(TrainThenFinetune, EpochTrainer):
         model = FAMILY.build(self.recipe, self.recording.n_channels, n_out, self.recording.step_ms)
         self._start_from_initial(model, self.recording.n_channels)
         branch = build_branch(self.recipe, self.recording.n_channels)
+        model, branch = self.placed(model), self.placed(branch)
         state = {"stage": "train", "epoch": 0, "model": model, "branch": branch, "best_val": -np.inf,
                  "best": None, "history": [], "masks": None, "np_rng": np.random.default_rng(self.seed)}
         state["optimizer"], state["scheduler"] = self._optimizer(state)
@@ -111,7 +116,7 @@ class Trainer(TrainThenFinetune, EpochTrainer):
             return self._loss(model, branch, x, counts, labels)[0]
 
         loss_sum, seen = optimise_epoch(batches.epoch(self.recipe.batch_size, rng, self.recipe.jitter_p), loss_of,
-                                        opt, model, state["masks"], bar)
+                                        opt, model, state["masks"], bar, self.device)
         if state["scheduler"] is not None:
             state["scheduler"].step()
         val = r2_score(predict_windows(model, self.val_inputs), self.val_labels)
@@ -136,9 +141,9 @@ class Trainer(TrainThenFinetune, EpochTrainer):
                 state["branch"].load_state_dict(state["best"]["branch"])
 
     def _finish(self, state) -> TrainResult:
-        model = state["model"]
         if self.recipe.prune_rate == 0:  # no pruning: the best epoch is the result
             self._restore_best(state)
+        model = state["model"] = state["model"].cpu()
         model.eval()
         if self.for_pretraining:
             return TrainResult(model=model, val_r2=float(state["best_val"]), history=state["history"])

@@ -8,6 +8,10 @@ buffer is not yet full are left out); SNN2 trains on 2 s sequences (batches of 3
 from a reset state, on labels divided by their training std (folded into fc_out at the end).
 Validation runs the validation split as one stream, like the test. A checkpoint is written after
 every epoch, so ``--resume`` continues exactly.
+
+On a GPU (``device``) the network and each batch live there (the batches are cut on the CPU); the
+validation stream runs on a CPU copy of the network (the streaming face and its input buffers are
+the CPU's), and the finished network comes back on the CPU.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ from motordecode.training.stream_validation import stream_r2
 
 class BaselineTrainer(EpochTrainer):
     def __init__(self, recipe, recording, split, *, seed: int = 0, run_dir: str | os.PathLike | None = None,
-                 progress: bool = False, threads: int | None = None, initial: dict | None = None):
-        super().__init__(recipe, seed, run_dir, progress, threads or torch.get_num_threads(), initial)
+                 progress: bool = False, threads: int | None = None, initial: dict | None = None, device="auto"):
+        super().__init__(recipe, seed, run_dir, progress, threads or torch.get_num_threads(), initial, device)
         self.recording, self.split = recording, split
         n_outputs = recording.velocity.shape[1]
         # SNN2 trains on scaled labels (its readout has no bias: no shift); the others on velocity
@@ -48,6 +52,7 @@ class BaselineTrainer(EpochTrainer):
         torch.manual_seed(self.seed)
         model = FAMILY.build(self.recipe, rec.n_channels, rec.velocity.shape[1], rec.step_ms)
         self._start_from_initial(model, rec.n_channels)
+        model = self.placed(model)
         state = {"stage": "train", "epoch": 0, "model": model, "best_val": -np.inf, "best": None, "history": [],
                  "np_rng": np.random.default_rng(self.seed)}
         state["optimizer"], state["scheduler"] = self._optimizer(state)
@@ -73,18 +78,32 @@ class BaselineTrainer(EpochTrainer):
         model.train()
         bar = self._progress_bar(self.n_batches, f"train {state['epoch'] + 1}/{self.recipe.epochs}")
         total, seen = optimise_epoch(self.epoch_batches(rng), lambda batch: self.loss_of(model, batch),
-                                     state["optimizer"], model, None, bar)
+                                     state["optimizer"], model, None, bar, self.device)
         state["scheduler"].step()
-        decoder = FAMILY.decoder(model, self.recipe, self.recording.step_ms)
+        decoder = FAMILY.decoder(self._on_cpu(model), self.recipe, self.recording.step_ms)
         val = stream_r2(decoder, self.recording.spikes, self.scaled, self.split.val)
         self._end_epoch(state, total, seen, val, bar, keep_best=True,
                         snapshot=lambda: copy.deepcopy(model.state_dict()), seconds=time.perf_counter() - started)
+
+    def _on_cpu(self, model):
+        """The network itself on the CPU; else its weights in a CPU twin (built once, without drawing
+        from torch's generator)."""
+        if self.on_cpu:
+            return model
+        if getattr(self, "_twin", None) is None:
+            from motordecode.decoders.neurobench import FAMILY
+
+            rec = self.recording
+            with torch.random.fork_rng(devices=[]):
+                self._twin = FAMILY.build(self.recipe, rec.n_channels, rec.velocity.shape[1], rec.step_ms)
+        self._twin.load_state_dict(model.state_dict())
+        return self._twin
 
     def _finish(self, state) -> TrainResult:
         if state["best"] is None:
             raise ConfigError(f"{self.recipe.name}: the validation R2 was not finite in any epoch (training "
                               "diverged); try a lower lr.")
-        model = state["model"]
+        model = state["model"] = state["model"].cpu()
         model.load_state_dict(state["best"])
         if self.recipe.model == "snn2" and not self.for_pretraining:
             model.set_output_scale(self.labels.scale)

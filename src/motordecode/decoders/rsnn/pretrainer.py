@@ -22,11 +22,12 @@ from motordecode.training.sequences import index_mean, time_split
 
 class SpikingPretrainer(SpikingEpochs):
     def __init__(self, recipe, recordings, *, seed: int = 0, run_dir=None, progress: bool = True,
-                 threads: int | None = None):
+                 threads: int | None = None, device="auto"):
         from motordecode.pretraining import check_compatible
 
         first = check_compatible(recordings)
-        super().__init__(recipe, first.step_ms, seed=seed, run_dir=run_dir, progress=progress, threads=threads)
+        super().__init__(recipe, first.step_ms, seed=seed, run_dir=run_dir, progress=progress, threads=threads,
+                         device=device)
         self.shape = (first.n_channels, first.velocity.shape[1])
         self.sessions, self.vals, rates, weights = [], [], [], []
         for recording in recordings:
@@ -61,4 +62,4 @@ class SpikingPretrainer(SpikingEpochs):
         state["stage"] = "done"
 
     def _finish(self, state) -> TrainResult:
-        return TrainResult(model=state["model"].eval(), val_r2=float(state["best_val"]), history=state["history"])
+        return TrainResult(model=state["model"].cpu().eval(), val_r2=float(state["best_val"]), history=state["history"])

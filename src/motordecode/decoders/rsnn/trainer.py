@@ -15,6 +15,11 @@ Stages, each an SMORMS3 run with a cosine learning-rate schedule over its epochs
 Loss: RMSE + firing-rate bounds. Initialisation: fluctuation-driven (input rate measured on the
 training part). Labels are divided by their training std (the scale is folded into the readout
 weights at the end). All randomness comes from the seed; both generators are checkpointed.
+
+On a GPU (``device``) the network and each batch live there: the windows are cut and dropped out on
+the CPU, the LIF loop runs as PyTorch operations (the fused numba kernels are the CPU's,
+:func:`~motordecode.decoders.rsnn.lif_kernels.usable`), validation runs on the device, and the
+finished network comes back on the CPU before its float16 conversion.
 """
 
 from __future__ import annotations
@@ -54,8 +59,8 @@ class SpikingEpochs(EpochTrainer):
     cosine schedule per stage, and one epoch (loss: RMSE + firing-rate bounds)."""
 
     def __init__(self, recipe, step_ms: float, *, seed: int, run_dir, progress: bool, threads: int | None,
-                 initial: dict | None = None):
-        super().__init__(recipe, seed, run_dir, progress, threads, initial)
+                 initial: dict | None = None, device="auto"):
+        super().__init__(recipe, seed, run_dir, progress, threads, initial, device)
         self.dt_ms = step_ms
         self.length = samples_in(recipe.window_ms, step_ms)
         self.stride = samples_in(recipe.stride_ms, step_ms)
@@ -82,7 +87,7 @@ class SpikingEpochs(EpochTrainer):
         if not self._start_from_initial(model, n_channels):
             fluctuation_driven_init(model.lif, max(input_rate_hz, 1e-3), sigma_u=self.recipe.sigma_u,
                                     feedforward_share=self.recipe.feedforward_share)
-        return model
+        return self.placed(model)
 
     def _state(self, model, stage: str) -> dict:
         state = {"stage": stage, "rate": 0.0, "epoch": 0, "model": model, "best_val": -np.inf, "best": None,
@@ -131,7 +136,7 @@ class SpikingEpochs(EpochTrainer):
                                                        r.ub_threshold)
 
         started = time.perf_counter()
-        loss_sum, seen = optimise_epoch(self._batches(state), loss_of, opt, model, state["masks"], bar)
+        loss_sum, seen = optimise_epoch(self._batches(state), loss_of, opt, model, state["masks"], bar, self.device)
         state["scheduler"].step()
         val = self._validate(model)
         rate = {"rate": state["rate"]} if stage == "prune" else {}
@@ -141,13 +146,14 @@ class SpikingEpochs(EpochTrainer):
 
     @staticmethod
     def r2(model, windows: SequenceWindows) -> float:
-        """R2 over non-overlapping windows (each from a zero state), eval mode."""
+        """R2 over non-overlapping windows (each from a zero state), eval mode, on the model's device."""
+        device = next(model.parameters()).device
         was_training = model.training
         model.eval()
         preds, labels = [], []
         with torch.no_grad():
             for x, y in windows.batches(EVAL_BATCH):
-                preds.append(model(x).reshape(-1, y.shape[-1]).float())
+                preds.append(model(x.to(device)).reshape(-1, y.shape[-1]).float().cpu())
                 labels.append(y.reshape(-1, y.shape[-1]))
         model.train(was_training)
         return float(r2_score(torch.cat(preds).numpy(), torch.cat(labels).numpy()))
@@ -158,10 +164,10 @@ class SpikingTrainer(SpikingEpochs):
     and float16 conversion."""
 
     def __init__(self, recipe, recording, split, *, seed: int = 0, run_dir: str | os.PathLike | None = None,
-                 progress: bool = True, threads: int | None = None, initial: dict | None = None):
-        """``initial``: the state dict of a pre-trained network to start from."""
+                 progress: bool = True, threads: int | None = None, initial: dict | None = None, device="auto"):
+        """``initial``: the state dict of a pre-trained network to start from; ``device``: where to train."""
         super().__init__(recipe, recording.step_ms, seed=seed, run_dir=run_dir, progress=progress, threads=threads,
-                         initial=initial)
+                         initial=initial, device=device)
         self.recording = recording
         train_idx, val_idx = time_split(split, recipe.val_fraction)
         self.target = self._session(recording, train_idx)
@@ -234,7 +240,7 @@ class SpikingTrainer(SpikingEpochs):
         self._restart(state, "prune", rate)
 
     def _finish(self, state) -> TrainResult:
-        model = state["model"].eval()
+        model = state["model"] = state["model"].cpu().eval()
         reference = state["prune"].get("reference")
         if reference is not None and reference <= 0:
             warn(f"{self.recording.name}: the unpruned model's train R2 is {reference:.3f} (<= 0), so the pruning "
