@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from motordecode.metrics.activity import register_activation
-from motordecode.decoders.rsnn import half_arithmetic, lif_kernels
+from motordecode.decoders.rsnn import half_arithmetic, lif_kernels, lif_triton, loops
 
 
 class SuperSpike(torch.autograd.Function):
@@ -89,6 +89,11 @@ def hashed_dropout(seed: int, step: int, batch: int, hidden: int, p: float, like
     return keep.reshape(batch, hidden).to(like.dtype) / (1.0 - p)
 
 
+def dropout_scale(p: float, like: torch.Tensor) -> float:
+    """1 / (1 - p) rounded as :func:`hashed_dropout` rounds it in ``like``'s dtype."""
+    return float(torch.ones((), dtype=like.dtype) / (1.0 - p))
+
+
 def decay(tau_nominal_ms: float, param: torch.Tensor, dt_ms: float) -> torch.Tensor:
     """exp(-dt / (tau_nominal * softplus(p))), per neuron (float16 parameters: in float64, rounded once,
     :func:`~motordecode.decoders.rsnn.half_arithmetic.half_decay`)."""
@@ -116,17 +121,19 @@ class LIFSequence(torch.autograd.Function):
         G_I(t-1)   = (1 - beta) keep_t G_U(t) + alpha G_I(t)
 
     with dD_t = G_I(t), dV = sum_t G_I(t)^T sd_{t-1}, dalpha = sum G_I(t) I_{t-1} and
-    dbeta = sum G_U(t) keep_t (U_{t-1} - I_{t-1}). On the CPU in float32/float64 both loops run
-    fused in :mod:`motordecode.decoders.rsnn.lif_kernels`; elsewhere step by step in PyTorch, where every
-    per-step tensor stays (B, H) (autograd would build ~10 graph nodes per step instead).
+    dbeta = sum G_U(t) keep_t (U_{t-1} - I_{t-1}). :func:`~motordecode.decoders.rsnn.loops.choose` picks
+    where both loops run: fused in :mod:`~motordecode.decoders.rsnn.lif_kernels` (CPU, float32/float64)
+    or :mod:`~motordecode.decoders.rsnn.lif_triton` (CUDA, float32), else step by step in PyTorch, where
+    every per-step tensor stays (B, H) (autograd would build ~10 graph nodes per step instead).
     """
 
     @staticmethod
     def forward(ctx, drive, drive0, weight, alpha, beta, s0, syn0, mem0, dropout, threshold, steepness):
         ctx.threshold, ctx.steepness, ctx.dropout = threshold, steepness, dropout
         ctx.seed = int(torch.randint(0, 2 ** 32, (1,))) if dropout > 0 else 0
-        ctx.fused = lif_kernels.usable(drive, drive0, weight, alpha, beta, s0, syn0, mem0)
-        run = LIFSequence._forward_fused if ctx.fused else LIFSequence._forward_torch
+        ctx.path = loops.choose(drive, drive0, weight, alpha, beta, s0, syn0, mem0)
+        run = {"numba": LIFSequence._forward_fused, "triton": LIFSequence._forward_triton,
+               "torch": LIFSequence._forward_torch}[ctx.path]
         out, syn, mem, history = run(ctx, drive, drive0, weight, alpha, beta, s0, syn0, mem0)
         ctx.save_for_backward(weight, alpha, beta, s0, out, *history)
         ctx.mark_non_differentiable(syn, mem)
@@ -168,9 +175,23 @@ class LIFSequence(torch.autograd.Function):
         return out, torch.from_numpy(syn), torch.from_numpy(mem), (syns, mems, kept)
 
     @staticmethod
+    def _forward_triton(ctx, drive, drive0, weight, alpha, beta, s0, syn0, mem0):
+        ctx.drop_below = int(lif_kernels.drop_threshold(ctx.dropout))
+        ctx.scale = dropout_scale(ctx.dropout, drive) if ctx.dropout > 0 else 1.0
+        out, syn, mem, syns, mems = lif_triton.lif_forward(
+            drive, drive0, weight, alpha, beta, s0, syn0, mem0, ctx.threshold, ctx.drop_below, ctx.scale,
+            ctx.seed, store=any(ctx.needs_input_grad))
+        return out, syn, mem, (syns, mems)
+
+    @staticmethod
     def backward(ctx, grad_spikes, _grad_syn, _grad_mem):
         weight, alpha, beta, s0, spikes, *history = ctx.saved_tensors
-        if ctx.fused:
+        if ctx.path == "triton":
+            syns, mems = history
+            grad_drive, grad_drive0, grad_weight, grad_alpha, grad_beta = lif_triton.lif_backward(
+                grad_spikes, weight, alpha, beta, s0, spikes, syns, mems, ctx.threshold, ctx.steepness,
+                ctx.drop_below, ctx.scale, ctx.seed)
+        elif ctx.path == "numba":
             syns, mems, kept = history
             grad_drive, grad_drive0 = torch.empty_like(spikes), torch.empty_like(s0)
             typed = lif_kernels.scalars(spikes, ctx.scale, ctx.threshold, ctx.steepness)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from motordecode.decoders.rsnn import half_arithmetic, lif_kernels
+from motordecode.decoders.rsnn import half_arithmetic, lif_kernels, lif_triton, loops
 from motordecode.decoders.rsnn.lif import decay, delayed
 
 
@@ -34,14 +34,18 @@ class LeakyFilter(torch.autograd.Function):
         G_Y(t) = gY_t + b G_Y(t+1)
         G_I(t) = a G_I(t+1) + (1 - b) G_Y(t+1)
 
-    and dc_t = G_I(t), da = sum G_I(t) I_{t-1}, db = sum G_Y(t) (Y_{t-1} - I_{t-1}). On the CPU in
-    float32/float64 both loops run fused in :mod:`motordecode.decoders.rsnn.lif_kernels`.
+    and dc_t = G_I(t), da = sum G_I(t) I_{t-1}, db = sum G_Y(t) (Y_{t-1} - I_{t-1}). Both loops run
+    where :func:`~motordecode.decoders.rsnn.loops.choose` says: fused in
+    :mod:`~motordecode.decoders.rsnn.lif_kernels` (CPU) or :mod:`~motordecode.decoders.rsnn.lif_triton`
+    (CUDA), else step by step in PyTorch.
     """
 
     @staticmethod
     def forward(ctx, current, a, b, syn0, mem0):
-        ctx.fused = lif_kernels.usable(current, a, b, syn0, mem0)
-        if ctx.fused:
+        ctx.path = loops.choose(current, a, b, syn0, mem0)
+        if ctx.path == "triton":
+            ys, syn_prev, syn = lif_triton.filter_forward(current, a, b, syn0, mem0)
+        elif ctx.path == "numba":
             ys, syn_prev = torch.empty_like(current), torch.empty_like(current)
             syn = torch.from_numpy(lif_kernels.filter_forward(*lif_kernels.arrays(current, a, b, syn0, mem0),
                                                               ys.numpy(), syn_prev.numpy()))
@@ -62,7 +66,9 @@ class LeakyFilter(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y, _grad_syn):
         a, b, syn_prev, mem_prev = ctx.saved_tensors
-        if ctx.fused:
+        if ctx.path == "triton":
+            return (*lif_triton.filter_backward(grad_y, a, b, syn_prev, mem_prev), None, None)
+        if ctx.path == "numba":
             grad_current = torch.empty_like(syn_prev)
             grad_a, grad_b = lif_kernels.filter_backward(*lif_kernels.arrays(grad_y, a, b, syn_prev, mem_prev),
                                                          grad_current.numpy())
