@@ -210,6 +210,15 @@ def test_naming_the_cpu_gives_the_defaults_row(short_session, tmp_path):
     assert again["r2"] == named["r2"]
     machine = json.loads(metrics.read_text())["provenance"]["machine"]
     assert (machine["device"], machine["gpu"]) == ("cuda:0", "Test GPU 0")
+    assert not any("evaluation runs on the CPU" in w for w in again.get("warnings", []))
+
+
+def test_evaluating_on_a_named_gpu_warns_that_it_runs_on_the_cpu(short_session, tmp_path, two_gpus):
+    recipe = override(get_recipe("wiener"), {})
+    trained = train_run(recipe, short_session[0], seed=0, out=tmp_path / "run", progress=False, device="cpu")
+    again = evaluate_run(tmp_path / "run", device="cuda:1")
+    assert again["r2"] == trained["r2"]
+    assert any("evaluation runs on the CPU, not on cuda:1" in w for w in again["warnings"]), again["warnings"]
 
 
 @pytest.mark.parametrize("gpu_path", [False, True], ids=["cpu-path", "gpu-path-on-cpu"])

@@ -263,9 +263,12 @@ def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | None = No
     the streaming faces keep their state in CPU tensors (the GRU windows and NeuroBench buffers are
     cut there, the float16 RSNN arithmetic is defined there) and the operation counts read the
     activity recorded on the CPU, so a row's numbers are the same wherever it is evaluated. The
-    row's provenance keeps the device that trained the run."""
-    resolve_device(device)
+    row's provenance keeps the device that trained the run. A GPU named explicitly is warned about."""
+    resolved = resolve_device(device)
     with collecting() as warnings:
+        if resolved.type != "cpu" and str(device) != "auto":
+            warn(f"evaluation runs on the CPU, not on {resolved}: the streaming faces, the float16 arithmetic and "
+                 "the operation counts are CPU code, so the row is the same wherever it is evaluated.")
         return _evaluate_run(Path(run_dir), data, write, warnings, progress)
 
 
