@@ -70,6 +70,19 @@ def torch_loop():
         _choice.torch = previous
 
 
+@contextlib.contextmanager
+def _torch_threads_kept():
+    """Keep PyTorch's thread count across a kernel call: numba's OpenMP layer sets the OpenMP thread
+    count that PyTorch reads as its own (after a first parallel kernel, ``torch.get_num_threads()``
+    reports numba's pool size, and PyTorch's later operations run on that many threads)."""
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
 def _fused(model, *tensors: torch.Tensor) -> bool:
     return not getattr(_choice, "torch", False) and usable(*tensors, *model.parameters(), model.y_scale,
                                                            model.y_shift)
@@ -311,9 +324,10 @@ class DeltaChunk(torch.autograd.Function):
         sums = np.zeros((batch, 4))
         theta = tuple(_scalar(x, value) for value in (*thresholds, 1.0))
         b_rz = b_ih[:2 * hidden] + b_hh[:2 * hidden]
-        chunk_forward(*arrays(x, labels, xr0, ur0, h0, hr0, m0, w_u.t(), b_u, w_ih.t(), w_hh.t(), b_rz,
-                              b_ih[2 * hidden:], b_hh[2 * hidden:], w_y, b_y, y_scale, y_shift), *theta,
-                      ys.numpy(), *(t.numpy() for t in ends), *(t.numpy() for t in history), sums)
+        with _torch_threads_kept():
+            chunk_forward(*arrays(x, labels, xr0, ur0, h0, hr0, m0, w_u.t(), b_u, w_ih.t(), w_hh.t(), b_rz,
+                                  b_ih[2 * hidden:], b_hh[2 * hidden:], w_y, b_y, y_scale, y_shift), *theta,
+                          ys.numpy(), *(t.numpy() for t in ends), *(t.numpy() for t in history), sums)
         total = _stream_sum(sums)
         loss = total[0] / ys.numel()
         if penalty > 0:
@@ -337,8 +351,9 @@ class DeltaChunk(torch.autograd.Function):
         parts = [np.zeros((batch, *shape)) for shape in ((hidden, channels), (hidden,), (hidden, 3 * hidden),
                                                          (hidden, 3 * hidden), (4 * hidden,), (outputs, hidden),
                                                          (outputs,))]
-        chunk_backward(*arrays(grad_y), coef_y, coef_delta, _scalar(ys, 1.0),
-                       *arrays(labels, ys, y_scale, h0, w_ih, w_hh, w_y, xrs, *history), *parts)
+        with _torch_threads_kept():
+            chunk_backward(*arrays(grad_y), coef_y, coef_delta, _scalar(ys, 1.0),
+                           *arrays(labels, ys, y_scale, h0, w_ih, w_hh, w_y, xrs, *history), *parts)
         w_u, b_u, w_ih_t, w_hh_t, gates, g_w_y, g_b_y = (torch.from_numpy(_stream_sum(p)).to(ys.dtype) for p in parts)
         r_z = gates[:2 * hidden]
         grad_b_ih, grad_b_hh = torch.cat([r_z, gates[2 * hidden:3 * hidden]]), torch.cat([r_z, gates[3 * hidden:]])
