@@ -84,8 +84,10 @@ def _torch_threads_kept():
 
 
 def _fused(model, *tensors: torch.Tensor) -> bool:
-    return not getattr(_choice, "torch", False) and usable(*tensors, *model.parameters(), model.y_scale,
-                                                           model.y_shift)
+    """The fused loops apply: CPU float32/float64 throughout, and no gradient asked of the data or the
+    carried state (the loops give gradients to the parameters only)."""
+    return (not getattr(_choice, "torch", False) and not any(t.requires_grad for t in tensors)
+            and usable(*tensors, *model.parameters(), model.y_scale, model.y_shift))
 
 
 @njit(cache=True, nogil=True, inline="always", error_model="numpy")
@@ -208,10 +210,11 @@ def chunk_forward(x, labels, xr0, ur0, h0, hr0, m0, w_u_t, b_u, w_ih_t, w_hh_t, 
 @njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def chunk_backward(grad_y, coef_y, coef_delta, one, labels, ys, y_scale, h0, w_ih, w_hh, w_y, xrs, hs, rs, zs, ns, ans,
                    dus, dhs, part_w_u, part_b_u, part_w_ih_t, part_w_hh_t, part_b_gates, part_w_y, part_b_y):
-    """BPTT of :func:`chunk_forward` (equations in the module docstring). With g_L the gradient reaching L,
-    ``coef_y`` = 2 g_L / N_y (``labels`` without rows: no loss term), ``coef_delta`` = lambda g_L / N_h,
-    ``grad_y`` the gradient reaching y itself (no rows: none). Adds each stream's parameter gradients to its row of the float64 ``part_*`` arrays:
-    dW_u (H, C), db_u, dW_i^T and dW_h^T (H, 3H), (db_r, db_z, db_in, db_hn) (4H), dW_y (D, H), db_y."""
+    """BPTT of :func:`chunk_forward` (equations in the module docstring). With g_L the gradient
+    reaching L, ``coef_y`` = 2 g_L / N_y (``labels`` without rows: no loss term), ``coef_delta`` =
+    lambda g_L / N_h, ``grad_y`` the gradient reaching y itself (no rows: none). Adds each stream's
+    parameter gradients to its row of the float64 ``part_*`` arrays: dW_u (H, C), db_u, dW_i^T and
+    dW_h^T (H, 3H), (db_r, db_z, db_in, db_hn) (4H), dW_y (D, H), db_y."""
     batch, steps, hidden = hs.shape
     channels = xrs.shape[2]
     outputs = ys.shape[2]
@@ -307,6 +310,30 @@ def _scalar(like: torch.Tensor, value: float):
     return np.dtype(str(like.dtype).removeprefix("torch.")).type(value)
 
 
+def _run_forward(x, labels, penalty, thresholds, xr0, ur0, h0, hr0, m0, w_u, b_u, w_ih, w_hh, b_ih, b_hh, w_y, b_y,
+                 y_scale, y_shift, keep: bool):
+    """:func:`chunk_forward` on tensors: (y, L, the final state, what the backward pass reads (``keep``)
+    or empty arrays)."""
+    batch, steps, channels = x.shape
+    hidden, outputs = h0.shape[1], w_y.shape[0]
+    rows = batch if keep else 0
+    history = [x.new_empty((rows, steps, n)) for n in (channels,) + (hidden,) * 7]
+    ys = x.new_empty((batch, steps, outputs))
+    ends = [torch.empty_like(t) for t in (xr0, ur0, h0, hr0, m0)]
+    sums = np.zeros((batch, 4))
+    theta = tuple(_scalar(x, value) for value in (*thresholds, 1.0))
+    b_rz = b_ih[:2 * hidden] + b_hh[:2 * hidden]
+    with _torch_threads_kept():
+        chunk_forward(*arrays(x, labels, xr0, ur0, h0, hr0, m0, w_u.t(), b_u, w_ih.t(), w_hh.t(), b_rz,
+                              b_ih[2 * hidden:], b_hh[2 * hidden:], w_y, b_y, y_scale, y_shift), *theta,
+                      ys.numpy(), *(t.numpy() for t in ends), *(t.numpy() for t in history), sums)
+    total = _stream_sum(sums)
+    loss = total[0] / ys.numel()
+    if penalty > 0:
+        loss = loss + penalty * (total[1] / x.numel() + (total[2] + total[3]) / (batch * steps * hidden))
+    return ys, torch.tensor(loss, dtype=x.dtype), ends, history
+
+
 class DeltaChunk(torch.autograd.Function):
     """(x, v, state, parameters) -> (y, L, final state) by :func:`chunk_forward`, differentiated by
     :func:`chunk_backward` (y and L both take gradients; the state none)."""
@@ -314,30 +341,13 @@ class DeltaChunk(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, labels, penalty, thresholds, xr0, ur0, h0, hr0, m0, w_u, b_u, w_ih, w_hh, b_ih, b_hh, w_y,
                 b_y, y_scale, y_shift):
-        batch, steps, channels = x.shape
-        hidden, outputs = h0.shape[1], w_y.shape[0]
-        keep = any(ctx.needs_input_grad)
-        rows = batch if keep else 0
-        history = [x.new_empty((rows, steps, n)) for n in (channels,) + (hidden,) * 7]
-        ys = x.new_empty((batch, steps, outputs))
-        ends = [torch.empty_like(t) for t in (xr0, ur0, h0, hr0, m0)]
-        sums = np.zeros((batch, 4))
-        theta = tuple(_scalar(x, value) for value in (*thresholds, 1.0))
-        b_rz = b_ih[:2 * hidden] + b_hh[:2 * hidden]
-        with _torch_threads_kept():
-            chunk_forward(*arrays(x, labels, xr0, ur0, h0, hr0, m0, w_u.t(), b_u, w_ih.t(), w_hh.t(), b_rz,
-                                  b_ih[2 * hidden:], b_hh[2 * hidden:], w_y, b_y, y_scale, y_shift), *theta,
-                          ys.numpy(), *(t.numpy() for t in ends), *(t.numpy() for t in history), sums)
-        total = _stream_sum(sums)
-        loss = total[0] / ys.numel()
-        if penalty > 0:
-            loss = loss + penalty * (total[1] / x.numel() + (total[2] + total[3]) / (batch * steps * hidden))
-        ctx.penalty, ctx.sizes = penalty, (ys.numel(), batch * steps * hidden)
-        if keep:
-            ctx.save_for_backward(labels, ys, y_scale, h0, w_ih, w_hh, w_y, *history)
+        ys, loss, ends, history = _run_forward(x, labels, penalty, thresholds, xr0, ur0, h0, hr0, m0, w_u, b_u, w_ih,
+                                               w_hh, b_ih, b_hh, w_y, b_y, y_scale, y_shift, keep=True)
+        ctx.penalty, ctx.sizes = penalty, (ys.numel(), h0.shape[1] * x.shape[0] * x.shape[1])
+        ctx.save_for_backward(labels, ys, y_scale, h0, w_ih, w_hh, w_y, *history)
         ctx.mark_non_differentiable(*ends)
         ctx.set_materialize_grads(False)
-        return (ys, torch.tensor(loss, dtype=x.dtype), *ends)
+        return (ys, loss, *ends)
 
     @staticmethod
     def backward(ctx, grad_y, grad_loss, *_grad_state):
@@ -392,7 +402,7 @@ def chunk_loss(model, x: torch.Tensor, labels: torch.Tensor, state: DeltaNetStat
         if delta_penalty > 0:
             loss = loss + delta_penalty * sum(d.abs().mean() for d in deltas)
         return pred, loss, state
-    start = [t.detach() for t in _state_tensors(model, state, len(x))]
+    start = _state_tensors(model, state, len(x))
     ys, loss, *end = DeltaChunk.apply(x, labels, float(delta_penalty), _thresholds(model), *start,
                                       *_parameters(model))
     return ys, loss, _net_state(*end)
@@ -403,7 +413,6 @@ def predict(model, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         if not _fused(model, x):
             return model(x)[0]
-        start = _state_tensors(model, None, len(x))
         empty = x.new_empty((0, x.shape[1], model.config.n_outputs))
-        ys, _, *_ = DeltaChunk.apply(x, empty, 0.0, _thresholds(model), *start, *_parameters(model))
-        return ys
+        return _run_forward(x, empty, 0.0, _thresholds(model), *_state_tensors(model, None, len(x)),
+                            *_parameters(model), keep=False)[0]
