@@ -32,8 +32,8 @@ gradient (the inputs are data); the penalty on Dx adds to the loss only.
 
 Every stream runs its whole chunk in turn, the streams in parallel (``prange``); each stream's sums
 run in a fixed order, its parameter gradients are summed in float64 and the streams' sums are added
-in stream order, with no BLAS and no PyTorch kernel, so the numbers do not depend on the CPU's vector
-instructions or the number of threads. Only the nonzero deltas cost products in the forward pass
+in stream order, with no BLAS and no PyTorch kernel (exp and tanh from the C math library), so the
+numbers do not depend on PyTorch's choice of vector kernels or on the number of threads. Only the nonzero deltas cost products in the forward pass
 (weights transposed: one row per delta) and in the weight gradients.
 
 Used when every tensor is on the CPU in float32 or float64 (``lif_kernels.usable``); elsewhere
