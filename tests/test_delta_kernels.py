@@ -1,6 +1,7 @@
 """The delta GRU's fused training loops against the PyTorch loop: one chunk (outputs, final state,
 loss, every parameter gradient) in float64 and float32, with and without the delta penalty, under
-two ATEN_CPU_CAPABILITY settings and two thread counts; and a 2-epoch training on each path."""
+two ATEN_CPU_CAPABILITY settings and two thread counts; a 2-epoch training on each path; and,
+where CUDA exists, the PyTorch loop on it against the fused CPU path."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from delta_kernel_agreement import CASES, check, digest
+from delta_kernel_agreement import CASES, assert_agree, check, chunk, digest, run
 from motordecode.data.load import load_recording
 from motordecode.data.splits import default_split
 from motordecode.decoders.delta import delta_kernels
+from motordecode.decoders.delta.cell import DeltaState
+from motordecode.decoders.delta.model import DeltaNetState
 from motordecode.decoders.delta.trainer import DeltaTrainer
 from motordecode.recipes import get_recipe, override
 
@@ -95,3 +98,22 @@ def test_two_epochs_on_the_fused_path_equal_the_pytorch_loop(indy_file, penalty)
         assert ours["val_r2"] == pytest.approx(theirs["val_r2"], abs=1e-3)
     assert fused.val_r2 == pytest.approx(reference.val_r2, abs=1e-3)
     assert np.isfinite(fused.val_r2) and fused.history[-1]["val_r2"] != fused.history[0]["val_r2"]
+
+
+def test_a_gradient_asked_of_the_inputs_takes_the_pytorch_loop():
+    model, x, labels, state = chunk(torch.float64)
+    x.requires_grad_(True)
+    _, loss, _ = delta_kernels.chunk_loss(model, x, labels, state, 0.0)
+    loss.backward()
+    assert x.grad is not None and float(x.grad.abs().max()) > 0  # the fused loops give no input gradient
+
+
+def test_on_cuda_the_pytorch_loop_equals_the_fused_cpu_path():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here, so the CUDA path (the model's PyTorch loop) cannot run")
+    model, x, labels, state = chunk(torch.float64)
+    fused = run(model, x, labels, state, 0.3)
+    device = torch.device("cuda")
+    moved = DeltaNetState(state.x_ref.to(device), DeltaState(*(t.to(device) for t in state.cell)))
+    on_cuda = run(model.to(device), x.to(device), labels.to(device), moved, 0.3)
+    assert_agree({k: v.cpu() for k, v in on_cuda.items()}, fused, 1e-12)
