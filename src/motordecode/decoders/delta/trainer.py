@@ -4,7 +4,9 @@ The training part is cut into ``batch_size`` parallel streams of equal length (e
 random offset, so chunk borders move). Each stream starts from the zero state and runs in chunks
 of ``tbptt_ms``: the loss of a chunk is back-propagated through it (truncated BPTT), then the
 state (h, x^, h^, M) is carried, detached, into the next chunk, so training sees one state and
-one step per sample, as the decoder does when it streams.
+one step per sample, as the decoder does when it streams. A chunk's forward pass, loss and BPTT
+run as fused loops on the CPU (:mod:`~motordecode.decoders.delta.delta_kernels`; the PyTorch loop
+elsewhere), and so does the validation stream.
 
 Augmentation (AEGRU's): each sub-window count n is replaced, with probability ``jitter_p``, by a
 draw from Poisson(n) before the transform. Loss: MSE on standardised labels + ``delta_penalty`` (mean |Dx| + mean |Du| + mean |Dh|). The thresholds are
@@ -26,6 +28,7 @@ import torch
 
 from motordecode.data.splits import contiguous_runs
 from motordecode.data.features import WindowFeatures
+from motordecode.decoders.delta.delta_kernels import chunk_loss, predict
 from motordecode.decoders.gru.batches import poisson_jitter
 from motordecode.decoders.gru.inference import window_features
 from motordecode.errors import ConfigError
@@ -114,10 +117,7 @@ class DeltaTrainer(TrainThenFinetune, EpochTrainer):
             index = torch.from_numpy(starts[:, None] + np.arange(begin, min(begin + self.chunk, length))[None])
             counts = poisson_jitter(self.counts[index.numpy()], r.jitter_p, state["np_rng"])
             x = self.placed(torch.from_numpy(np.asarray(self.transform(counts), dtype=np.float32)))
-            pred, carried, deltas = model(x, carried)
-            loss = torch.mean((pred - self.placed(self.labels[index])) ** 2)
-            if r.delta_penalty > 0:
-                loss = loss + r.delta_penalty * sum(d.abs().mean() for d in deltas)
+            _, loss, carried = chunk_loss(model, x, self.placed(self.labels[index]), carried, r.delta_penalty)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), r.clip_norm)
@@ -147,7 +147,7 @@ class DeltaTrainer(TrainThenFinetune, EpochTrainer):
         preds, labels = [], []
         with torch.no_grad():
             for a, b in self.val_runs:
-                preds.append(model(self.inputs[a:b][None].to(device))[0][0].cpu())
+                preds.append(predict(model, self.inputs[a:b][None].to(device))[0].cpu())
                 labels.append(self.labels[a:b])
         model.train(was_training)
         return float(r2_score(torch.cat(preds).numpy(), torch.cat(labels).numpy()))
