@@ -4,7 +4,8 @@ One batch = forward + backward + optimiser step of the recipe's network (``famil
 batch of the recipe's size cut from a generated Indy session (96 channels, 4 ms samples):
 
 - gru, aegru, aegru-pruned: ``batch_size`` windows of ``window_ms`` (B, T, C);
-- deltagru: ``batch_size`` parallel streams over one ``tbptt_ms`` chunk (B, T, C);
+- deltagru: ``batch_size`` parallel streams over one ``tbptt_ms`` chunk (B, T, C), its loss the trainer's
+  (``delta_kernels.chunk_loss``: the fused loops on the CPU, the model's PyTorch loop elsewhere);
 - tinyrsnn, bigrsnn: ``batch_size`` binary windows of ``window_ms`` (B, T, C);
 - ann2d: the window's summed counts (B, C); ann3d, snn3d: its ``bins`` binned counts (B, bins, C);
 - snn2: ``batch_size`` sequences of ``sequence_ms``, run time-major from a reset state.
@@ -77,9 +78,11 @@ def batch_and_loss(recipe, rec, rng):
     if model_kind in ("gru", "aegru", "rsnn"):
         x, y = windows(rec, recipe.batch_size, round(recipe.window_ms / STEP_MS), rng)
         return (x.clamp(max=1.0) if model_kind == "rsnn" else x), y, sequence_loss
-    if model_kind == "deltagru":
+    if model_kind == "deltagru":  # the trainer's chunk: fused numba loops on the CPU, the PyTorch loop on CUDA
+        from motordecode.decoders.delta.delta_kernels import chunk_loss
+
         x, y = windows(rec, recipe.batch_size, round(recipe.tbptt_ms / STEP_MS), rng)
-        return x, y, sequence_loss
+        return x, y, lambda model, x, y: chunk_loss(model, x, y, None, recipe.delta_penalty)[1]
     if model_kind == "snn2":
         x, y = windows(rec, recipe.batch_size, recipe.sequence_samples(STEP_MS), rng)
         return x, y, time_major_loss
