@@ -130,11 +130,19 @@ def _save_predictions(run_dir: Path, results: dict, labels: np.ndarray, test_ind
                      **{mode: np.asarray(pred, dtype=np.float32) for mode, (_, pred) in results.items()})
 
 
+def _cpu_only_stand_in(device) -> None:
+    """Stand-in until training on a device lands (helper "device"): the CPU only."""
+    from motordecode.devices import resolve_device
+
+    if resolve_device(device).type != "cpu":
+        raise ConfigError(f"device {device!r}: this build trains on the CPU only.", setting="device")
+
+
 @holding_run_lock  # a second process training into ``out`` is refused
 def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.PathLike,
               resume: bool = False, progress: bool = True, threads: int | None = None,
               pretrain: list | tuple = (), pretrained: str | os.PathLike | None = None,
-              heldout: str = "include") -> dict:
+              heldout: str = "include", device="auto") -> dict:
     """Train, compress and evaluate ``recipe`` on ``data``; returns the metrics row written to ``out``.
 
     ``pretrain``: recordings to pre-train on (families that pre-train; default: the benchmark
@@ -145,6 +153,7 @@ def train_run(recipe, data: str | os.PathLike, *, seed: int = 0, out: str | os.P
 
     Warnings (:mod:`motordecode.notices`) are printed on stderr and kept in metrics.json under
     ``warnings``. A run that fails before its first checkpoint leaves no run directory behind."""
+    _cpu_only_stand_in(device)
     with collecting() as warnings:
         return _train_run(recipe, data, seed=seed, out=out, resume=resume, progress=progress, threads=threads,
                           pretrain=pretrain, pretrained=pretrained, heldout=heldout, warnings=warnings)

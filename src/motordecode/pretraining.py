@@ -34,12 +34,14 @@ PRETRAINED_FILE = "pretrained.pt"
 
 
 def pretrain_run(recipe, files: list, *, seed: int, out: str | os.PathLike, progress: bool = False,
-                 threads: int | None = None, heldout: str = "include", loaded: dict | None = None) -> Path:
+                 threads: int | None = None, heldout: str = "include", loaded: dict | None = None,
+                 device="auto") -> Path:
     """PRE_DIR/pretrained.pt for ``recipe`` pre-trained on ``files`` with ``seed``: read when it
     exists, else trained (resuming a started pre-training). ``loaded``: {resolved path: recording}
     already in memory."""
-    from motordecode.pipeline import load_for_recipe
+    from motordecode.pipeline import _cpu_only_stand_in, load_for_recipe
 
+    _cpu_only_stand_in(device)
     out = Path(out)
     path = out / PRETRAINED_FILE
     files = [Path(f).resolve() for f in files]
