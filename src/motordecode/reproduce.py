@@ -13,8 +13,8 @@ with ``pretrain_epochs`` > 0) is pre-trained once per monkey and seed on the mon
 cells fine-tune from it; the other cells start at once. A task whose result exists is read, not
 retrained; a started one resumes from its checkpoint. A cell that fails (or whose pre-training
 failed) is reported with its error and the others go on; :func:`reproduce` returns every cell's
-outcome. Tasks run in a process pool on this machine, or on Dask distributed, one torch thread
-each. ``motordecode report OUT`` turns the cells into tables and plots
+outcome. Tasks run in a process pool on this machine, or on Dask distributed, each worker pinned
+to its threads and device (:mod:`motordecode.workers`); each outcome says where it trained (``ran_on``). ``motordecode report OUT`` turns the cells into tables and plots
 (:mod:`motordecode.report.grid`).
 
 A cell's identity is its recipe's full settings, its session (the generator's settings of a
