@@ -37,8 +37,10 @@ def test_each_local_pool_worker_reads_its_own_thread_limits(workers, threads):
     barrier = multiprocessing.get_context("spawn").Barrier(workers, timeout=120)  # every worker takes one report
     with local_pool(workers, share, initializer=barrier.wait) as pool:
         reports = [f.result(timeout=300) for f in [pool.submit(thread_limits, k) for k in range(workers)]]
+        later = [f.result(timeout=300) for f in [pool.submit(thread_limits, k) for k in range(3 * workers)]]
     assert sorted(r["index"] for r in reports) == list(range(workers))
     assert len({r["pid"] for r in reports}) == workers
+    assert {r["pid"] for r in later} <= {r["pid"] for r in reports}  # the workers start once, not per task
     for report in reports:
         _assert_limited(report, share)
     _blas_note(reports)
