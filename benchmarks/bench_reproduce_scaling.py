@@ -87,14 +87,15 @@ def main() -> None:
                 runs[executor, workers] = run = timed(out, sessions, args, workers, executor)
                 rereads[executor, workers] = None if args.no_reread else timed(out, sessions, args, workers,
                                                                                executor)["wall"]
-                again = "" if args.no_reread else f"; re-run with every cell finished {rereads[executor, workers]:.1f} s"
+                again = ("" if args.no_reread else
+                         f"; re-run with every cell finished {rereads[executor, workers]:.1f} s")
                 print(f"{executor:5s} {workers:3d} worker(s): {run['wall']:7.1f} s for {run['cells']} cells "
                       f"({run['cell_s']:.1f} s per cell, on {', '.join(run['devices'])}), {run['busy']:.2f} cores "
                       f"busy{again}; load {load()}", flush=True)
                 shutil.rmtree(out, ignore_errors=True)
         cells = runs[executors[0], counts[0]]["cells"]
-        print(f"\n{args.recipe} ({', '.join(args.set)}), {len(sessions)} sessions of {args.duration:g} s x {args.seeds} "
-              f"seeds = {cells} cells, {args.threads_per_worker} thread(s) per worker, device {args.device}; "
+        print(f"\n{args.recipe} ({', '.join(args.set)}), {len(sessions)} sessions of {args.duration:g} s x "
+              f"{args.seeds} seeds = {cells} cells, {args.threads_per_worker} thread(s) per worker, device {args.device}; "
               f"load average after: {load()}")
         print("| workers | " + " | ".join(f"{e} wall | {e} speed-up | {e} cores busy" for e in executors) + " |")
         print("|---|" + "---|---|---|" * len(executors))

@@ -14,7 +14,8 @@ cells fine-tune from it; the other cells start at once. A task whose result exis
 retrained; a started one resumes from its checkpoint. A cell that fails (or whose pre-training
 failed) is reported with its error and the others go on; :func:`reproduce` returns every cell's
 outcome. Tasks run in a process pool on this machine, or on Dask distributed, each worker pinned
-to its threads and device (:mod:`motordecode.workers`); each outcome says where it trained (``ran_on``). ``motordecode report OUT`` turns the cells into tables and plots
+to its threads and device (:mod:`motordecode.workers`); each outcome says where it trained
+(``ran_on``). ``motordecode report OUT`` turns the cells into tables and plots
 (:mod:`motordecode.report.grid`).
 
 A cell's identity is its recipe's full settings, its session (the generator's settings of a
@@ -344,8 +345,8 @@ def worker_signals() -> None:
 # -- tasks ---------------------------------------------------------------------------------------
 def run_pretraining(job: dict) -> dict:
     """Pre-train one (recipe, monkey, seed) (or find it done) on this worker's device (the outcome's
-    ``ran_on``; None when it did not train); never raises: an error is returned. Not started when the grid is asked to stop;
-    stopped after a checkpoint when asked meanwhile."""
+    ``ran_on``; None when it did not train); never raises: an error is returned. Not started when
+    the grid is asked to stop; stopped after a checkpoint when asked meanwhile."""
     from motordecode.pretraining import PRETRAINED_FILE, pretrain_run
 
     started = time.perf_counter()
@@ -370,8 +371,8 @@ def run_pretraining(job: dict) -> dict:
 def run_cell(job: dict, pretraining: dict | None = None) -> dict:
     """Train one cell (or read it when finished) on this worker's device (the outcome's ``ran_on``;
     None when it did not train), from ``pretraining``'s network when the cell needs one; never
-    raises: an error is returned in the row. Not started when the grid is asked to stop (or its pre-training did not finish); stopped
-    after a checkpoint when asked meanwhile."""
+    raises: an error is returned in the row. Not started when the grid is asked to stop (or its
+    pre-training did not finish); stopped after a checkpoint when asked meanwhile."""
     started = time.perf_counter()
     minutes = lambda: (time.perf_counter() - started) / 60  # noqa: E731
     if job.get("error"):
@@ -390,7 +391,8 @@ def run_cell(job: dict, pretraining: dict | None = None) -> dict:
         job = placed(job)
         with stopping_when(lambda: stop_asked(job["grid"])):
             row, status = finished_or_trained(job)
-        return {**job, "status": status, "row": row, "minutes": minutes(), **({"ran_on": None} if status != "trained" else {})}
+        return {**job, "status": status, "row": row, "minutes": minutes(),
+                **({"ran_on": None} if status != "trained" else {})}
     except TrainingStopped as exc:
         return {**job, "status": "stopped", "note": str(exc), "minutes": minutes()}
     except Exception as exc:  # noqa: BLE001 - a failed cell is reported, the grid goes on

@@ -153,7 +153,8 @@ def thread_limits(_: object = None) -> dict:
     else:
         blas = [{"api": p["internal_api"], "library": os.path.basename(p["filepath"]), "threads": p["num_threads"]}
                 for p in threadpool_info()]
-    return {"pid": os.getpid(), "index": worker_index(), "env": {name: os.environ.get(name) for name in THREAD_VARIABLES},
+    env = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    return {"pid": os.getpid(), "index": worker_index(), "env": env,
             "torch": torch.get_num_threads(), "numba": numba.get_num_threads(), "blas": blas}
 
 
