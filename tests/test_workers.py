@@ -86,3 +86,20 @@ def test_threads_and_devices_are_checked():
         with pytest.raises(ConfigError, match="device 'cuda'"):
             worker_device("cuda", 0)
         print("no CUDA here: the spread of workers over GPUs (worker k on GPU k mod n) is checked where CUDA exists")
+
+
+def test_gpu_tasks_ask_dask_workers_for_a_gpu_resource_that_they_declare():
+    """The loopback cluster's workers declare one GPU when the cells train on GPUs, and a task that
+    asks for it runs; on a cluster whose workers declare none, --device cuda is refused, not left
+    waiting for ever."""
+    from distributed import Client
+
+    from motordecode.reproduce import _asks_for_gpus
+
+    with loopback_cluster(1, 1, gpus=True) as cluster, Client(cluster) as client:
+        assert _asks_for_gpus(client, "cuda") and _asks_for_gpus(client, "auto") and not _asks_for_gpus(client, "cpu")
+        assert client.submit(thread_limits, resources={"GPU": 1}, pure=False).result(timeout=120)["index"] == 0
+    with loopback_cluster(1, 1) as cluster, Client(cluster) as client:
+        assert not _asks_for_gpus(client, "auto") and not _asks_for_gpus(client, "cpu")
+        with pytest.raises(ConfigError, match="no worker of the Dask cluster declares a GPU resource"):
+            _asks_for_gpus(client, "cuda:0")
