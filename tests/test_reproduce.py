@@ -64,6 +64,7 @@ def test_six_sessions_stand_in_for_the_benchmark_ones_under_their_own_names(grid
 def test_report_means_and_stds_are_those_of_the_cells(grid, capsys):
     out, sessions, outcomes = grid
     assert len(outcomes) == CELLS and all(o["status"] == "trained" for o in outcomes)
+    assert {(o["ran_on"], o["threads"]) for o in outcomes} == {("cpu", 1)}  # where each cell trained, with what
     report = write_report(out)
     rows = json.loads((out / "results.json").read_text())["cells"]
     assert len(rows) == CELLS
@@ -81,6 +82,7 @@ def test_report_means_and_stds_are_those_of_the_cells(grid, capsys):
     again = reproduce(out, recipes=["ann2d", "wiener"], seeds=[0, 1], sessions=sessions,
                       settings=["epochs=1", "wiener.alphas=1"], log=lambda *_: None)
     assert {o["status"] for o in again} == {"done before"}
+    assert {o["ran_on"] for o in again} == {None}  # trained nowhere this time
 
 
 def test_a_failed_cell_is_reported_and_the_others_finish(tmp_path, capsys):
@@ -262,13 +264,18 @@ def test_a_rerun_with_other_settings_is_refused_naming_them(grid, tmp_path, caps
     (["--workers", "-3"], "workers must be a whole number of at least 1, got -3"),
     (["--seeds", "4-0"], "the range 4-0 runs backwards"),
     (["--seeds", "0,2,-1"], "--seeds as integers or ranges"),
+    (["--threads-per-worker", "0"], "threads per worker must be a whole number of at least 1 or 'share', got 0"),
+    (["--device", "tpu"], "device 'tpu': unknown device"),
+    pytest.param(["--device", "cuda"], "device 'cuda': ", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="this machine has CUDA, so --device cuda is not refused")),
 ])
 def test_bad_numbers_are_refused_before_anything_is_written(tmp_path, capsys, bad, message):
     """Seen: --duration 0 became 300 s, --workers 0 and -3 ran, --seeds 4-0 generated six sessions first."""
     out = tmp_path / "grid"
     code = main(["reproduce", "--out", str(out), "--synthetic", "--recipes", "wiener", "--sessions",
                  "indy_20160622_01_synthetic", *bad])
-    assert code == 2 and message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
 
 

@@ -26,7 +26,8 @@ FLAG_HINTS = {"data": "pass --data FILE", "out": "pass another --out (or --resum
               "step": "pass --step torch", "resume": "run the same train command with --resume",
               "seeds": "pass --seeds as integers or ranges, e.g. --seeds 0-4 or --seeds 0,2,5",
               "executor": "add --executor dask to join a cluster with --scheduler",
-              "device": "pass --device auto, cpu, cuda or cuda:N ('motordecode devices' lists the GPUs found)"}
+              "device": "pass --device auto, cpu, cuda or cuda:N ('motordecode devices' lists the GPUs found)",
+              "threads_per_worker": "pass --threads-per-worker N (at least 1) or share"}
 
 
 def _json(obj) -> str:
@@ -282,7 +283,7 @@ def cmd_sweep(args) -> int:
     seeds = parse_list(args.seeds, "--seeds", int)
     out = args.out or f"runs/sweep-{args.kind}-{Path(args.data).stem}"
     rows = run_sweep(args.kind, args.data, out, seeds=seeds, workers=args.workers, points=points,
-                     settings=args.set or [], device=args.device)
+                     settings=args.set or [], threads_per_worker=args.threads_per_worker, device=args.device)
     print(sweep_table(rows))
     print(f"table {Path(out) / 'sweep.md'}, plot {Path(out) / 'sweep.png'}, rows {Path(out) / 'sweep.json'}")
     return 0
@@ -306,7 +307,8 @@ def cmd_reproduce(args) -> int:
     try:
         outcomes = reproduce(args.out, recipes=recipes, seeds=seeds, sessions=sessions,
                              settings=args.set or [], workers=args.workers, progress=sys.stderr.isatty(),
-                             executor=args.executor, scheduler=args.scheduler)
+                             executor=args.executor, scheduler=args.scheduler,
+                             threads_per_worker=args.threads_per_worker, device=args.device)
     except KeyboardInterrupt:  # a second signal: the workers were ended at once
         print(f"motordecode: interrupted; the cells resume from their last checkpoints with: "
               f"{_reproduce_command(args)}", file=sys.stderr)
@@ -334,7 +336,8 @@ def _reproduce_command(args) -> str:
               if args.synthetic else ["--data-dir", args.data_dir])
     words += ["--sessions", args.sessions] if args.sessions else []
     words += [word for setting in args.set or [] for word in ("--set", setting)]
-    words += ["--workers", str(args.workers), "--executor", args.executor]
+    words += ["--workers", str(args.workers), "--threads-per-worker", str(args.threads_per_worker),
+              "--device", args.device, "--executor", args.executor]
     words += ["--scheduler", args.scheduler] if args.scheduler else []
     return shlex.join(words)
 
@@ -388,6 +391,21 @@ def _device_option(parser, what: str) -> None:
     parser.add_argument("--device", default="auto", metavar="DEVICE",
                         help=f"{what} auto (default: a CUDA GPU when torch finds one, else the CPU), cpu, cuda or "
                              "cuda:N; 'motordecode devices' shows what is found")
+
+
+def _threads_per_worker(text: str):
+    if text == "share":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'share', got {text!r}") from None
+
+
+def _threads_option(parser) -> None:
+    parser.add_argument("--threads-per-worker", type=_threads_per_worker, default=1, metavar="N",
+                        help="BLAS, OpenMP, numba and torch threads of each worker: N, or share (cores / workers); "
+                             "default 1, so a run's numbers do not depend on the worker count")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -536,6 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="sweep directory (default: runs/sweep-KIND-DATA)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default: %(default)s)")
     p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel runs (default: cores)")
+    _threads_option(p)
     p.add_argument("--grid", default=None, help="nk points as NxK, e.g. 100x5,200x10 (N samples of 4 ms)")
     p.add_argument("--rates", default=None, help="pruning rates, e.g. 0,0.5,0.9")
     p.add_argument("--thetas", default=None, help="delta: thresholds (theta_x = theta_u = theta_h), e.g. 0,0.1,0.2")
@@ -556,6 +575,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a field of every recipe that has it, or RECIPE.KEY=VALUE for one recipe")
     p.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel cells (default: cores)")
+    _threads_option(p)
+    p.add_argument("--device", default="auto", metavar="DEVICE",
+                   help="train the cells on: auto (default: the GPUs when torch finds one, else the CPU), cpu, cuda "
+                        "(worker k on GPU k mod the GPUs) or cuda:N (every worker on GPU N)")
     p.add_argument("--executor", choices=("local", "dask"), default="local",
                    help="local: a process pool here; dask: a loopback Dask cluster, or --scheduler's")
     p.add_argument("--scheduler", default=None, help="join this Dask scheduler, e.g. tcp://host:8786")

@@ -13,8 +13,9 @@ with ``pretrain_epochs`` > 0) is pre-trained once per monkey and seed on the mon
 cells fine-tune from it; the other cells start at once. A task whose result exists is read, not
 retrained; a started one resumes from its checkpoint. A cell that fails (or whose pre-training
 failed) is reported with its error and the others go on; :func:`reproduce` returns every cell's
-outcome. Tasks run in a process pool on this machine, or on Dask distributed, one torch thread
-each. ``motordecode report OUT`` turns the cells into tables and plots
+outcome. Tasks run in a process pool on this machine, or on Dask distributed, each worker pinned
+to its threads and device (:mod:`motordecode.workers`); each outcome says where it trained
+(``ran_on``). ``motordecode report OUT`` turns the cells into tables and plots
 (:mod:`motordecode.report.grid`).
 
 A cell's identity is its recipe's full settings, its session (the generator's settings of a
@@ -34,24 +35,26 @@ from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
 import traceback
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
+from motordecode.notices import collecting
 from motordecode.provenance import provenance
 from motordecode.recipes import changed_fields, get_recipe, override, recipe_from_dict, split_assignment
 from motordecode.runs import CONFIG_FILE, METRICS_FILE, read_json, run_lock
 from motordecode.seeds import MAX_SEED
 from motordecode.training.epochs import TrainingStopped, stopping_when
+from motordecode.workers import (GPU_RESOURCE, check_device, check_device_text, check_threads, local_pool,
+                                 loopback_cluster, worker_device, worker_index)
 
 SYNTHETIC_DURATION_S = 300.0
 GRID_FILE = "grid.json"
@@ -261,18 +264,25 @@ def _recipes(names: list[str], settings) -> dict:
 
 def finished_or_trained(job: dict) -> tuple[dict, str]:
     """(metrics row, "done before" | "trained") of the run ``job`` describes (recipe dict, data,
-    seed, out, and optionally pretrain files, the pretrained file and the device): read when its
-    metrics.json exists, else trained, resuming a started run; one thread."""
+    seed, out, and optionally pretrain files, the pretrained file, the torch threads and the
+    device): read when its metrics.json exists, else trained, resuming a started run."""
     from motordecode.pipeline import train_run
 
     out = Path(job["out"])
     if (out / METRICS_FILE).is_file():
         return read_json(out / METRICS_FILE), "done before"
     row = train_run(recipe_from_dict(job["recipe"]), job["data"], seed=job["seed"], out=out,
-                    resume=(out / CONFIG_FILE).is_file(), progress=False, threads=1,
+                    resume=(out / CONFIG_FILE).is_file(), progress=False, threads=job.get("threads", 1),
                     pretrain=job.get("pretrain", ()), pretrained=job.get("pretrained"),
                     device=job.get("device", "auto"))
     return row, "trained"
+
+
+def placed(job: dict) -> dict:
+    """``job`` to train here: ``device``, the grid's setting, becomes the device this worker trains
+    on (:func:`motordecode.workers.worker_device`), also kept as ``ran_on`` for the outcome."""
+    device = worker_device(job.get("device", "auto"), worker_index())
+    return {**job, "device": device, "ran_on": device}
 
 
 def _failure(exc: BaseException) -> str:
@@ -325,25 +335,6 @@ def _stop_on_signals(grid: Path):
             signal.signal(number, handler)
 
 
-def end_with_parent(parent: int) -> None:
-    """End this process when ``parent`` ends, however it ends (SIGKILL included): on Linux the
-    kernel sends SIGKILL (PR_SET_PDEATHSIG; the pool's processes are started by the thread that
-    runs the grid, which lives as long as the pool); elsewhere a thread polls the parent's pid."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    else:
-        def watch():
-            while os.getppid() == parent:
-                time.sleep(0.5)
-            os._exit(1)
-        threading.Thread(target=watch, daemon=True, name="end-with-parent").start()
-    if os.getppid() != parent:  # the parent ended before the watch began
-        os._exit(1)
-
-
 def worker_signals() -> None:
     """In a worker's main thread: SIGINT is the command's to handle (a terminal's Ctrl-C reaches
     every process of the group), and SIGTERM stops the worker's training at its next checkpoint."""
@@ -351,16 +342,11 @@ def worker_signals() -> None:
     signal.signal(signal.SIGTERM, lambda *_: _terminated.set())
 
 
-def _start_pool_worker(parent: int) -> None:
-    """A local pool worker: :func:`worker_signals`, and it ends with the command."""
-    worker_signals()
-    end_with_parent(parent)
-
-
 # -- tasks ---------------------------------------------------------------------------------------
 def run_pretraining(job: dict) -> dict:
-    """Pre-train one (recipe, monkey, seed) (or find it done); never raises: an error is returned.
-    Not started when the grid is asked to stop; stopped after a checkpoint when asked meanwhile."""
+    """Pre-train one (recipe, monkey, seed) (or find it done) on this worker's device (the outcome's
+    ``ran_on``; None when it did not train); never raises: an error is returned. Not started when
+    the grid is asked to stop; stopped after a checkpoint when asked meanwhile."""
     from motordecode.pretraining import PRETRAINED_FILE, pretrain_run
 
     started = time.perf_counter()
@@ -369,11 +355,13 @@ def run_pretraining(job: dict) -> dict:
     if not done and stop_asked(job["grid"]):
         return {**job, "status": "not started", "minutes": 0.0}
     try:
+        job = placed(job)
         with stopping_when(lambda: stop_asked(job["grid"])):
             path = pretrain_run(recipe_from_dict(job["recipe"]), job["pretrain"], seed=job["seed"], out=job["out"],
-                                threads=1, device=job.get("device", "auto"))
+                                threads=job.get("threads", 1), device=job["device"])
         status = "done before" if done else "trained"
-        return {**job, "status": status, "pretrained": str(path), "minutes": minutes()}
+        return {**job, "status": status, "pretrained": str(path), "minutes": minutes(),
+                **({"ran_on": None} if done else {})}
     except TrainingStopped as exc:
         return {**job, "status": "stopped", "note": str(exc), "minutes": minutes()}
     except Exception as exc:  # noqa: BLE001 - reported; the cells that need it fail with it
@@ -381,9 +369,10 @@ def run_pretraining(job: dict) -> dict:
 
 
 def run_cell(job: dict, pretraining: dict | None = None) -> dict:
-    """Train one cell (or read it when finished), from ``pretraining``'s network when the cell
-    needs one; never raises: an error is returned in the row. Not started when the grid is asked
-    to stop (or its pre-training did not finish); stopped after a checkpoint when asked meanwhile."""
+    """Train one cell (or read it when finished) on this worker's device (the outcome's ``ran_on``;
+    None when it did not train), from ``pretraining``'s network when the cell needs one; never
+    raises: an error is returned in the row. Not started when the grid is asked to stop (or its
+    pre-training did not finish); stopped after a checkpoint when asked meanwhile."""
     started = time.perf_counter()
     minutes = lambda: (time.perf_counter() - started) / 60  # noqa: E731
     if job.get("error"):
@@ -399,9 +388,11 @@ def run_cell(job: dict, pretraining: dict | None = None) -> dict:
     if stop_asked(job["grid"]):
         return {**job, "status": "not started", "minutes": 0.0}
     try:
+        job = placed(job)
         with stopping_when(lambda: stop_asked(job["grid"])):
             row, status = finished_or_trained(job)
-        return {**job, "status": status, "row": row, "minutes": minutes()}
+        return {**job, "status": status, "row": row, "minutes": minutes(),
+                **({"ran_on": None} if status != "trained" else {})}
     except TrainingStopped as exc:
         return {**job, "status": "stopped", "note": str(exc), "minutes": minutes()}
     except Exception as exc:  # noqa: BLE001 - a failed cell is reported, the grid goes on
@@ -411,15 +402,12 @@ def run_cell(job: dict, pretraining: dict | None = None) -> dict:
 EXECUTORS = ("local", "dask")
 
 
-def _local(pretrainings: dict, cells: list[dict], workers: int):
-    """Outcomes as tasks finish, from a process pool on this machine (spawned, one thread each,
-    ending with this process): the pre-trainings and the cells that need none first, each other
-    cell once its pre-training is done. Stopped early (a second signal), it ends the workers at once."""
-    context = multiprocessing.get_context("spawn")
+def _local(pretrainings: dict, cells: list[dict], workers: int, threads: int):
+    """Outcomes as tasks finish, from the process pool on this machine (:func:`motordecode.workers.local_pool`):
+    the pre-trainings and the cells that need none first, each other cell once its pre-training is
+    done. Stopped early (a second signal), it ends the workers at once."""
     waiting: dict = {}
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_pool_worker,
-                               initargs=(os.getpid(),))
-    try:
+    with local_pool(workers, threads, initializer=worker_signals) as pool:
         running = {pool.submit(run_pretraining, job) for job in pretrainings.values()}
         for cell in cells:
             if cell.get("pretraining") in pretrainings:
@@ -433,57 +421,64 @@ def _local(pretrainings: dict, cells: list[dict], workers: int):
                 if outcome["kind"] == "pretrain":
                     running |= {pool.submit(run_cell, cell, outcome) for cell in waiting.pop(outcome["key"], [])}
                 yield outcome
-    except BaseException:  # KeyboardInterrupt, or the consumer gave up: do not wait for the running cells
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
 
 
-def _dask(pretrainings: dict, cells: list[dict], workers: int, scheduler: str | None):
-    """Outcomes as tasks finish, from Dask distributed: a cluster of ``workers`` single-threaded
-    processes on loopback (no dashboard), or the existing cluster at ``scheduler``. Each cell that
-    needs a pre-training depends on its task. A worker that dies mid-task has the task run again
-    elsewhere, which resumes it from its checkpoint. The loopback cluster's workers end with this
-    process (each watches its parent's pipe)."""
+def _dask(pretrainings: dict, cells: list[dict], workers: int, threads: int, device: str, scheduler: str | None):
+    """Outcomes as tasks finish, from Dask distributed: the loopback cluster of ``workers``
+    single-task processes (:func:`motordecode.workers.loopback_cluster`), or the existing cluster
+    at ``scheduler``. The pre-trainings go first (they are the critical path); each cell that needs
+    one depends on its task. Tasks that train on a GPU ask for one ``GPU`` resource. A worker that
+    dies mid-task has the task run again elsewhere, which resumes it from its checkpoint. The
+    loopback cluster's workers end with this process (each watches its parent's pipe)."""
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
         from distributed import as_completed as finished
     except ImportError:
         raise ConfigError("the dask executor needs Dask distributed: pip install 'motordecode[cluster]'.") from None
-    import dask
 
-    cluster = None
-    if scheduler is None:  # Dask's default MALLOC_TRIM_THRESHOLD_ fixes glibc's mmap threshold: ~17% slower cells
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None)
-    try:
-        client = Client(cluster if cluster is not None else scheduler)
-    except OSError as exc:
-        raise ConfigError(f"cannot reach the Dask scheduler at {scheduler} ({exc}).") from None
-    try:
+    with contextlib.ExitStack() as stack:
+        cluster = None
+        if scheduler is None:
+            cluster = stack.enter_context(loopback_cluster(workers, threads, gpus=device != "cpu"))
+        try:
+            client = Client(cluster if cluster is not None else scheduler)
+        except OSError as exc:
+            raise ConfigError(f"cannot reach the Dask scheduler at {scheduler} ({exc}).") from None
+        stack.callback(client.close)
         if cluster is not None:
             client.register_plugin(_worker_signals_plugin())
+        gpu = {"resources": {GPU_RESOURCE: 1}} if _asks_for_gpus(client, device) else {}
         jobs, futures = {}, []
         for key, job in pretrainings.items():
             jobs[key] = job
-            futures.append(client.submit(run_pretraining, job, pure=False, key=key))
+            futures.append(client.submit(run_pretraining, job, pure=False, key=key, priority=1, **gpu))
         by_key = {f.key: f for f in futures}
         for cell in cells:
             jobs[cell["key"]] = cell
             needs = (by_key[cell["pretraining"]],) if cell.get("pretraining") in by_key else ()
-            futures.append(client.submit(run_cell, cell, *needs, pure=False, key=cell["key"]))
+            futures.append(client.submit(run_cell, cell, *needs, pure=False, key=cell["key"], **gpu))
         for future in finished(futures):
             try:
                 yield future.result()
             except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after repeated deaths: report the task
                 yield {**jobs[future.key], "status": "failed", "error": f"{type(exc).__name__}: {exc}", "minutes": 0.0}
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+
+
+def _asks_for_gpus(client, device: str) -> bool:
+    """Whether the tasks ask for a ``GPU`` resource: when they train on GPUs ("cuda", "cuda:N", or
+    "auto" on a cluster whose workers declare GPUs). ConfigError when they must and no worker
+    declares one (the tasks would wait for ever)."""
+    if device == "cpu":
+        return False
+    workers = list(client.scheduler_info().get("workers", {}).values())  # those that have joined so far
+    declared = any(w.get("resources", {}).get(GPU_RESOURCE, 0) >= 1 for w in workers)
+    if device == "auto" or declared:
+        return declared
+    if workers:
+        raise ConfigError(f"device {device!r}: no worker of the Dask cluster declares a {GPU_RESOURCE} resource; "
+                          f"start the workers with --resources {GPU_RESOURCE}=1 (docs/cluster.md), or use --device "
+                          "cpu.", setting="device")
+    return True  # none has joined yet: those that will must declare it
 
 
 def _worker_signals_plugin():
@@ -602,9 +597,16 @@ def write_grid(out: Path, grid: dict) -> None:
 
 def reproduce(out: str | os.PathLike, *, recipes: list[str], seeds: list[int], sessions: dict,
               settings: list[str] | dict = (), workers: int = 1, log=print, progress: bool = False,
-              executor: str = "local", scheduler: str | None = None) -> list[dict]:
+              executor: str = "local", scheduler: str | None = None, threads_per_worker: int | str = 1,
+              device="auto") -> list[dict]:
     """Run every (recipe, session, seed) cell, and the pre-trainings they need, with ``executor``
-    ("local" or "dask"); returns one outcome per cell (status, row or error), in grid order.
+    ("local" or "dask"); returns one outcome per cell (status, row or error, the device it trained
+    on), in grid order.
+
+    Each of the ``workers`` runs one task at a time with ``threads_per_worker`` threads (1, or
+    "share": cores / workers; :mod:`motordecode.workers`) on ``device`` ("auto", "cpu", "cuda":
+    worker k on GPU k mod n_gpus, "cuda:N"); with ``scheduler`` the device is resolved on each
+    Dask worker.
 
     ``sessions``: {name: a session file, or the SynthConfig of a session to generate into OUT/data}.
     Everything is checked before anything is written: the numbers, the recipes and settings, and
@@ -619,6 +621,11 @@ def reproduce(out: str | os.PathLike, *, recipes: list[str], seeds: list[int], s
     if scheduler is not None and executor != "dask":
         raise ConfigError("a scheduler address joins a Dask cluster; use it with the dask executor.", setting="executor")
     workers, seeds = check_workers(workers), check_seeds(seeds)
+    with collecting():  # the oversubscription warning, one line
+        if scheduler is None:
+            threads, device = check_threads(threads_per_worker, workers), check_device(device)
+        else:  # the cluster's workers have their own cores and GPUs
+            threads, device = check_threads(threads_per_worker, 1), check_device_text(device)
     if not sessions:
         raise ConfigError("a grid needs at least one session.")
     out = Path(out)
@@ -640,9 +647,10 @@ def reproduce(out: str | os.PathLike, *, recipes: list[str], seeds: list[int], s
         write_grid(out, grid)  # the plan, so the report can name missing cells
         (out / STOP_FILE).unlink(missing_ok=True)  # a stop asked of an earlier run
         log(f"reproduce: {len(recipes)} recipes x {len(sessions)} sessions x {len(seeds)} seeds = {len(cells)} "
-            f"cells (+ {len(pretrainings)} pre-trainings) on {workers} worker(s) -> {out}")
+            f"cells (+ {len(pretrainings)} pre-trainings) on {workers} worker(s) x {threads} thread(s), device {device} "
+            f"-> {out}")
         with _stop_on_signals(out) as received:
-            outcomes = _run(pretrainings, cells, workers, executor, scheduler, log, progress)
+            outcomes = _run(pretrainings, cells, workers, threads, device, executor, scheduler, log, progress)
             stopped_by = received[0] if received else "OUT/stop" if (out / STOP_FILE).exists() else None
         (out / STOP_FILE).unlink(missing_ok=True)
     if stopped_by is not None:
@@ -655,16 +663,19 @@ def reproduce(out: str | os.PathLike, *, recipes: list[str], seeds: list[int], s
     return sorted(outcomes, key=lambda o: order[o["key"]])
 
 
-def _run(pretrainings: dict, cells: list[dict], workers: int, executor: str, scheduler: str | None, log,
-         progress: bool) -> list[dict]:
-    """The cells' outcomes, each logged as it comes."""
+def _run(pretrainings: dict, cells: list[dict], workers: int, threads: int, device: str, executor: str,
+         scheduler: str | None, log, progress: bool) -> list[dict]:
+    """The cells' outcomes, each logged as it comes; every task with ``threads`` and ``device``."""
+    placement = {"threads": threads, "device": device, "ran_on": None}
+    pretrainings = {key: {**job, **placement} for key, job in pretrainings.items()}
+    cells = [{**cell, **placement} for cell in cells]
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=len(cells), unit="cell", file=sys.stderr)
     outcomes = []
-    running = (_local(pretrainings, cells, workers) if executor == "local"
-               else _dask(pretrainings, cells, workers, scheduler))
+    running = (_local(pretrainings, cells, workers, threads) if executor == "local"
+               else _dask(pretrainings, cells, workers, threads, device, scheduler))
     for outcome in running:
         if outcome["kind"] == "pretrain":
             label = f"pre-training {outcome['recipe_name']} {outcome['group']} seed {outcome['seed']}"

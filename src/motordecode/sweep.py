@@ -9,17 +9,16 @@ Built-in sweeps of the AEGRU paper on one session:
 
 Every point is an ordinary run directory under OUT (``OUT/<point>-seed<s>``); a point whose
 metrics.json exists is read, not retrained, and an interrupted one is resumed, so an interrupted
-sweep continues where it stopped. Workers are separate processes with one torch thread each, all
-training on the one ``device`` (a GPU is shared by the workers).
+sweep continues where it stopped. The runs train in the local pool of :mod:`motordecode.workers`
+(shared with ``reproduce``): separate processes, each pinned to its threads (1 by default) and its
+device (worker k on GPU k mod n_gpus with "cuda").
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 from dataclasses import fields
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +26,10 @@ import numpy as np
 from motordecode.devices import resolve_device
 from motordecode.errors import ConfigError
 from motordecode.fileio import atomic_write_path
+from motordecode.notices import collecting
 from motordecode.provenance import describe, summary
 from motordecode.recipes import get_recipe, override
+from motordecode.workers import check_device, check_threads, local_pool
 
 DEFAULT_GRID = ((50, 2), (50, 5), (50, 10), (100, 2), (100, 5), (100, 10), (150, 5), (150, 10), (200, 5), (200, 10))
 DEFAULT_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -76,17 +77,20 @@ def parse_list(text: str, what: str, kind=float) -> list:
 
 
 def _run_point(job: dict) -> dict:
-    from motordecode.reproduce import finished_or_trained
+    from motordecode.reproduce import finished_or_trained, placed
 
-    return finished_or_trained(job)[0]
+    return finished_or_trained(placed(job))[0]
 
 
 def run_sweep(kind: str, data: str | os.PathLike, out: str | os.PathLike, *, seeds=(0,), workers: int = 2,
               points: list[tuple[str, dict]] | None = None, settings: list[str] | None = None,
-              log=print, device="auto") -> list[dict]:
-    """Train every (point, seed) on ``device`` ("auto", "cpu", "cuda", "cuda:N"); returns one
-    summary row per point (mean and std over seeds)."""
-    device = str(resolve_device(device))
+              log=print, threads_per_worker: int | str = 1, device="auto") -> list[dict]:
+    """Train every (point, seed) in ``workers`` processes of ``threads_per_worker`` threads (1, or
+    "share") on ``device`` ("auto", "cpu", "cuda": worker k on GPU k mod n_gpus, "cuda:N"; see
+    :mod:`motordecode.workers`); returns one summary row per point (mean and std over seeds)."""
+    workers = max(1, workers)
+    with collecting():  # the oversubscription warning, one line
+        threads, device = check_threads(threads_per_worker, workers), check_device(device)
     if kind not in SWEEPS:
         raise ConfigError(f"unknown sweep {kind!r}; choose from {', '.join(SWEEPS)}.")
     recipe_name, default_points = SWEEPS[kind]
@@ -100,11 +104,11 @@ def run_sweep(kind: str, data: str | os.PathLike, out: str | os.PathLike, *, see
         known = {f.name for f in fields(reference)}
         recipes[reference.name] = override(reference, [s for s in settings or [] if s.split("=")[0].strip() in known])
     jobs = [{"label": label, "seed": int(seed), "recipe": recipes[label].to_dict(), "data": str(data),
-             "out": str(Path(out) / f"{label}-seed{seed}"), "device": device} for label in recipes for seed in seeds]
+             "out": str(Path(out) / f"{label}-seed{seed}"), "threads": threads, "device": device}
+            for label in recipes for seed in seeds]
     log(f"sweep {kind}: {len(points)} points x {len(seeds)} seeds = {len(jobs)} runs on {workers} workers -> {out}")
     results = {}
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
+    with local_pool(workers, threads) as pool:
         futures = {pool.submit(_run_point, job): job for job in jobs}
         for future in futures:
             job = futures[future]
