@@ -4,6 +4,7 @@ process, the thread limits it was given, and a GPU setting places it on a GPU.""
 from __future__ import annotations
 
 import multiprocessing
+import os
 
 import pytest
 import torch
@@ -103,3 +104,23 @@ def test_gpu_tasks_ask_dask_workers_for_a_gpu_resource_that_they_declare():
         assert not _asks_for_gpus(client, "auto") and not _asks_for_gpus(client, "cpu")
         with pytest.raises(ConfigError, match="no worker of the Dask cluster declares a GPU resource"):
             _asks_for_gpus(client, "cuda:0")
+
+
+def test_a_worker_pinned_to_its_cores_cuts_batches_in_line(monkeypatch):
+    """The pool's workers own their threads' cores: no prefetch thread beside training; a process
+    with a core beyond torch's threads (a plain `train`) keeps its prefetch thread."""
+    import torch
+
+    from motordecode.training.epochs import OWNED_CORES, spare_core
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        monkeypatch.setenv(OWNED_CORES, "1")
+        assert not spare_core()
+        monkeypatch.setenv(OWNED_CORES, "2")
+        assert spare_core()
+        monkeypatch.delenv(OWNED_CORES)
+        assert spare_core() == (len(os.sched_getaffinity(0)) > 1)
+    finally:
+        torch.set_num_threads(before)

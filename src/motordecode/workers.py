@@ -35,10 +35,12 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from motordecode.errors import ConfigError
+from motordecode.training.epochs import OWNED_CORES
 from motordecode.notices import warn
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "BLIS_NUM_THREADS")
+                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "BLIS_NUM_THREADS",
+                    OWNED_CORES)  # the last: the trainers cut batches in line, with no core spare
 SHARE = "share"
 GPU_RESOURCE = "GPU"  # the Dask resource a worker on a GPU declares and a GPU cell asks for
 _worker = {"index": None}  # this process's index in its local pool (set by the pool's bootstrap)

@@ -88,6 +88,25 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+OWNED_CORES = "MOTORDECODE_WORKER_CORES"  # set by motordecode.workers: the cores each pool worker owns
+
+
+def spare_core() -> bool:
+    """Whether this process owns a core beyond torch's threads, to cut the next batches on: a pool
+    worker owns the cores its pool gave it (``MOTORDECODE_WORKER_CORES``), any other process the
+    cores it may run on. A worker pinned to one thread cuts its batches in line, so that W workers
+    keep W cores busy, not 1.13 W."""
+    owned = os.environ.get(OWNED_CORES)
+    if owned is None or not owned.isdigit():
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cores = os.cpu_count() or 1
+    else:
+        cores = int(owned)
+    return cores > torch.get_num_threads()
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during an epoch: ``stage``, ``epoch`` (the epochs of that stage finished and saved in
     RUN_DIR/train_state.pt) of ``epochs``, and ``run_dir`` (None: nothing was saved)."""
@@ -263,13 +282,14 @@ def moved(value, device: torch.device):
 
 def optimise_epoch(batches, loss_of, optimizer, model, masks, bar, device: torch.device | None = None
                    ) -> tuple[float, int]:
-    """One pass of optimiser steps over ``batches`` (cut on the spare core): ``loss_of(batch)`` gives
+    """One pass of optimiser steps over ``batches`` (cut on the spare core, :func:`spare_core`, else
+    in line: the same batches either way): ``loss_of(batch)`` gives
     the loss (None skips the batch); pruned weights are re-zeroed after every step. ``device``: where
     each batch's tensors are moved before ``loss_of`` (None or the CPU: left where they are). Returns
     (sum of batch losses x batch size, examples seen)."""
     loss_sum, seen = 0.0, 0
     to_device = device is not None and torch.device(device).type != "cpu"
-    for batch in prefetched(batches):
+    for batch in (prefetched(batches) if spare_core() else batches):
         if to_device:
             batch = tuple(t.to(device, non_blocking=True) for t in batch)
         loss = loss_of(batch)
