@@ -20,7 +20,8 @@ length (the same windows and steps, more of them); the fixed costs scaled with i
 projection an upper bound.
 
 With ``--device cuda`` every cell and pre-training trains on the GPU (``train_run(device=...)``),
-one at a time per GPU (``--workers`` defaults to the GPUs found), and the hours are GPU-hours: each
+one at a time per GPU (``--workers`` defaults to the GPUs found; worker k on GPU k mod the GPUs, as
+``reproduce`` places them), and the hours are GPU-hours: each
 task holds one GPU (and one CPU thread) for its time.
 
 Printed: per recipe, the measured epoch times and the projected cell time per monkey; the CPU-hours
@@ -38,7 +39,6 @@ import argparse
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -100,7 +100,10 @@ def measure(job: dict) -> dict:
     from motordecode.pretraining import pretrain_run
     from motordecode.recipes import get_recipe
 
+    from motordecode.workers import worker_device, worker_index
+
     torch.set_num_threads(1)
+    job = {**job, "device": worker_device(job["device"], worker_index())}  # worker k on GPU k mod the GPUs
     recipe = get_recipe(job["recipe"])
     cut = short(recipe, job["epochs"])
     out = Path(job["out"])
@@ -142,6 +145,7 @@ def main() -> None:
                         help="sessions' worth of windows the pre-training is timed on (its epochs scaled to 3)")
     args = parser.parse_args()
     from motordecode.devices import resolve_device
+    from motordecode.workers import local_pool
 
     device = resolve_device(args.device)
     gpus = torch_cuda_count() if device.type == "cuda" else 0
@@ -159,19 +163,16 @@ def main() -> None:
         for m in monkeys:
             if pretrains:
                 jobs.append({"kind": "pretrain", "recipe": name, "monkey": m, "data": data[m], "epochs": args.epochs,
-                             "device": task_device(device, len(jobs), gpus),
+                             "device": args.device,
                              "copies": args.pretrain_copies, "out": str(root / f"pre-{name}-{m}")})
             jobs.append({"kind": "cell", "recipe": name, "monkey": m, "data": data[m], "epochs": args.epochs,
-                         "device": task_device(device, len(jobs), gpus),
+                         "device": args.device,
                          "out": str(root / f"{name}-{m}"),
                          "pretrained": str(root / f"pre-{name}-{m}") if pretrains else None})
     scale = args.real_duration / args.duration
     started = time.perf_counter()
     results = []
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn" if gpus else None)  # CUDA cannot be used in forked children
-    with ProcessPoolExecutor(max_workers=args.workers, mp_context=context) as pool:  # pre-trainings first
+    with local_pool(args.workers, 1) as pool:  # reproduce's pool: pinned, spawned; pre-trainings first
         pre = [pool.submit(measure, j) for j in jobs if j["kind"] == "pretrain"]
         cells = [pool.submit(measure, j) for j in jobs if j["kind"] == "cell" and not j["pretrained"]]
         results += [f.result() for f in pre]
@@ -218,11 +219,6 @@ def torch_cuda_count() -> int:
     return torch.cuda.device_count()
 
 
-def task_device(device, index: int, gpus: int) -> str:
-    """The device of the ``index``-th task: the CPU, or the GPUs in turn."""
-    if device.type != "cuda" or device.index is not None or gpus <= 1:
-        return str(device)
-    return f"cuda:{index % gpus}"
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def test_auto_is_the_cpu_without_cuda_and_cuda_is_refused(monkeypatch):
         resolve_device("cuda:0")
 
 
-@pytest.mark.parametrize("spec", ["tpu", "cuda:x", "cuda:-1", "cpu:0", "", "gpu", 0])
+@pytest.mark.parametrize("spec", ["tpu", "cuda:x", "cuda:-1", "cuda:", "cuda:\u00b2", "cpu:0", "", "gpu", 0])
 def test_other_text_is_refused(spec):
     with pytest.raises(ConfigError, match="auto, cpu, cuda or cuda:N") as err:
         resolve_device(spec)

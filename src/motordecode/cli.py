@@ -559,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rates", default=None, help="pruning rates, e.g. 0,0.5,0.9")
     p.add_argument("--thetas", default=None, help="delta: thresholds (theta_x = theta_u = theta_h), e.g. 0,0.1,0.2")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field for every run")
-    _device_option(p, "train every run on (the workers share one GPU)")
+    _device_option(p, "train every run on (with cuda, worker k on GPU k mod the GPUs)")
     p.set_defaults(func=cmd_sweep)
 
     p = commands.add_parser("reproduce", help="every (recipe, session, seed) cell as a run directory")

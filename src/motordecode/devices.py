@@ -47,13 +47,13 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     if text == "cpu":
         return torch.device("cpu")
-    kind, _, index = text.partition(":")
-    if kind != "cuda" or (index and not index.isdigit()):
+    kind, colon, index = text.partition(":")
+    if kind != "cuda" or (colon and not (index.isascii() and index.isdecimal())):
         raise _refuse(given, f"unknown device; use {CHOICES}.")
     if not torch.cuda.is_available():
         raise _no_cuda(given)
     count = torch.cuda.device_count()
-    number = torch.cuda.current_device() if not index else int(index)
+    number = int(index) if index else 0  # not torch.cuda.current_device(): that would start CUDA here
     if number >= count:
         found = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
         raise _refuse(given, f"this machine has {count} CUDA device{'s' if count != 1 else ''} ({found}); "

@@ -53,8 +53,8 @@ from motordecode.recipes import changed_fields, get_recipe, override, recipe_fro
 from motordecode.runs import CONFIG_FILE, METRICS_FILE, read_json, run_lock
 from motordecode.seeds import MAX_SEED
 from motordecode.training.epochs import TrainingStopped, stopping_when
-from motordecode.workers import (GPU_RESOURCE, check_device, check_device_text, check_threads, local_pool,
-                                 loopback_cluster, worker_device, worker_index)
+from motordecode.workers import (GPU_RESOURCE, SHARE, check_device, check_device_text, check_threads, check_workers,
+                                 local_pool, loopback_cluster, worker_device, worker_index)
 
 SYNTHETIC_DURATION_S = 300.0
 GRID_FILE = "grid.json"
@@ -108,13 +108,6 @@ def check_seeds(seeds) -> list[int]:
     if not 1 <= len(set(seeds)) <= MAX_SEEDS:
         raise ConfigError(f"a grid needs 1 to {MAX_SEEDS} seeds, got {len(set(seeds))}.")
     return sorted({int(s) for s in seeds})
-
-
-def check_workers(workers) -> int:
-    """The number of parallel tasks, once it is an integer of at least 1."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"workers must be a whole number of at least 1, got {workers!r}.")
-    return workers
 
 
 def synthetic_configs(duration_s: float = SYNTHETIC_DURATION_S, names: list[str] | None = None) -> dict:
@@ -625,7 +618,11 @@ def reproduce(out: str | os.PathLike, *, recipes: list[str], seeds: list[int], s
         if scheduler is None:
             threads, device = check_threads(threads_per_worker, workers), check_device(device)
         else:  # the cluster's workers have their own cores and GPUs
-            threads, device = check_threads(threads_per_worker, 1), check_device_text(device)
+            if threads_per_worker == SHARE:
+                raise ConfigError("--threads-per-worker share divides this machine's cores, not the cluster's; "
+                                  "with --scheduler give a number (docs/cluster.md: the workers' limits).",
+                                  setting="threads_per_worker")
+            threads, device = check_threads(threads_per_worker, 1, cores=None), check_device_text(device)
     if not sessions:
         raise ConfigError("a grid needs at least one session.")
     out = Path(out)

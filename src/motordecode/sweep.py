@@ -29,7 +29,7 @@ from motordecode.fileio import atomic_write_path
 from motordecode.notices import collecting
 from motordecode.provenance import describe, summary
 from motordecode.recipes import get_recipe, override
-from motordecode.workers import check_device, check_threads, local_pool
+from motordecode.workers import check_device, check_threads, check_workers, local_pool
 
 DEFAULT_GRID = ((50, 2), (50, 5), (50, 10), (100, 2), (100, 5), (100, 10), (150, 5), (150, 10), (200, 5), (200, 10))
 DEFAULT_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -88,7 +88,7 @@ def run_sweep(kind: str, data: str | os.PathLike, out: str | os.PathLike, *, see
     """Train every (point, seed) in ``workers`` processes of ``threads_per_worker`` threads (1, or
     "share") on ``device`` ("auto", "cpu", "cuda": worker k on GPU k mod n_gpus, "cuda:N"; see
     :mod:`motordecode.workers`); returns one summary row per point (mean and std over seeds)."""
-    workers = max(1, workers)
+    workers = check_workers(workers)
     with collecting():  # the oversubscription warning, one line
         threads, device = check_threads(threads_per_worker, workers), check_device(device)
     if kind not in SWEEPS:

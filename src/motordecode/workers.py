@@ -54,10 +54,23 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def check_threads(threads, workers: int) -> int:
+def check_workers(workers) -> int:
+    """The number of parallel tasks, once it is an integer of at least 1."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be a whole number of at least 1, got {workers!r}.", setting="workers")
+    return workers
+
+
+def check_threads(threads, workers: int, cores: int | None = -1) -> int:
     """Each worker's thread count: ``threads`` (a whole number of at least 1, or "share" for
-    floor(cores / workers)); a warning when the workers' threads add up to more than the cores."""
-    cores = available_cores()
+    floor(cores / workers)); a warning when the workers' threads add up to more than the cores.
+    ``cores``: -1 (default) this process's cores; None: unknown here (a remote cluster's), no warning."""
+    if cores is None:
+        if threads == SHARE or isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ConfigError(f"threads per worker must be a whole number of at least 1, got {threads!r}.",
+                              setting="threads_per_worker")
+        return threads
+    cores = available_cores() if cores == -1 else cores
     if threads == SHARE:
         threads = max(1, cores // workers)
     elif isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
@@ -89,7 +102,7 @@ def check_device_text(spec) -> str:
     "cpu", "cuda" or "cuda:N" (each worker resolves it with :func:`worker_device`)."""
     text = str(spec).strip().lower()
     kind, colon, index = text.partition(":")
-    if text not in ("auto", "cpu", "cuda") and not (kind == "cuda" and colon and index.isdigit()):
+    if text not in ("auto", "cpu", "cuda") and not (kind == "cuda" and colon and index.isascii() and index.isdecimal()):
         raise ConfigError(f"device {spec!r}: unknown device; use auto, cpu, cuda or cuda:N.", setting="device")
     return text
 

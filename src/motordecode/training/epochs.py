@@ -97,7 +97,7 @@ def spare_core() -> bool:
     cores it may run on. A worker pinned to one thread cuts its batches in line, so that W workers
     keep W cores busy, not 1.13 W."""
     owned = os.environ.get(OWNED_CORES)
-    if owned is None or not owned.isdigit():
+    if owned is None or not (owned.isascii() and owned.isdecimal()):
         try:
             cores = len(os.sched_getaffinity(0))
         except (AttributeError, OSError):

@@ -17,8 +17,9 @@ training part). Labels are divided by their training std (the scale is folded in
 weights at the end). All randomness comes from the seed; both generators are checkpointed.
 
 On a GPU (``device``) the network and each batch live there: the windows are cut and dropped out on
-the CPU, the LIF loop runs as PyTorch operations (the fused numba kernels are the CPU's,
-:func:`~motordecode.decoders.rsnn.lif_kernels.usable`), validation runs on the device, and the
+the CPU, the LIF and readout loops run as the fused Triton kernels where Triton is installed, else as
+PyTorch operations (:func:`~motordecode.decoders.rsnn.loops.choose`; the fused numba kernels are the
+CPU's), validation runs on the device, and the
 finished network comes back on the CPU before its float16 conversion.
 """
 
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from motordecode.decoders.rsnn import loops
 from motordecode.decoders.rsnn.lif import fluctuation_driven_init
 from motordecode.errors import ConfigError
 from motordecode.metrics.r2 import r2_score
@@ -61,6 +63,7 @@ class SpikingEpochs(EpochTrainer):
     def __init__(self, recipe, step_ms: float, *, seed: int, run_dir, progress: bool, threads: int | None,
                  initial: dict | None = None, device="auto"):
         super().__init__(recipe, seed, run_dir, progress, threads, initial, device)
+        loops.requested()  # a bad MOTORDECODE_LIF_PATH is refused before any data is read
         self.dt_ms = step_ms
         self.length = samples_in(recipe.window_ms, step_ms)
         self.stride = samples_in(recipe.stride_ms, step_ms)
