@@ -36,7 +36,7 @@ in stream order, with no BLAS and no PyTorch kernel (exp and tanh from the C mat
 numbers do not depend on PyTorch's choice of vector kernels or on the number of threads. Only the nonzero deltas cost products in the forward pass
 (weights transposed: one row per delta) and in the weight gradients.
 
-Used when every tensor is on the CPU in float32 or float64 (``lif_kernels.usable``); elsewhere
+Used when every tensor is on the CPU in float32 or float64 (``numba_tensors.usable``); elsewhere
 (CUDA) :func:`chunk_loss` and :func:`predict` run the model's PyTorch loop, which autograd
 differentiates. ``tests/test_delta_kernels.py`` holds the two to each other.
 """
@@ -53,7 +53,7 @@ from numba import njit, prange
 
 from motordecode.decoders.delta.cell import DeltaState
 from motordecode.decoders.delta.model import DeltaNetState
-from motordecode.decoders.rsnn.lif_kernels import arrays, usable
+from motordecode.decoders.numba_tensors import arrays, torch_threads_kept, usable
 
 _choice = threading.local()
 
@@ -68,19 +68,6 @@ def torch_loop():
         yield
     finally:
         _choice.torch = previous
-
-
-@contextlib.contextmanager
-def _torch_threads_kept():
-    """Keep PyTorch's thread count across a kernel call: numba's OpenMP layer sets the OpenMP thread
-    count that PyTorch reads as its own (after a first parallel kernel, ``torch.get_num_threads()``
-    reports numba's pool size, and PyTorch's later operations run on that many threads)."""
-    threads = torch.get_num_threads()
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
 
 
 def _fused(model, *tensors: torch.Tensor) -> bool:
@@ -323,7 +310,7 @@ def _run_forward(x, labels, penalty, thresholds, xr0, ur0, h0, hr0, m0, w_u, b_u
     sums = np.zeros((batch, 4))
     theta = tuple(_scalar(x, value) for value in (*thresholds, 1.0))
     b_rz = b_ih[:2 * hidden] + b_hh[:2 * hidden]
-    with _torch_threads_kept():
+    with torch_threads_kept():
         chunk_forward(*arrays(x, labels, xr0, ur0, h0, hr0, m0, w_u.t(), b_u, w_ih.t(), w_hh.t(), b_rz,
                               b_ih[2 * hidden:], b_hh[2 * hidden:], w_y, b_y, y_scale, y_shift), *theta,
                       ys.numpy(), *(t.numpy() for t in ends), *(t.numpy() for t in history), sums)
@@ -361,7 +348,7 @@ class DeltaChunk(torch.autograd.Function):
         parts = [np.zeros((batch, *shape)) for shape in ((hidden, channels), (hidden,), (hidden, 3 * hidden),
                                                          (hidden, 3 * hidden), (4 * hidden,), (outputs, hidden),
                                                          (outputs,))]
-        with _torch_threads_kept():
+        with torch_threads_kept():
             chunk_backward(*arrays(grad_y), coef_y, coef_delta, _scalar(ys, 1.0),
                            *arrays(labels, ys, y_scale, h0, w_ih, w_hh, w_y, xrs, *history), *parts)
         w_u, b_u, w_ih_t, w_hh_t, gates, g_w_y, g_b_y = (torch.from_numpy(_stream_sum(p)).to(ys.dtype) for p in parts)

@@ -16,26 +16,13 @@ The arrays are numpy views of the tensors (no copies); the callers allocate the 
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import torch
 from numba import njit, prange
 
+from motordecode.decoders.numba_tensors import arrays, usable  # noqa: F401 - the RSNN's callers use them from here
+
 _LOW32 = np.uint64(0xFFFFFFFF)
-
-
-def usable(*tensors: torch.Tensor) -> bool:
-    """True when the fused loops can run on these tensors (CPU, float32 or float64, one dtype)."""
-    dtype = tensors[0].dtype
-    return dtype in (torch.float32, torch.float64) and all(t.device.type == "cpu" and t.dtype == dtype
-                                                            for t in tensors)
-
-
-def arrays(*tensors: torch.Tensor):
-    """Contiguous numpy views (no gradient tracking) of CPU tensors; the parallel loops are set to
-    use as many threads as PyTorch (``torch.set_num_threads``)."""
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    return tuple(t.detach().contiguous().numpy() for t in tensors)
 
 
 def scalars(like: torch.Tensor, *values: float):
