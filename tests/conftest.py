@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
+import torch
 
 from motordecode.data.synthetic import SynthConfig, write_synthetic
 
@@ -44,3 +46,19 @@ def stevenson_file() -> Path:
         pytest.fail(f"the real recording {path} is missing: the tests need ../shared/data next to the repository "
                     "(or MOTORDECODE_SHARED pointing at shared/).")
     return path
+
+
+_START = {"torch_threads": torch.get_num_threads(), "sigint": signal.getsignal(signal.SIGINT)}
+
+
+@pytest.fixture(autouse=True)
+def _process_state_restored():
+    """Every test starts from the session's torch thread count and SIGINT handler. Libraries change
+    them behind a test's back (numba's OpenMP layer sets the thread count torch reads; a library's
+    worker start-up can leave SIGINT ignored), and a later test that compares a subprocess with
+    this process, or sends a subprocess SIGINT (which inherits an ignored SIGINT), would see it."""
+    yield
+    if torch.get_num_threads() != _START["torch_threads"]:
+        torch.set_num_threads(_START["torch_threads"])
+    if signal.getsignal(signal.SIGINT) is not _START["sigint"]:
+        signal.signal(signal.SIGINT, _START["sigint"])

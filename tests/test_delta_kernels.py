@@ -27,8 +27,8 @@ from motordecode.recipes import get_recipe, override
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.mark.parametrize("dtype,penalty", CASES)
-@pytest.mark.parametrize("with_y_gradient", [False, True])
+@pytest.mark.parametrize("dtype,penalty,with_y_gradient",  # each dtype: the penalty off, then on with y's gradient
+                         [(dtype, penalty, penalty > 0) for dtype, penalty in CASES])
 def test_a_fused_chunk_equals_the_pytorch_loop(dtype, penalty, with_y_gradient):
     fused, counts = check(dtype, penalty, with_y_gradient)
     for name, (nonzero, total) in counts.items():  # the thresholds act: some deltas zero, some not
@@ -55,7 +55,7 @@ def test_the_fused_chunk_is_the_same_under_every_aten_cpu_capability():
     agree with the PyTorch loop, and the fused results are identical bit for bit (they use no
     PyTorch kernel)."""
     runs = {}
-    for capability in ("default", "avx512"):
+    for capability in ("default", "avx512"):  # two processes: a kernel set is chosen once per process
         env = {**os.environ, "ATEN_CPU_CAPABILITY": capability,
                "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
         done = subprocess.run([sys.executable, str(HERE / "delta_kernel_agreement.py")], capture_output=True,

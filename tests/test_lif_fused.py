@@ -22,8 +22,7 @@ SHAPES = {"tiny": (64, HEADS["tiny"]), "big": (100, HEADS["big"])}
 
 
 @needs_triton
-@pytest.mark.parametrize("dropout", [0.0, 0.3])
-@pytest.mark.parametrize("shape", sorted(SHAPES))
+@pytest.mark.parametrize("shape,dropout", [("tiny", 0.0), ("tiny", 0.3), ("big", 0.3)])  # big: dropout's masks too
 def test_triton_kernels_equal_the_pytorch_loop(monkeypatch, shape, dropout):
     hidden, heads = SHAPES[shape]
     model = active_rsnn(hidden, heads, dropout=dropout)
