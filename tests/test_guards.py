@@ -20,6 +20,15 @@ from motordecode.errors import ConfigError, DataFormatError
 from motordecode.pipeline import train_run
 from motordecode.training.epochs import STATE_FILE
 
+def terminal_job() -> None:
+    """In the child before it runs: SIGINT as a shell starts a job from a terminal (default handling,
+    not blocked), whatever this test process inherited from the libraries loaded before it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 GRU_SMALL = ["--set=epochs=1", "--set=finetune_epochs=0", "--set=batch_size=64", "--set=hidden=8",
              "--set=logvar_hidden=8"]
 
@@ -258,7 +267,7 @@ def test_ctrl_c_prints_the_epoch_reached_and_the_command_that_resumes(indy_file,
     out = tmp_path / "run"
     argv = ["train", "aegru", "--data", str(indy_file), "--out", str(out), *GRU_SMALL, "--set=epochs=500"]
     proc = subprocess.Popen([sys.executable, "-m", "motordecode", *argv], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, preexec_fn=terminal_job)
     for line in proc.stderr:
         if line.startswith("train 2/500: done"):
             break
