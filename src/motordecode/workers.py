@@ -35,7 +35,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from motordecode.errors import ConfigError
-from motordecode.training.epochs import OWNED_CORES
+from motordecode.training.epochs import OWNED_CORES, available_cores
 from motordecode.notices import warn
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
@@ -44,14 +44,6 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 SHARE = "share"
 GPU_RESOURCE = "GPU"  # the Dask resource a worker on a GPU declares and a GPU cell asks for
 _worker = {"index": None}  # this process's index in its local pool (set by the pool's bootstrap)
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, e.g. a batch job's share), else all of them."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def check_workers(workers) -> int:

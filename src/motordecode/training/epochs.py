@@ -91,19 +91,21 @@ def default_threads() -> int:
 OWNED_CORES = "MOTORDECODE_WORKER_CORES"  # set by motordecode.workers: the cores each pool worker owns
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a batch job's share), else all of them."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def spare_core() -> bool:
     """Whether this process owns a core beyond torch's threads, to cut the next batches on: a pool
     worker owns the cores its pool gave it (``MOTORDECODE_WORKER_CORES``), any other process the
     cores it may run on. A worker pinned to one thread cuts its batches in line, so that W workers
     keep W cores busy, not 1.13 W."""
-    owned = os.environ.get(OWNED_CORES)
-    if owned is None or not (owned.isascii() and owned.isdecimal()):
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            cores = os.cpu_count() or 1
-    else:
-        cores = int(owned)
+    owned = os.environ.get(OWNED_CORES, "")
+    cores = int(owned) if owned.isascii() and owned.isdecimal() else available_cores()
     return cores > torch.get_num_threads()
 
 
