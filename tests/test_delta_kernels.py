@@ -85,16 +85,21 @@ def _two_epochs(indy_file, penalty: float):
 @pytest.mark.parametrize("penalty", [0.0, 0.01])
 def test_two_epochs_on_the_fused_path_equal_the_pytorch_loop(indy_file, penalty):
     """Tolerances. The chunk gradients agree to float32 rounding (relative ~1e-7); 28 Adam steps carry
-    that into the weights (O(0.1), lr 2e-3) and the losses: weights within 1e-5 absolute, epoch
-    losses within 1e-5 relative. Validation R2 within 1e-3: it streams ~2,400 thresholded steps, and
+    that into the weights (O(0.1), lr 2e-3) and the losses: without the penalty, weights within 1e-5
+    absolute and epoch losses within 1e-5 relative (seen: 4.2e-6 under ATEN_CPU_CAPABILITY=default,
+    1.5e-6 with AVX2/AVX-512). With the penalty, whose gradient sign(D) jumps where a delta crosses
+    its Theta, a crossing on one path only (the PyTorch loop's rounding depends on ATen's kernel
+    set) moves the paths further apart: weights within 5e-4 and losses within 5e-5 (seen under the
+    default kernels: 1.8e-4 and 1.3e-5). A wrong gradient drifts by up to 28 x lr = 0.056. Validation R2 within 1e-3: it streams ~2,400 thresholded steps, and
     a rounding difference that puts one change on the other side of its Theta flips that delta, which
     holds x^, u^ or h^ up to Theta apart until the next propagated change (seen: 3e-4 after epoch 1,
     4e-8 after epoch 2, with weights 1.5e-6 apart)."""
     fused, reference = _two_epochs(indy_file, penalty)
+    weights, losses = (5e-4, 5e-5) if penalty > 0 else (1e-5, 1e-5)
     for (name, a), b in zip(reference.model.state_dict().items(), fused.model.state_dict().values()):
-        torch.testing.assert_close(b, a, rtol=0, atol=1e-5, msg=lambda text, name=name: f"{name}: {text}")
+        torch.testing.assert_close(b, a, rtol=0, atol=weights, msg=lambda text, name=name: f"{name}: {text}")
     for ours, theirs in zip(fused.history, reference.history):
-        assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-5)
+        assert ours["loss"] == pytest.approx(theirs["loss"], rel=losses)
         assert ours["val_r2"] == pytest.approx(theirs["val_r2"], abs=1e-3)
     assert fused.val_r2 == pytest.approx(reference.val_r2, abs=1e-3)
     assert np.isfinite(fused.val_r2) and fused.history[-1]["val_r2"] != fused.history[0]["val_r2"]
